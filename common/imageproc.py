@@ -1,0 +1,64 @@
+"""Pre- and post-processing shared by the edge and the host (one copy, no twins).
+
+Resize policy
+-------------
+* Default: frames keep the source size. The edge pads the bottom and right edges (edge pixels
+  repeated) up to the model's multiple (8 for ``cae``); the wire message carries the original size and
+  the host crops the padding off, so the host shows exactly the source size.
+* ``--size WxH``: the edge first resizes every frame to W x H (area interpolation when shrinking,
+  bilinear when enlarging; the aspect ratio is the user's choice), then pads as above; the host shows
+  W x H.
+"""
+import cv2
+import numpy as np
+
+from nanolink.common.errors import NanolinkError
+
+
+def parse_size(text):
+    """'1008x1008' -> (1008, 1008) as (width, height); a clear error otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise NanolinkError('--size must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(text))
+    if not (8 <= w <= 16384 and 8 <= h <= 16384):
+        raise NanolinkError('--size {}: width and height must be between 8 and 16384'.format(text))
+    return w, h
+
+
+def as_bgr(frame):
+    """Camera frames may be grey or BGRA: return 3-channel uint8 BGR."""
+    if frame.dtype != np.uint8:
+        raise NanolinkError('frames must be 8-bit, got {}'.format(frame.dtype))
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+def prepare(frame, multiple, size=None):
+    """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
+
+    size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
+    """
+    frame = as_bgr(frame)
+    if size is not None and (frame.shape[1], frame.shape[0]) != tuple(size):
+        shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
+        frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    h, w = frame.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    blob = cv2.dnn.blobFromImage(frame, scalefactor=1.0 / 255.0, swapRB=True)   # (1, 3, Hp, Wp) RGB
+    return blob, (h, w)
+
+
+def finish(image, size):
+    """Decoder output float (1, 3, Hp, Wp) RGB ~[0, 1] -> BGR uint8 (H, W, 3) cropped to size (H, W)."""
+    h, w = size
+    rgb = image[0, :, :h, :w]
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for c in range(3):      # RGB planes -> BGR interleaved, rounded and clipped
+        out[:, :, 2 - c] = np.clip(rgb[c] * 255.0 + 0.5, 0, 255)
+    return out

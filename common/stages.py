@@ -1,0 +1,104 @@
+"""Stage names, the per-frame stage clock, JSON-lines logs and the latency summary table.
+
+One set of names is used everywhere (code, logs, tables, the wire format):
+    edge: capture, preprocess, encode, gpu_to_cpu, serialise, send
+    host: receive, deserialise, decode, postprocess, display
+    end_to_end: host display done minus edge capture time (meaningful when both share a clock).
+Backends return from ``forward`` only after the device has finished (they synchronise), so a stage's
+clock never stops on queued GPU work.
+"""
+import json
+import math
+import time
+
+EDGE_STAGES = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'serialise', 'send')
+HOST_STAGES = ('receive', 'deserialise', 'decode', 'postprocess', 'display')
+END_TO_END = 'end_to_end'
+ALL_STAGES = EDGE_STAGES + HOST_STAGES + (END_TO_END,)
+
+
+class StageClock(object):
+    """Times named stages of one frame in milliseconds.
+
+        clock = StageClock()
+        with clock('encode'):
+            ...
+        clock.ms  # {'encode': 3.1}
+    """
+
+    def __init__(self):
+        self.ms = {}
+        self._name = None
+        self._t0 = 0.0
+
+    def __call__(self, name):
+        if name not in ALL_STAGES:
+            raise ValueError('unknown stage "{}", should be one of {}'.format(name, ALL_STAGES))
+        self._name = name
+        return self
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.ms[self._name] = (time.perf_counter() - self._t0) * 1000.0
+        return False
+
+
+class JsonlLog(object):
+    """Writes one JSON object per line; ``None`` path makes every call a no-op."""
+
+    def __init__(self, path):
+        self._f = open(path, 'w', buffering=1) if path else None
+
+    def write(self, record):
+        if self._f is not None:
+            self._f.write(json.dumps(record, separators=(',', ':')) + '\n')
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def percentile(values, q):
+    """Linear-interpolated percentile (q in [0, 100]) of a non-empty sequence."""
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100.0
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def summarise(stage_samples):
+    """{stage: [ms, ...]} -> {stage: {median_ms, min_ms, max_ms, p5_ms, p95_ms, n}} in ALL_STAGES order."""
+    out = {}
+    for name in ALL_STAGES:
+        vals = stage_samples.get(name)
+        if vals:
+            out[name] = {'median_ms': percentile(vals, 50), 'min_ms': min(vals), 'max_ms': max(vals),
+                         'p5_ms': percentile(vals, 5), 'p95_ms': percentile(vals, 95), 'n': len(vals)}
+    return out
+
+
+def format_table(summary, title=''):
+    """The per-stage latency table as text: median and min-max of each stage in milliseconds."""
+    lines = [title] if title else []
+    lines.append('{:<12} {:>9} {:>19} {:>6}'.format('stage', 'median ms', 'min-max ms', 'n'))
+    for name, s in summary.items():
+        where = 'edge' if name in EDGE_STAGES else ('host' if name in HOST_STAGES else 'both')
+        lines.append('{:<12} {:>9.2f} {:>9.2f}-{:<9.2f} {:>6}   {}'.format(
+            name, s['median_ms'], s['min_ms'], s['max_ms'], s['n'], where))
+    return '\n'.join(lines)

@@ -1,0 +1,226 @@
+"""nanolink wire format, version 1: one msgpack map per video frame, in one ZeroMQ frame.
+
+No pickle, ever: msgpack carries only maps, strings, integers, floats and byte strings, so a message
+from the network can never run code. One frame per message (no multipart) keeps ZeroMQ's CONFLATE /
+latest-frame mode possible.
+
+Byte by byte
+------------
+A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order::
+
+    offset  bytes                          meaning
+    0       0x8b                           fixmap, 11 entries
+            0xa1 'v'        0x01           format version: positive fixint 1
+            0xa6 'stream'   str            stream id: fixstr 0xa0|n or str8 0xd9 n, UTF-8, 1..64 chars
+                                           of [A-Za-z0-9_.:-]
+            0xa3 'seq'      uint           sequence number per stream: fixint / 0xcc u8 / 0xcd u16 /
+                                           0xce u32 / 0xcf u64, big-endian, 0 .. 2**63-1
+            0xa5 't_cap'    0xcb f64       capture time, Unix seconds, IEEE 754 big-endian, finite > 0
+            0xa5 'model'    str            model name (e.g. "cae"), must be one the receiver knows
+            0xa2 'fp'       str            weights fingerprint: 16 lowercase hex chars (first 64 bits of
+                                           the SHA-256 of the weights); the receiver must hold a decoder
+                                           with the same fingerprint
+            0xa5 'dtype'    str            payload coding; "bits": binary features bit-packed (below)
+            0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
+                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 4096
+            0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs;
+                                           h * stride - multiple < H <= h * stride, likewise W (the
+                                           sender padded the frame to the model's multiple; the host
+                                           crops the padding off)
+            0xa7 'payload'  bin            0xc4 n8 / 0xc5 n16 / 0xc6 n32, then the bytes (below)
+            0xa6 'stages'   map            fixmap: sender stage name -> f64 milliseconds, names from
+                                           nanolink.common.stages.EDGE_STAGES, finite, 0 <= ms < 1e6.
+                                           capture, preprocess, encode, gpu_to_cpu are this frame's;
+                                           serialise and send are the previous frame's (a message cannot
+                                           carry the time taken to build or send itself) and are absent
+                                           from a stream's first message.
+
+Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flattened in (y, x, c) order
+(channel fastest) and packed 8 bits per byte, first bit in the most significant bit, the last byte
+zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
+C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
+
+A receiver validates every field (types, ranges, lengths, known version, model and fingerprint) and
+raises WireError with a reason; it never trusts a length or shape it has not checked.
+"""
+import math
+import re
+
+import msgpack
+import numpy as np
+
+from nanolink.common.stages import EDGE_STAGES
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the receiving socket
+MAX_CODE_SIDE = 4096
+MAX_FRAME_SIDE = 16384
+DTYPES = ('bits',)
+FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
+_STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')
+_FP_RE = re.compile(r'^[0-9a-f]{16}$')
+
+
+class WireError(ValueError):
+    """A message that must be rejected; ``reason`` says why, ``stream`` names the sender if known."""
+
+    def __init__(self, reason, stream=None):
+        ValueError.__init__(self, reason)
+        self.reason = reason
+        self.stream = stream
+
+
+class Frame(object):
+    """One decoded, validated message (the fields of the table above)."""
+
+    __slots__ = FIELDS
+
+    def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION):
+        self.v, self.stream, self.seq, self.t_cap = v, stream, seq, t_cap
+        self.model, self.fp, self.dtype = model, fp, dtype
+        self.shape, self.size, self.payload, self.stages = tuple(shape), tuple(size), payload, stages
+
+    def __repr__(self):
+        return 'Frame(stream={!r}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
+            self.stream, self.seq, self.model, self.shape, self.size, len(self.payload))
+
+
+def check_stream_id(stream):
+    if not isinstance(stream, str) or not _STREAM_RE.match(stream):
+        raise WireError('stream id must be 1-64 characters of A-Z a-z 0-9 _ . : -, got {!r}'.format(stream))
+    return stream
+
+
+def payload_length(shape):
+    c, h, w = shape
+    return (c * h * w + 7) // 8
+
+
+def pack_bits(bits):
+    """(C, h, w) array of {0, 1} -> packed payload bytes (the reference packing of the format)."""
+    return np.packbits(np.asarray(bits, dtype=np.uint8).transpose(1, 2, 0), axis=None).tobytes()
+
+
+def unpack_bits(payload, shape):
+    """Packed payload -> (C, h, w) uint8 array of {0, 1}."""
+    c, h, w = shape
+    flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=c * h * w)
+    return flat.reshape(h, w, c).transpose(2, 0, 1)
+
+
+def pack(frame):
+    """Frame -> message bytes. The sender's fields are checked as strictly as the receiver checks them."""
+    _check(frame, models=None)
+    stages = {}
+    for k, ms in frame.stages.items():
+        stages[k] = float(ms)
+    return msgpack.packb({
+        'v': VERSION, 'stream': frame.stream, 'seq': int(frame.seq), 't_cap': float(frame.t_cap),
+        'model': frame.model, 'fp': frame.fp, 'dtype': frame.dtype,
+        'shape': [int(x) for x in frame.shape], 'size': [int(x) for x in frame.size],
+        'payload': frame.payload, 'stages': stages,
+    }, use_bin_type=True)
+
+
+def _no_ext(code, data):
+    raise WireError('msgpack extension types are not allowed (ext type {})'.format(code))
+
+
+def unpack(data, models):
+    """Message bytes -> validated Frame, or WireError.
+
+    models: {name: {fingerprint: spec}} of what this receiver can decode, where a spec has ``channels``,
+    ``stride`` and ``multiple`` attributes (nanolink.common.zoo.ModelInfo).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError('message must be bytes, got {}'.format(type(data).__name__))
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise WireError('message of {} bytes exceeds the {} byte limit'.format(len(data), MAX_MESSAGE_BYTES))
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True,
+                              ext_hook=_no_ext, max_str_len=1024, max_bin_len=MAX_MESSAGE_BYTES,
+                              max_array_len=16, max_map_len=64, max_ext_len=0)
+    except WireError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
+        raise WireError('not a msgpack message: {}: {}'.format(type(e).__name__, str(e)[:120]))
+    if not isinstance(obj, dict):
+        raise WireError('message must be a msgpack map, got {}'.format(type(obj).__name__))
+    stream = obj.get('stream') if isinstance(obj.get('stream'), str) else None
+    stream = stream if stream is not None and _STREAM_RE.match(stream) else None
+    missing = [k for k in FIELDS if k not in obj]
+    if missing:
+        raise WireError('missing field(s) {}'.format(', '.join(missing)), stream)
+    extra = sorted(str(k) for k in obj if k not in FIELDS)
+    if extra:
+        raise WireError('unknown field(s) {}'.format(', '.join(extra)[:200]), stream)
+    if type(obj['v']) is not int or obj['v'] != VERSION:
+        raise WireError('unsupported format version {!r}, this receiver speaks version {}'.format(
+            obj['v'], VERSION), stream)
+    frame = Frame(stream=obj['stream'], seq=obj['seq'], t_cap=obj['t_cap'], model=obj['model'], fp=obj['fp'],
+                  shape=_uint_list(obj['shape'], 3, 'shape', stream), size=_uint_list(obj['size'], 2, 'size', stream),
+                  payload=obj['payload'], stages=obj['stages'], dtype=obj['dtype'])
+    _check(frame, models)
+    return frame
+
+
+def _uint_list(value, n, name, stream):
+    if not isinstance(value, list) or len(value) != n or any(type(x) is not int for x in value):
+        raise WireError('{} must be a list of {} integers, got {!r}'.format(name, n, value)[:200], stream)
+    return value
+
+
+def _check(f, models):
+    """Validate every field of a Frame; models=None skips the receiver's model registry check."""
+    s = f.stream if isinstance(f.stream, str) and _STREAM_RE.match(f.stream) else None
+    try:
+        check_stream_id(f.stream)
+    except WireError as e:
+        raise WireError(e.reason, None)
+    if type(f.seq) is not int or not 0 <= f.seq < 2 ** 63:
+        raise WireError('seq must be an integer in [0, 2**63), got {!r}'.format(f.seq), s)
+    if type(f.t_cap) is not float or not math.isfinite(f.t_cap) or f.t_cap <= 0:
+        raise WireError('t_cap must be a finite float > 0 (Unix seconds), got {!r}'.format(f.t_cap), s)
+    if not isinstance(f.model, str) or not 1 <= len(f.model) <= 64:
+        raise WireError('model must be a name of 1-64 characters, got {!r}'.format(f.model)[:200], s)
+    if not isinstance(f.fp, str) or not _FP_RE.match(f.fp):
+        raise WireError('fp must be 16 lowercase hex characters, got {!r}'.format(f.fp)[:200], s)
+    if f.dtype not in DTYPES:
+        raise WireError('dtype must be one of {}, got {!r}'.format(DTYPES, f.dtype)[:200], s)
+    if len(f.shape) != 3 or any(type(x) is not int for x in f.shape):
+        raise WireError('shape must be 3 integers [C, h, w], got {!r}'.format(f.shape), s)
+    c, h, w = f.shape
+    if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
+        raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
+            list(f.shape), MAX_CODE_SIDE), s)
+    if len(f.size) != 2 or any(type(x) is not int for x in f.size):
+        raise WireError('size must be 2 integers [H, W], got {!r}'.format(f.size), s)
+    if not all(1 <= x <= MAX_FRAME_SIDE for x in f.size):
+        raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s)
+    if not isinstance(f.payload, (bytes, bytearray)):
+        raise WireError('payload must be binary (msgpack bin), got {}'.format(type(f.payload).__name__), s)
+    if len(f.payload) != payload_length(f.shape):
+        raise WireError('payload is {} bytes but shape {} implies {}'.format(
+            len(f.payload), list(f.shape), payload_length(f.shape)), s)
+    if not isinstance(f.stages, dict):
+        raise WireError('stages must be a map of stage name to milliseconds', s)
+    for k, ms in f.stages.items():
+        if k not in EDGE_STAGES:
+            raise WireError('unknown sender stage {!r}'.format(k)[:200], s)
+        if type(ms) not in (float, int) or not (math.isfinite(ms) and 0 <= ms < 1e6):
+            raise WireError('stage {} must be finite milliseconds in [0, 1e6), got {!r}'.format(k, ms), s)
+    if models is None:
+        return
+    if f.model not in models:
+        raise WireError('unknown model {!r}; this receiver decodes {}'.format(f.model, sorted(models))[:200], s)
+    spec = models[f.model].get(f.fp)
+    if spec is None:
+        raise WireError('model {} with fingerprint {} is not loaded here (have {}): the sender and the receiver '
+                        'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s)
+    if c > spec.channels:
+        raise WireError('shape {} has {} channels but model {} has {}'.format(
+            list(f.shape), c, f.model, spec.channels), s)
+    for side, n in zip(f.size, (h, w)):
+        if not n * spec.stride - spec.multiple < side <= n * spec.stride:
+            raise WireError('size {} does not fit code shape {} at stride {} (padding to a multiple of {})'.format(
+                list(f.size), list(f.shape), spec.stride, spec.multiple), s)
