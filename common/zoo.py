@@ -1,0 +1,86 @@
+"""Model manifests and the bundled weights.
+
+Each bundled model lives in ``nanolink/common/weights/<name>/`` with a ``manifest.json`` written by
+``nanolink-export``: architecture arguments, rate points, training data and steps, measured metrics,
+the files (one ONNX encoder per rate point, one ONNX decoder, the torch checkpoint) and the weights
+fingerprint that every wire message carries. Exported ONNX files also carry the manifest's identity in
+their metadata (key ``nanolink``), so ``--engine some.onnx`` knows which model it runs.
+"""
+import json
+import os
+
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+from nanolink.common.errors import NanolinkError
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample')
+METADATA_KEY = 'nanolink'
+
+
+@dataclass
+class ModelInfo:
+    name: str                      # model name on the wire ("cae")
+    fingerprint: str               # 16 hex chars, SHA-256 of the weights
+    stride: int                    # frame side / code side
+    multiple: int                  # frames are padded to a multiple of this
+    channels: int                  # binary channels of the full code
+    rate_points: Tuple[int, ...]   # channel counts the decoder was trained for
+    default_channels: int          # channels edge-sender sends unless told otherwise
+    dtype: str = 'bits'            # payload coding on the wire
+    encoders: Dict[int, str] = field(default_factory=dict)   # channels -> ONNX encoder path
+    decoder: str = ''              # ONNX decoder path
+    torch: str = ''                # torch checkpoint path
+    manifest: dict = field(default_factory=dict)             # the whole manifest.json
+
+    def bpp(self, channels):
+        """Bits per pixel of the code before wire overhead."""
+        return channels / float(self.stride ** 2)
+
+
+def load_manifest(path):
+    """Read a manifest.json (or the folder holding one) into a ModelInfo with absolute file paths."""
+    if os.path.isdir(path):
+        path = os.path.join(path, 'manifest.json')
+    if not os.path.isfile(path):
+        raise NanolinkError('no model manifest at {}: export one with nanolink-export'.format(path))
+    with open(path) as f:
+        m = json.load(f)
+    d = os.path.dirname(os.path.abspath(path))
+    files = m.get('files', {})
+    return ModelInfo(
+        name=m['name'], fingerprint=m['fingerprint'], stride=m['stride'], multiple=m['multiple'],
+        channels=m['channels'], rate_points=tuple(m['rate_points']), default_channels=m['default_channels'],
+        dtype=m.get('dtype', 'bits'),
+        encoders={int(k): os.path.join(d, v) for k, v in files.get('encoders', {}).items()},
+        decoder=os.path.join(d, files['decoder']) if files.get('decoder') else '',
+        torch=os.path.join(d, files['torch']) if files.get('torch') else '',
+        manifest=m)
+
+
+def bundled_models():
+    """{name: ModelInfo} of every model shipped in the package."""
+    out = {}
+    if os.path.isdir(WEIGHTS_DIR):
+        for name in sorted(os.listdir(WEIGHTS_DIR)):
+            if os.path.isfile(os.path.join(WEIGHTS_DIR, name, 'manifest.json')):
+                out[name] = load_manifest(os.path.join(WEIGHTS_DIR, name))
+    return out
+
+
+def bundled_model(name):
+    models = bundled_models()
+    if name not in models:
+        raise NanolinkError('no bundled model "{}"; bundled models: {}'.format(name, ', '.join(models) or 'none'))
+    return models[name]
+
+
+def info_from_metadata(meta, source):
+    """ModelInfo-like identity of an exported encoder from its ``nanolink`` metadata JSON."""
+    if METADATA_KEY not in meta:
+        raise NanolinkError('{} carries no nanolink metadata: export encoders with nanolink-export'.format(source))
+    m = json.loads(meta[METADATA_KEY])
+    return ModelInfo(name=m['name'], fingerprint=m['fingerprint'], stride=m['stride'], multiple=m['multiple'],
+                     channels=m['channels'], rate_points=tuple(m['rate_points']),
+                     default_channels=m['code_channels'], dtype=m.get('dtype', 'bits'), manifest=m)
