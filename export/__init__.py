@@ -1,0 +1,1 @@
+"""nanolink.export: everything that needs torch (models, training, evaluation, ONNX export)."""

@@ -1,0 +1,260 @@
+"""Train a nanolink codec on a folder of images (``nanolink-train``).
+
+    nanolink-train --model cae --data ../shared/data/train --val ../shared/data/kodak \
+        --steps 40000 --out runs/cae            # resumes from runs/cae/last.pt if it exists
+
+Loss: alpha * (1 - MS-SSIM) + (1 - alpha) * L1 (Zhao et al. 2017 mix; alpha=1 is pure MS-SSIM,
+``--l2`` swaps L1 for MSE). The decoder is trained with random truncation of the code to one of the
+model's rate points so that the first k channels decode on their own. The binariser is stochastic for
+the first ``--stochastic-frac`` of the steps, then deterministic (as at inference).
+
+Every ``--val-every`` steps the model is evaluated on the validation folder (PSNR on rounded 8-bit RGB and
+MS-SSIM at each rate point) and the code's health is logged: share of bits that a stochastic draw flips
+relative to the deterministic code (near 0 = saturated codes) and per-channel bit balance (a channel
+stuck at 0 or 1 carries nothing). Rows go to ``val.csv`` / ``val.jsonl`` and ``curve.png``.
+"""
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim
+from tqdm import tqdm
+
+from nanolink.export.models import MODELS, build_model
+
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.ppm', '.webp')
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = 'cae'
+    data: str = '../shared/data/train'   # folder of training images (searched recursively)
+    val: str = '../shared/data/kodak'    # validation folder ('' disables validation)
+    out: str = 'runs/cae'                # checkpoints, logs and plots
+    steps: int = 40000                   # optimiser steps in total
+    batch: int = 8
+    crop: int = 192                      # training crop side (MS-SSIM needs > 160)
+    lr: float = 1e-3                     # peak learning rate (cosine decay to lr / 50)
+    alpha: float = 0.84                  # weight of (1 - MS-SSIM) in the loss
+    l2: bool = False                     # mix MSE instead of L1
+    stochastic_frac: float = 0.7         # share of steps with the stochastic binariser
+    min_scale: float = 0.6               # random downscale of the source before cropping
+    val_every: int = 2000
+    ckpt_every: int = 500
+    seed: int = 0
+    threads: int = 2
+
+
+def list_images(folder):
+    if not os.path.isdir(folder):
+        raise SystemExit('nanolink-train: image folder "{}" does not exist; pass --data/--val with a folder '
+                         'of images (PNG/JPEG/TIFF)'.format(folder))
+    paths = []
+    for root, _, files in os.walk(folder):
+        paths += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTS)]
+    if not paths:
+        raise SystemExit('nanolink-train: no images in "{}"'.format(folder))
+    return sorted(paths)
+
+
+def load_rgb(path):
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit('nanolink-train: cannot read image "{}"'.format(path))
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class CropSampler:
+    """Random crops with random downscale and flips from images held in memory."""
+
+    def __init__(self, images, crop, min_scale, rng):
+        self.images = [im for im in images if min(im.shape[:2]) >= crop]
+        if not self.images:
+            raise SystemExit('nanolink-train: no training image is at least {0}x{0}'.format(crop))
+        self.crop, self.min_scale, self.rng = crop, min_scale, rng
+
+    def sample(self):
+        im = self.images[self.rng.randrange(len(self.images))]
+        h, w = im.shape[:2]
+        max_side = min(h, w)
+        scale = self.rng.uniform(self.min_scale, 1.0)
+        side = min(max_side, int(round(self.crop / scale)))
+        y, x = self.rng.randrange(h - side + 1), self.rng.randrange(w - side + 1)
+        patch = im[y:y + side, x:x + side]
+        if side != self.crop:
+            patch = cv2.resize(patch, (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        if self.rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if self.rng.random() < 0.5:
+            patch = patch[::-1]
+        return np.ascontiguousarray(patch)
+
+    def batch(self, n):
+        arr = np.stack([self.sample() for _ in range(n)])           # (B, S, S, 3) uint8
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
+
+
+def psnr_8bit(x, x_hat):
+    """PSNR in dB of 8-bit rounded RGB; x, x_hat float in [0, 1] (x_hat is clamped and rounded)."""
+    a = torch.round(x * 255.0)
+    b = torch.round(x_hat.clamp(0, 1) * 255.0)
+    mse = torch.mean((a - b) ** 2).item()
+    return float('inf') if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def pad_to(x, multiple):
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph), mode='replicate') if (ph or pw) else x
+
+
+@torch.no_grad()
+def validate(model, images):
+    """Mean PSNR / MS-SSIM per rate point over the validation images, plus code health."""
+    model.eval()
+    c = model.config
+    rows = {k: {'psnr': [], 'ms_ssim': []} for k in c.rate_points}
+    flips, balance = [], []
+    for im in images:
+        x = torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0
+        h, w = x.shape[-2:]
+        xp = pad_to(x, model.multiple)
+        y = model.analysis(xp)
+        bits = torch.where(y > 0, 1.0, -1.0)
+        flips.append(((torch.rand_like(y) < (1 + y) / 2).float() * 2 - 1 != bits).float().mean().item())
+        balance.append((bits > 0).float().mean(dim=(0, 2, 3)))
+        for k in c.rate_points:
+            s = bits.clone()
+            s[:, k:] = 0
+            x_hat = model.decode_symbols(s)[..., :h, :w].clamp(0, 1)
+            rows[k]['psnr'].append(psnr_8bit(x, x_hat))
+            rows[k]['ms_ssim'].append(ms_ssim(torch.round(x * 255), torch.round(x_hat * 255), data_range=255).item())
+    model.train()
+    bal = torch.stack(balance).mean(0)
+    out = {'flip_share': float(np.mean(flips)), 'balance_min': bal.min().item(), 'balance_max': bal.max().item()}
+    for k in c.rate_points:
+        out['psnr_k{}'.format(k)] = float(np.mean(rows[k]['psnr']))
+        out['msssim_k{}'.format(k)] = float(np.mean(rows[k]['ms_ssim']))
+    return out
+
+
+def plot_curve(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [r['step'] for r in rows]
+    for key in sorted(k for k in rows[0] if k.startswith('psnr_k')):
+        a.plot(steps, [r[key] for r in rows], label=key.replace('psnr_', ''))
+    a.set_xlabel('step'); a.set_ylabel('validation PSNR (dB)'); a.legend(); a.grid(alpha=.3)
+    b.plot(steps, [r['train_loss'] for r in rows], label='train loss')
+    b.plot(steps, [r['flip_share'] for r in rows], label='flip share')
+    b.set_xlabel('step'); b.legend(); b.grid(alpha=.3)
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def save_checkpoint(path, model, opt, step, rng, cfg):
+    tmp = path + '.tmp'
+    torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'step': step,
+                'model_name': model.model_name, 'model_config': dataclasses.asdict(model.config),
+                'train_config': dataclasses.asdict(cfg), 'py_rng': rng.getstate(),
+                'torch_rng': torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg):
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = random.Random(cfg.seed)
+    os.makedirs(cfg.out, exist_ok=True)
+    model = build_model(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ckpt_path = os.path.join(cfg.out, 'last.pt')
+    step = 0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+        model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
+        step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
+        print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
+    sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
+    val_images = [load_rgb(p) for p in list_images(cfg.val)] if cfg.val else []
+    rates = torch.tensor(model.config.rate_points)
+    log_rows = []
+    jsonl = os.path.join(cfg.out, 'val.jsonl')
+    if os.path.exists(jsonl):
+        with open(jsonl) as f:
+            log_rows = [json.loads(line) for line in f if line.strip()]
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc='train ' + cfg.model, mininterval=30)
+    loss_avg = None
+    while step < cfg.steps:
+        lr = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        for g in opt.param_groups:
+            g['lr'] = lr
+        x = sampler.batch(cfg.batch)
+        keep = rates[torch.randint(len(rates), (cfg.batch,))]
+        out = model(x, keep=keep, stochastic=step < cfg.stochastic_frac * cfg.steps)
+        x_hat = out['x_hat']
+        dist = F.mse_loss(x_hat, x) if cfg.l2 else F.l1_loss(x_hat, x)
+        loss = cfg.alpha * (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0)) + (1 - cfg.alpha) * dist
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss='{:.4f}'.format(loss_avg), lr='{:.1e}'.format(lr), refresh=False)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save_checkpoint(ckpt_path, model, opt, step, rng, cfg)
+        if val_images and (step % cfg.val_every == 0 or step == cfg.steps):
+            row = {'step': step, 'time': time.time(), 'train_loss': loss_avg, 'lr': lr}
+            row.update(validate(model, val_images))
+            log_rows.append(row)
+            with open(jsonl, 'a') as f:
+                f.write(json.dumps(row) + '\n')
+            with open(os.path.join(cfg.out, 'val.csv'), 'w', newline='') as f:
+                wr = csv.DictWriter(f, fieldnames=list(log_rows[-1]))
+                wr.writeheader(); wr.writerows(log_rows)
+            plot_curve(log_rows, os.path.join(cfg.out, 'curve.png'))
+            tqdm.write(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
+    bar.close()
+    return model
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog='nanolink-train', description=__doc__.split('\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = TrainConfig()
+    p.add_argument('--model', default=d.model, choices=sorted(MODELS))
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == 'model':
+            continue
+        flag = '--' + f.name.replace('_', '-')
+        if f.type is bool or isinstance(f.default, bool):
+            p.add_argument(flag, action='store_true', default=f.default)
+        else:
+            p.add_argument(flag, type=type(f.default), default=f.default)
+    args = p.parse_args(argv)
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    if cfg.crop <= 160:
+        raise SystemExit('nanolink-train: --crop must be > 160 for 5-scale MS-SSIM, got {}'.format(cfg.crop))
+    train(cfg)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
