@@ -1,0 +1,177 @@
+"""edge-sender: capture frames, encode them with a learned encoder, send them to a host-receiver.
+
+    edge-sender --camera csi://0 --engine cae.trt --connect tcp://192.168.1.10:5555
+    edge-sender --camera clip.mp4 --model cae --frames 200 --log edge.jsonl
+    edge-sender --camera synthetic --fps 30
+
+Exit status: 0 when the source ended or --frames were sent (or on Ctrl-C), 1 when something is missing
+(camera, file, TensorRT, ...: one line says what and what to do), 2 for bad arguments.
+"""
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from nanolink.common import wire
+from nanolink.common.backends import check_device_name
+from nanolink.common.codec import EdgeEncoder
+from nanolink.common.errors import NanolinkError
+from nanolink.common.imageproc import parse_size
+from nanolink.common.stages import EDGE_STAGES, JsonlLog, StageClock, format_table, summarise
+from nanolink.edge.sender import Sender
+from nanolink.edge.sources import open_source
+
+log = logging.getLogger('nanolink.edge')
+IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu')   # this frame's stages in its message
+
+
+@dataclass
+class EdgeConfig:
+    camera: str                              # --camera value (see nanolink.edge.sources)
+    engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
+    model: str = 'cae'                       # bundled model when no engine is given
+    channels: Optional[int] = None           # rate point (binary channels sent); None: model default
+    connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
+    size: Optional[Tuple[int, int]] = None   # (width, height) to resize frames to
+    frames: Optional[int] = None             # stop after this many frames
+    fps: Optional[float] = None              # pace sending at this rate
+    loop: bool = False                       # repeat files / folders
+    log: Optional[str] = None                # JSON-lines per-frame log
+    stream_id: str = 'edge'                  # names this stream at the host
+    device: str = 'cpu'                      # cpu or cuda
+    threads: int = 0                         # encoder threads (0: the runtime's default)
+    hwm: int = 64                            # frames queued while the host is away
+    send_timeout_ms: int = 1000              # then a frame is dropped
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='edge-sender', description=__doc__.split('\n')[0],
+                                epilog='Full reference: README.md, "CLI reference".')
+    p.add_argument('--camera', required=True, metavar='SRC',
+                   help='0 | csi://N | /dev/videoN | v4l2:///dev/videoN | video file | file://URI | image folder | '
+                        'synthetic[://WxH]')
+    p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
+                                                    '.pt (torch); default: the bundled --model')
+    p.add_argument('--model', default='cae', help='bundled model used without --engine (default: %(default)s)')
+    p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '
+                                                             'default: the model\'s default (8 = 0.5 bpp)')
+    p.add_argument('--connect', default='tcp://127.0.0.1:5555', metavar='tcp://HOST:PORT',
+                   help='host-receiver endpoint (default: %(default)s)')
+    p.add_argument('--size', metavar='WxH', help='resize frames to W x H first (default: keep the source size; '
+                                                 'padding to the model multiple is cropped off on the host)')
+    p.add_argument('--frames', type=int, metavar='N', help='stop after N frames')
+    p.add_argument('--fps', type=float, metavar='F', help='send at most F frames per second')
+    p.add_argument('--loop', action='store_true', help='repeat a video file or image folder')
+    p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
+    p.add_argument('--stream-id', default='edge', metavar='NAME', help='stream name (default: %(default)s)')
+    p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the encoder runs')
+    p.add_argument('--threads', type=int, default=0, help='encoder CPU threads (default: runtime default)')
+    p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
+    return p
+
+
+def config_from_args(args):
+    if args.frames is not None and args.frames < 1:
+        raise NanolinkError('--frames must be at least 1, got {}'.format(args.frames))
+    if args.fps is not None and not args.fps > 0:
+        raise NanolinkError('--fps must be > 0, got {}'.format(args.fps))
+    if args.channels is not None and args.channels < 1:
+        raise NanolinkError('--channels must be at least 1, got {}'.format(args.channels))
+    try:
+        wire.check_stream_id(args.stream_id)
+    except wire.WireError as e:
+        raise NanolinkError('--stream-id: ' + e.reason)
+    return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
+                      connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
+                      fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
+                      device=check_device_name(args.device), threads=args.threads)
+
+
+def run(cfg, stop=None, status_every_s=2.0):
+    """Stream until the source ends, cfg.frames are sent or ``stop`` (a threading.Event) is set.
+
+    Returns the summary dict {'frames', 'dropped', 'bytes', 'stages': {stage: [ms, ...]}}.
+    """
+    stop = stop or threading.Event()
+    encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads)
+    info = encoder.info
+    samples = {k: [] for k in EDGE_STAGES}
+    total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
+    with open_source(cfg.camera, cfg.loop) as source, Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms) as tx, \
+            JsonlLog(cfg.log) as jlog:
+        log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
+                 cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,
+                 encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
+        t0 = time.time()
+        while not stop.is_set() and (cfg.frames is None or seq < cfg.frames):
+            clock = StageClock()
+            with clock('capture'):
+                item = source.read()
+            if item is None:
+                log.info('end of %s after %d frames', source.description, seq)
+                break
+            frame, t_cap = item
+            with clock('preprocess'):
+                blob, size = encoder.preprocess(frame)
+            with clock('encode'):
+                out = encoder.backend.forward(blob)
+            with clock('gpu_to_cpu'):
+                payload, shape = encoder.fetch(out)
+            stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
+            stages.update(prev)
+            with clock('serialise'):
+                msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
+                                           fp=info.fingerprint, shape=shape, size=size, payload=payload,
+                                           stages=stages))
+            with clock('send'):
+                delivered = tx.send(msg)
+            if not delivered:
+                log.warning('frame %d dropped: the host did not take it within %d ms (is host-receiver running at '
+                            '%s?)', seq, cfg.send_timeout_ms, cfg.connect)
+            prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}
+            jlog.write({'seq': seq, 'stream': cfg.stream_id, 'bytes': len(msg), 'width': size[1],
+                        'height': size[0], 't_cap': t_cap, 'sent': delivered, 'stages': clock.ms})
+            for k, v in clock.ms.items():
+                samples[k].append(v)
+            total_bytes += len(msg)
+            seq += 1
+            now = time.time()
+            if status_every_s and now - t_status >= status_every_s:
+                log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', seq, (seq - n_status) / (now - t_status),
+                         len(msg) * 8.0 / (size[0] * size[1]), clock.ms['encode'])
+                t_status, n_status = now, seq
+            if cfg.fps:
+                delay = t0 + seq / cfg.fps - time.time()
+                if delay > 0:
+                    stop.wait(delay)
+        elapsed = time.time() - t0
+    return {'frames': seq, 'dropped': tx.dropped, 'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format='edge-sender: %(message)s', stream=sys.stderr)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        cfg = config_from_args(args)
+        result = run(cfg, stop, 0 if args.quiet else 2.0)
+    except NanolinkError as e:
+        print('edge-sender: error: {}'.format(e), file=sys.stderr)
+        return 1
+    n = result['frames']
+    print(format_table(summarise(result['stages']), 'edge-sender: {} frames in {:.2f} s ({:.1f} ms/frame), {} '
+                       'dropped'.format(n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1),
+                                        result['dropped'])), file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
