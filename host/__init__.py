@@ -1,0 +1,1 @@
+"""nanolink.host: the receiver, its display and saving, and the demo."""
