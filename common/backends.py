@@ -108,8 +108,9 @@ class TorchBackend(Backend):
 
 
 def _tensorrt_backend(path, device):
-    if device != 'cuda':
-        raise NanolinkError('TensorRT engines run on a CUDA GPU: use --device cuda with {}'.format(path))
+    if device not in (None, 'cuda'):
+        raise NanolinkError('--device {}: TensorRT engines run on the GPU; drop --device or use --device cuda, or '
+                            'pass an ONNX encoder for the CPU'.format(device))
     try:
         import tensorrt  # noqa: F401
     except ImportError:
@@ -123,25 +124,27 @@ def _tensorrt_backend(path, device):
 ENGINE_KINDS = {'.onnx': 'onnxruntime', '.pt': 'torch', '.pth': 'torch', '.trt': 'tensorrt', '.engine': 'tensorrt'}
 
 
-def open_backend(path, role, channels=None, device='cpu', threads=0):
-    """Open a network file by its extension (.onnx, .pt, .trt/.engine) on device 'cpu' or 'cuda'."""
+def open_backend(path, role, channels=None, device=None, threads=0):
+    """Open a network file by its extension (.onnx, .pt, .trt/.engine) on device 'cpu' or 'cuda'.
+
+    device None means the file's natural device: the GPU for TensorRT engines, the CPU otherwise.
+    """
     ext = os.path.splitext(path)[1].lower()
     if ext not in ENGINE_KINDS:
         raise NanolinkError('{}: unknown network file type "{}"; use .onnx (onnxruntime), .pt (torch) or '
                             '.trt/.engine (TensorRT)'.format(path, ext))
-    if not os.path.isfile(path):
-        raise NanolinkError('no such file: {}'.format(path))
     kind = ENGINE_KINDS[ext]
+    if not os.path.isfile(path):
+        if kind == 'tensorrt':
+            raise NanolinkError('no such engine file: {}. TensorRT engines are built on the device that runs them '
+                                'from the exported ONNX encoder (see deploy/jetson/README.md); without one, drop '
+                                '--engine to run the bundled ONNX encoder (--model cae)'.format(path))
+        raise NanolinkError('no such file: {}'.format(path))
     if kind == 'tensorrt':
         return _tensorrt_backend(path, device)
+    device = device or 'cpu'
     if kind == 'torch':
         return TorchBackend(path, role, channels, device)
     return OnnxRuntimeBackend(path, device, threads)
-
-
-def check_device_name(device):
-    if device not in ('cpu', 'cuda'):
-        raise NanolinkError('unknown device "{}", should be cpu or cuda'.format(device))
-    return device
 
 

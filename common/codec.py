@@ -25,7 +25,7 @@ class EdgeEncoder(object):
         self.backend, self.info, self.channels, self.size = backend, info, channels, size
 
     @classmethod
-    def open(cls, model='cae', engine=None, channels=None, device='cpu', size=None, threads=0):
+    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0):
         """From a bundled model name (picking its encoder for ``channels``) or an engine file."""
         if engine:
             backend = open_backend(engine, 'encoder', channels, device, threads)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from nanolink.common import wire
-from nanolink.common.backends import check_device_name
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
 from nanolink.common.imageproc import parse_size
@@ -43,7 +42,7 @@ class EdgeConfig:
     loop: bool = False                       # repeat files / folders
     log: Optional[str] = None                # JSON-lines per-frame log
     stream_id: str = 'edge'                  # names this stream at the host
-    device: str = 'cpu'                      # cpu or cuda
+    device: Optional[str] = None             # cpu or cuda; None: GPU for TensorRT engines, else CPU
     threads: int = 0                         # encoder threads (0: the runtime's default)
     hwm: int = 64                            # frames queued while the host is away
     send_timeout_ms: int = 1000              # then a frame is dropped
@@ -69,7 +68,8 @@ def build_parser():
     p.add_argument('--loop', action='store_true', help='repeat a video file or image folder')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
     p.add_argument('--stream-id', default='edge', metavar='NAME', help='stream name (default: %(default)s)')
-    p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the encoder runs')
+    p.add_argument('--device', choices=('cpu', 'cuda'),
+                   help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads (default: runtime default)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     return p
@@ -89,7 +89,7 @@ def config_from_args(args):
     return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
-                      device=check_device_name(args.device), threads=args.threads)
+                      device=args.device, threads=args.threads)
 
 
 def run(cfg, stop=None, status_every_s=2.0):

@@ -41,6 +41,7 @@ class TrainConfig:
     data: str = '../shared/data/train'   # folder of training images (searched recursively)
     val: str = '../shared/data/kodak'    # validation folder ('' disables validation)
     out: str = 'runs/cae'                # checkpoints, logs and plots
+    init: str = ''                       # start from these weights (a checkpoint), fresh optimiser
     steps: int = 40000                   # optimiser steps in total
     batch: int = 8
     crop: int = 192                      # training crop side (MS-SSIM needs > 160)
@@ -181,6 +182,9 @@ def train(cfg):
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0
+    if cfg.init and not os.path.exists(ckpt_path):
+        model.load_state_dict(torch.load(cfg.init, map_location='cpu', weights_only=False)['model'])
+        print('initialised from {}'.format(cfg.init), flush=True)
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])

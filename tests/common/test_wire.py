@@ -1,0 +1,130 @@
+import math
+
+import msgpack
+import numpy as np
+import pytest
+
+from nanolink.common import wire
+
+
+class Spec(object):
+    channels, stride, multiple = 16, 4, 8
+
+
+MODELS = {'cae': {'0123456789abcdef': Spec()}}
+
+
+def make_frame(**over):
+    rng = np.random.RandomState(0)
+    bits = rng.randint(0, 2, (8, 16, 24)).astype(np.uint8)
+    kw = dict(stream='cam-1', seq=7, t_cap=1700000000.5, model='cae', fp='0123456789abcdef', shape=(8, 16, 24),
+              size=(61, 90), payload=wire.pack_bits(bits), stages={'capture': 1.0, 'encode': 2.5})
+    kw.update(over)
+    return wire.Frame(**kw), bits
+
+
+def raw(**over):
+    """A message dict as the sender would pack it, with fields overridden or removed (None)."""
+    f, _ = make_frame()
+    d = {'v': 1, 'stream': f.stream, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
+         'dtype': 'bits', 'shape': list(f.shape), 'size': list(f.size), 'payload': f.payload, 'stages': f.stages}
+    for k, v in over.items():
+        if v is None:
+            d.pop(k)
+        else:
+            d[k] = v
+    return msgpack.packb(d, use_bin_type=True)
+
+
+def test_round_trip_keeps_every_field_and_bit():
+    f, bits = make_frame()
+    g = wire.unpack(wire.pack(f), MODELS)
+    for k in wire.FIELDS:
+        assert getattr(g, k) == getattr(f, k), k
+    assert np.array_equal(wire.unpack_bits(g.payload, g.shape), bits)
+
+
+def test_payload_layout_is_channel_fastest_msb_first():
+    bits = np.zeros((8, 1, 2), np.uint8)
+    bits[0, 0, 0] = 1          # first bit of the first byte
+    bits[7, 0, 1] = 1          # last bit of the second byte
+    assert wire.pack_bits(bits) == bytes([0x80, 0x01])
+    bits4 = np.zeros((4, 1, 2), np.uint8)
+    bits4[:, 0, 1] = 1         # 4 channels: two positions share a byte
+    assert wire.pack_bits(bits4) == bytes([0x0F])
+
+
+def test_message_starts_with_a_fixmap_of_the_documented_fields():
+    msg = wire.pack(make_frame()[0])
+    assert msg[0] == 0x80 | len(wire.FIELDS)
+    assert list(msgpack.unpackb(msg, raw=False)) == list(wire.FIELDS)
+
+
+@pytest.mark.parametrize('data, reason', [
+    (b'', 'not a msgpack message'),
+    (b'\xc1', 'not a msgpack message'),
+    (b'\x92\x01\x02', 'must be a msgpack map'),
+    (raw()[:-5], 'not a msgpack message'),
+    (raw() + b'\x00', 'not a msgpack message'),
+    (raw(v=2), 'unsupported format version'),
+    (raw(v='1'), 'unsupported format version'),
+    (raw(seq=None), 'missing field'),
+    (raw(extra=1), 'unknown field'),
+    (raw(stream=''), 'stream id'),
+    (raw(stream='a b'), 'stream id'),
+    (raw(seq=-1), 'seq must be'),
+    (raw(seq=1.5), 'seq must be'),
+    (raw(t_cap=float('nan')), 't_cap'),
+    (raw(t_cap=5), 't_cap'),
+    (raw(model='jpeg'), 'unknown model'),
+    (raw(fp='ffffffffffffffff'), 'not loaded here'),
+    (raw(fp='XYZ'), 'fp must be'),
+    (raw(dtype='float32'), 'dtype'),
+    (raw(shape=[8, 16]), 'shape must be'),
+    (raw(shape=[8, 16, 'x']), 'shape must be'),
+    (raw(shape=[0, 16, 24]), 'out of range'),
+    (raw(shape=[32, 16, 24], payload=b'\x00' * (32 * 16 * 24 // 8)), 'channels but model'),
+    (raw(size=[64]), 'size must be'),
+    (raw(size=[100, 90]), 'does not fit code shape'),
+    (raw(size=[0, 90]), 'out of range'),
+    (raw(payload=b'\x00' * 10), 'payload is 10 bytes'),
+    (raw(payload='text'), 'payload must be binary'),
+    (raw(stages={'bogus': 1.0}), 'unknown sender stage'),
+    (raw(stages={'encode': -1.0}), 'finite milliseconds'),
+    (raw(stages={'encode': float('inf')}), 'finite milliseconds'),
+    (raw(stages=[1, 2]), 'stages must be a map'),
+    (msgpack.packb({1: 2}), 'not a msgpack message'),
+    (msgpack.packb(msgpack.ExtType(1, b'x')), 'ext'),
+])
+def test_every_malformed_message_is_rejected_with_a_reason(data, reason):
+    with pytest.raises(wire.WireError) as e:
+        wire.unpack(data, MODELS)
+    assert reason in e.value.reason
+
+
+def test_rejection_names_the_stream_when_it_is_readable():
+    with pytest.raises(wire.WireError) as e:
+        wire.unpack(raw(payload=b'\x00'), MODELS)
+    assert e.value.stream == 'cam-1'
+
+
+def test_oversized_message_is_rejected_before_parsing():
+    with pytest.raises(wire.WireError, match='exceeds'):
+        wire.unpack(b'\x00' * (wire.MAX_MESSAGE_BYTES + 1), MODELS)
+
+
+def test_sender_cannot_pack_an_invalid_frame():
+    with pytest.raises(wire.WireError):
+        wire.pack(make_frame(payload=b'\x00')[0])
+    assert math.isfinite(wire.unpack(wire.pack(make_frame()[0]), MODELS).t_cap)
+
+
+def test_no_pickle_anywhere_in_the_package():
+    import nanolink.common, nanolink.edge, nanolink.host
+    import os
+    for pkg in (nanolink.common, nanolink.edge, nanolink.host):
+        d = os.path.dirname(pkg.__file__)
+        for name in os.listdir(d):
+            if name.endswith('.py'):
+                src = open(os.path.join(d, name)).read()
+                assert 'import pickle' not in src and 'pickle.loads' not in src, name

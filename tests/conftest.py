@@ -1,0 +1,82 @@
+"""Shared fixtures: real files, real processes, real sockets on 127.0.0.1."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from nanolink.common import zoo
+
+SAMPLE = zoo.SAMPLE_DIR
+
+
+def sample_images():
+    return sorted(os.path.join(SAMPLE, f) for f in os.listdir(SAMPLE) if f.endswith('.jpg'))
+
+
+@pytest.fixture(scope='session')
+def sample_frame():
+    return cv2.imread(sample_images()[0])
+
+
+@pytest.fixture(scope='session')
+def video_file(tmp_path_factory):
+    """An MJPEG AVI of 24 natural 768x512 frames panning over the sample photos, written with cv2.VideoWriter."""
+    path = str(tmp_path_factory.mktemp('video') / 'clip.avi')
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 25.0, (768, 512))
+    assert w.isOpened(), 'OpenCV cannot write MJPEG AVI here'
+    imgs = [cv2.imread(p) for p in sample_images()]
+    for i in range(24):
+        img = imgs[i // 4]
+        shift = (i % 4) * 6
+        w.write(np.ascontiguousarray(np.roll(img, shift, axis=1)))
+    w.release()
+    return path
+
+
+def cli(module, *args, timeout=120, **kw):
+    """Run a nanolink CLI as a real subprocess: python -m nanolink.<module> args."""
+    return subprocess.run([sys.executable, '-m', module] + [str(a) for a in args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout, universal_newlines=True, **kw)
+
+
+class HostProcess(object):
+    """host-receiver on tcp://127.0.0.1:<random port>, as a subprocess."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*']
+                                     + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     universal_newlines=True)
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith('listening on tcp://127.0.0.1:'), 'host-receiver did not start: {!r} {}'.format(
+            line, self.proc.stderr.read() if self.proc.poll() is not None else '')
+        self.endpoint = line[len('listening on '):]
+
+    def wait(self, timeout=60):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError('host-receiver did not finish in {} s:\n{}'.format(timeout, err[-3000:]))
+        return self.proc.returncode, err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def host_process():
+    made = []
+
+    def start(*args):
+        h = HostProcess(*args)
+        made.append(h)
+        return h
+    yield start
+    for h in made:
+        h.kill()

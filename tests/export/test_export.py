@@ -1,0 +1,73 @@
+"""Torch <-> ONNX parity on real images, export and a few real training steps with resume."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from nanolink.common import wire, zoo                       # noqa: E402
+from nanolink.common.backends import open_backend           # noqa: E402
+from nanolink.export import onnx_export, train               # noqa: E402
+from nanolink.export.models import build_model, budget       # noqa: E402
+
+DECODER_TOL = 1e-4      # max abs difference torch vs ONNX Runtime decoder output (fp32, [0, 1] scale)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('exported'))
+    assert onnx_export.main(['--model', 'cae', '--out', out]) == 0
+    return out
+
+
+def test_export_writes_manifest_and_keeps_the_fingerprint(exported):
+    m = json.load(open(os.path.join(exported, 'manifest.json')))
+    assert m['fingerprint'] == zoo.bundled_model('cae').fingerprint
+    assert all('enc' in f for f in m['files']['encoders'].values())
+    assert m['onnx_opset'] <= 13
+
+
+def test_torch_and_onnxruntime_encoders_agree_bit_for_bit(exported, sample_frame):
+    info = zoo.load_manifest(exported)
+    model, _ = onnx_export.load_checkpoint(info.torch)
+    x = cv2.dnn.blobFromImage(sample_frame, 1 / 255.0, swapRB=True)
+    for k in info.rate_points:
+        ort_code = open_backend(info.encoders[k], 'encoder').run(x)
+        bits = model.encode_bits(torch.from_numpy(x))[0, :k].numpy()
+        assert ort_code.tobytes() == wire.pack_bits(bits), k
+        assert open_backend(info.torch, 'encoder', k).run(x).tobytes() == ort_code.tobytes()
+
+
+def test_torch_and_onnxruntime_decoders_agree(exported):
+    info = zoo.load_manifest(exported)
+    s = np.random.RandomState(0).choice([-1.0, 0.0, 1.0], size=(1, 16, 32, 48)).astype(np.float32)
+    a = open_backend(info.decoder, 'decoder').run(s)
+    b = open_backend(info.torch, 'decoder').run(s)
+    assert a.shape == (1, 3, 128, 192)
+    assert np.max(np.abs(a - b)) < DECODER_TOL
+
+
+def test_encoder_budget():
+    b = budget(build_model('cae'))
+    assert b['encoder_mac_per_px'] <= 2500
+
+
+def test_training_runs_checkpoints_and_resumes(tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(3):
+        cv2.imwrite(str(data / '{}.png'.format(i)), cv2.GaussianBlur(rng.randint(0, 255, (200, 220, 3)).astype(np.uint8), (5, 5), 2))
+    out = str(tmp_path / 'run')
+    args = ['--data', str(data), '--val', str(data), '--out', out, '--batch', '2', '--crop', '176',
+            '--val-every', '2', '--ckpt-every', '2', '--threads', '1']
+    assert train.main(args + ['--steps', '2']) == 0
+    assert torch.load(os.path.join(out, 'last.pt'), weights_only=False)['step'] == 2
+    assert train.main(args + ['--steps', '4']) == 0                  # resumes at step 2
+    rows = [json.loads(l) for l in open(os.path.join(out, 'val.jsonl'))]
+    assert [r['step'] for r in rows] == [2, 4]
+    assert {'psnr_k8', 'msssim_k8', 'flip_share', 'balance_min'} <= set(rows[-1])
+    assert os.path.exists(os.path.join(out, 'curve.png'))

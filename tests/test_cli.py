@@ -1,0 +1,127 @@
+"""Both CLIs as real subprocesses over real TCP sockets on 127.0.0.1."""
+import json
+import os
+import time
+
+import cv2
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from conftest import cli
+from nanolink.common import metrics, wire, zoo
+from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
+from nanolink.edge.sender import Sender
+
+STREAM_PSNR_FLOOR = 21.0   # dB, bundled cae at 8 channels on natural 768x512 frames (measured ~24-25)
+
+
+@pytest.mark.parametrize('module', ['nanolink.edge.cli', 'nanolink.host.cli', 'nanolink.host.demo'])
+def test_help(module):
+    r = cli(module, '--help')
+    assert r.returncode == 0 and 'usage:' in r.stdout
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--camera', 'synthetic', '--frames', 'x'], 'invalid int value'),
+    (['--camera', 'synthetic', '--device', 'tpu'], 'invalid choice'),
+    (['--frames', '3'], 'required: --camera'),
+])
+def test_bad_edge_arguments_exit_2(args, words):
+    r = cli('nanolink.edge.cli', *args)
+    assert r.returncode == 2 and words in r.stderr
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--camera', 'synthetic', '--frames', '0'], '--frames must be at least 1'),
+    (['--camera', 'synthetic', '--size', '12'], '--size must look like'),
+    (['--camera', 'synthetic', '--stream-id', 'a b'], '--stream-id'),
+    (['--camera', 'synthetic', '--connect', 'localhost:5555'], 'expected an endpoint'),
+    (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
+    (['--camera', 'synthetic', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
+    (['--camera', 'synthetic', '--engine', 'enc.bin'], 'unknown network file type'),
+])
+def test_bad_edge_values_exit_1_with_one_line(args, words):
+    r = cli('nanolink.edge.cli', *args)
+    assert r.returncode == 1 and words in r.stderr
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_users_card_command_parses_and_explains_what_is_missing(tmp_path):
+    r = cli('nanolink.edge.cli', '--camera', '0', '--engine', 'cae.trt', cwd=str(tmp_path))
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert 'cae.trt' in r.stderr and ('no such' in r.stderr or 'TensorRT' in r.stderr)
+    (tmp_path / 'cae.trt').write_bytes(b'engine')        # the engine exists, but no TensorRT / CUDA here
+    r = cli('nanolink.edge.cli', '--camera', '0', '--engine', 'cae.trt', cwd=str(tmp_path))
+    assert r.returncode == 1 and 'TensorRT' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_host_arguments():
+    r = cli('nanolink.host.cli', '--decoder', 'tensorflow')
+    assert r.returncode == 2 and 'invalid choice' in r.stderr
+    r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--device', 'cuda', '--frames', '1')
+    assert r.returncode == 1 and 'CUDA' in r.stderr and 'Traceback' not in r.stderr
+    r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--show', '--frames', '1', env=dict(os.environ, DISPLAY=''))
+    assert r.returncode == 1 and '--show' in r.stderr and '--save' in r.stderr
+
+
+def test_host_timeout_exits_non_zero(host_process):
+    h = host_process('--timeout', '1', '--frames', '1')
+    rc, err = h.wait(30)
+    assert rc == 1 and 'no frame for 1 s' in err
+
+
+def test_video_file_streams_in_order_with_every_stage_logged(tmp_path, video_file, host_process):
+    n = 12
+    h = host_process('--frames', n, '--save', tmp_path / 'out', '--log', tmp_path / 'host.jsonl', '--timeout', 60)
+    r = cli('nanolink.edge.cli', '--camera', video_file, '--frames', n, '--connect', h.endpoint,
+            '--log', tmp_path / 'edge.jsonl', '--stream-id', 'cam0')
+    assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    edge = [json.loads(l) for l in open(str(tmp_path / 'edge.jsonl'))]
+    host = [json.loads(l) for l in open(str(tmp_path / 'host.jsonl'))]
+    assert [e['seq'] for e in edge] == list(range(n)) == [x['seq'] for x in host]
+    for e, x in zip(edge, host):
+        assert set(e['stages']) == set(EDGE_STAGES)
+        assert set(x['stages']) == set(HOST_STAGES) | {END_TO_END}
+        assert e['bytes'] == x['bytes'] and x['stream'] == 'cam0' and (x['width'], x['height']) == (768, 512)
+        assert {'capture', 'preprocess', 'encode', 'gpu_to_cpu'} <= set(x['sender_stages'])
+    assert set(host[-1]['sender_stages']) == set(EDGE_STAGES)   # serialise/send arrive one frame late
+    assert '0 lost' in err and '0 rejected' in err
+    cap = cv2.VideoCapture(video_file)
+    psnrs = []
+    for seq in range(n):
+        ok, src = cap.read()
+        dec = cv2.imread(str(tmp_path / 'out' / 'cam0' / '{:08d}.png'.format(seq)))
+        assert dec.shape == src.shape
+        psnrs.append(metrics.psnr(src, dec))
+    assert np.mean(psnrs) >= STREAM_PSNR_FLOOR
+    assert np.mean([x['bytes'] * 8.0 / (768 * 512) for x in host]) <= 0.51
+
+
+def test_receiver_counts_malformed_messages_and_keeps_decoding(tmp_path, host_process, sample_frame):
+    h = host_process('--frames', 2, '--log', tmp_path / 'host.jsonl', '--timeout', 30)
+    info = zoo.bundled_model('cae')
+    payload = bytes(8 * 2 * 2 // 8)
+    good = wire.pack(wire.Frame(stream='s', seq=0, t_cap=time.time(), model='cae', fp=info.fingerprint, shape=(8, 2, 2),
+                                size=(8, 8), payload=payload, stages={}))
+    # the mismatch first: the receiver logs at most 5 rejections a second and summarises the rest
+    junk = [good.replace(info.fingerprint.encode(), b'0000000000000000'), b'', b'\xc1\xc1', os.urandom(300),
+            good[:-3], msgpack.packb({'v': 9})]
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx) as tx:
+        for m in junk:
+            assert tx.send(m)
+        tx.socket.send_multipart([good, b'extra'])
+        assert tx.send(good)
+        assert tx.send(wire.pack(wire.Frame(stream='s', seq=1, t_cap=time.time(), model='cae', fp=info.fingerprint,
+                                            shape=(8, 2, 2), size=(8, 8), payload=payload, stages={})))
+        rc, err = h.wait()
+    ctx.term()
+    assert rc == 0, err
+    assert '2 decoded, 7 rejected of 9 received' in err
+    assert 'rejected message from stream s: model cae with fingerprint 0000000000000000' in err
+    assert 'Traceback' not in err
