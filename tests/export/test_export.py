@@ -34,11 +34,18 @@ def test_torch_and_onnxruntime_encoders_agree_bit_for_bit(exported, sample_frame
     info = zoo.load_manifest(exported)
     model, _ = onnx_export.load_checkpoint(info.torch)
     x = cv2.dnn.blobFromImage(sample_frame, 1 / 255.0, swapRB=True)
+    with torch.no_grad():
+        y = model.analysis(torch.from_numpy(x))[0].numpy()              # pre-binarisation code, (16, h, w)
     for k in info.rate_points:
-        ort_code = open_backend(info.encoders[k], 'encoder').run(x)
-        bits = model.encode_bits(torch.from_numpy(x))[0, :k].numpy()
-        assert ort_code.tobytes() == wire.pack_bits(bits), k
-        assert open_backend(info.torch, 'encoder', k).run(x).tobytes() == ort_code.tobytes()
+        ort_bits = wire.unpack_bits(open_backend(info.encoders[k], 'encoder').run(x).tobytes(), (k,) + y.shape[1:])
+        torch_bits = (y[:k] > 0).astype(np.uint8)
+        differ = ort_bits != torch_bits
+        # fp32 convolutions in two libraries round differently, so a code value within ~1e-7 of the threshold
+        # may land on either side: any disagreement must be such a tie, and ties are rare.
+        assert differ.mean() < 1e-4, (k, differ.sum())
+        assert np.all(np.abs(y[:k][differ]) < 1e-4), (k, np.abs(y[:k][differ]).max())
+        torch_packed = open_backend(info.torch, 'encoder', k).run(x).tobytes()
+        assert torch_packed == wire.pack_bits(torch_bits)               # torch backend packs like the wire says
 
 
 def test_torch_and_onnxruntime_decoders_agree(exported):
