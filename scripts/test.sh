@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
-# The README's test command: install nanolink with its training and test extras into a virtual
-# environment (.venv) and run the whole test suite. torch is installed first, pinned, so pip never pulls a
-# CUDA build of it; set TORCH_SPEC to choose another torch (e.g. TORCH_SPEC="torch" on a CUDA machine).
+# The README's test command.
+#  1. If a CPython 3.6 is available (NANOLINK_PY36, or pyenv's 3.6.x), install the edge side into .venv36 the
+#     way a Jetson Nano (JetPack 4.6) would get it -- pip 21.3.1, pip install ".[edge,test]" -- and run the
+#     common and edge tests there.
+#  2. Install nanolink with its training and test extras into .venv (torch 2.13.0 first, pinned, so pip never
+#     pulls a CUDA build; set TORCH_SPEC to choose another) and run the whole suite, including a real stream
+#     from the Python 3.6 edge-sender to this Python's host-receiver when step 1 ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PY" -m venv .venv
+
+PY36=${NANOLINK_PY36:-}
+if [ -z "$PY36" ] && command -v pyenv >/dev/null 2>&1; then
+    for v in $(pyenv versions --bare 2>/dev/null | grep '^3\.6\.' || true); do PY36="$(pyenv root)/versions/$v/bin/python"; done
 fi
+if [ -n "$PY36" ] && [ -x "$PY36" ]; then
+    echo "== Python 3.6 edge side ($PY36)"
+    [ -x .venv36/bin/python ] || "$PY36" -m venv .venv36
+    .venv36/bin/python -m pip install -q --disable-pip-version-check "pip==21.3.1"
+    .venv36/bin/python -m pip install -q --prefer-binary ".[edge,test]"
+    .venv36/bin/python -m pytest -q -p no:cacheprovider tests/common tests/edge
+    export NANOLINK_PY36_EDGE="$PWD/.venv36/bin/edge-sender"
+else
+    echo "== no CPython 3.6 found (set NANOLINK_PY36=/path/to/python3.6): skipping the Python 3.6 edge tests"
+fi
+
+echo "== Python $("$PY" -c 'import sys; print(sys.version.split()[0])'): everything"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 .venv/bin/python -m pip install -q ".[train,test]"
