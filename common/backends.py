@@ -10,7 +10,6 @@ sidecar JSON, the torch checkpoint). No silent fallback: asking for CUDA where t
 import json
 import os
 
-import numpy as np
 
 from nanolink.common.errors import NanolinkError
 from nanolink.common.zoo import METADATA_KEY

@@ -9,7 +9,6 @@ Exit status: 0 when the source ended or --frames were sent (or on Ctrl-C), 1 whe
 """
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
@@ -20,9 +19,10 @@ from typing import Optional, Tuple
 from nanolink.common import wire
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
 from nanolink.common.imageproc import parse_size
+from nanolink.common.transport import Sender
 from nanolink.common.stages import EDGE_STAGES, JsonlLog, StageClock, format_table, summarise
-from nanolink.edge.sender import Sender
 from nanolink.edge.sources import open_source
 
 log = logging.getLogger('nanolink.edge')
@@ -155,11 +155,7 @@ def run(cfg, stop=None, status_every_s=2.0):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='edge-sender: %(message)s', stream=sys.stderr)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = cliutil.setup('edge-sender', args.quiet)
     try:
         cfg = config_from_args(args)
         result = run(cfg, stop, 0 if args.quiet else 2.0)

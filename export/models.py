@@ -9,7 +9,7 @@ Run ``python -m nanolink.export.models`` to print each registered model's size a
 import argparse
 import dataclasses
 import sys
-from typing import Dict, Sequence, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn

@@ -13,11 +13,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import sys
 import warnings
 
-import numpy as np
 import torch
 
 from nanolink.common.zoo import METADATA_KEY, bundled_model

@@ -12,7 +12,6 @@ decoded frames (or on Ctrl-C), 1 on a setup error or when no frame arrived for -
 import argparse
 import collections
 import logging
-import signal
 import sys
 import threading
 import time
@@ -23,9 +22,10 @@ from typing import List, Optional
 from nanolink.common import wire
 from nanolink.common.codec import load_decoders
 from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
+from nanolink.common.transport import MULTIPART, Receiver
 from nanolink.common.stages import END_TO_END, HOST_STAGES, JsonlLog, StageClock, format_table, summarise
 from nanolink.host.display import FrameSaver, Window
-from nanolink.host.receiver import MULTIPART, Receiver
 
 log = logging.getLogger('nanolink.host')
 
@@ -207,11 +207,7 @@ def run(cfg, stop=None, on_listening=None, status_every_s=2.0):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='host-receiver: %(message)s', stream=sys.stderr)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = cliutil.setup('host-receiver', args.quiet)
 
     def listening(endpoint):
         print('listening on {}'.format(endpoint), flush=True)

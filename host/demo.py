@@ -23,7 +23,7 @@ import numpy as np
 from nanolink.common import zoo
 from nanolink.common.errors import NanolinkError
 from nanolink.common.metrics import ms_ssim, psnr
-from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES, format_table, read_jsonl, summarise
+from nanolink.common.stages import format_table, read_jsonl, summarise
 from nanolink.edge.sources import open_source
 
 

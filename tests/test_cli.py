@@ -13,7 +13,7 @@ import zmq
 from conftest import cli
 from nanolink.common import metrics, wire, zoo
 from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
-from nanolink.edge.sender import Sender
+from nanolink.common.transport import Sender
 
 STREAM_PSNR_FLOOR = 21.0   # dB, bundled cae at 8 channels on natural 768x512 frames (measured ~24-25)
 

@@ -1,9 +1,8 @@
 """The bundled model through the real ONNX Runtime sessions and the real wire format."""
-import numpy as np
 import pytest
 
 from nanolink.common import metrics, wire, zoo
-from nanolink.common.codec import EdgeEncoder, HostDecoder, load_decoders
+from nanolink.common.codec import EdgeEncoder, load_decoders
 
 # The bundled cae decodes the sample photos at 8 channels (0.5 bpp) to about 24-26 dB; these bands
 # catch a broken pipeline (wrong bit order, colour swap, misaligned crop: < 15 dB) without pinning weights.

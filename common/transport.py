@@ -1,0 +1,106 @@
+"""The link: ZeroMQ PUSH (edge) -> PULL (host), one nanolink message per ZeroMQ frame.
+
+    with Receiver('tcp://*:5555') as rx:               # the host binds
+        data = rx.recv(timeout_s=1.0)                   # bytes, MULTIPART, or None when nothing came in time
+    with Sender('tcp://192.168.1.10:5555') as tx:      # edges connect (works through Docker and NAT)
+        tx.send(message_bytes)                          # False if the host did not take it in time
+
+Sender: while no host is connected up to ``hwm`` messages queue; beyond that ``send`` waits
+``send_timeout_ms`` and drops the frame (returns False) rather than blocking the camera loop; ``close``
+waits at most ``linger_ms`` for queued frames to leave.
+Receiver: every receive has a timeout (no hangs); messages over ``max_message_bytes`` are refused by
+ZeroMQ (ZMQ_MAXMSGSIZE disconnects the peer); a multipart message is drained and returned as MULTIPART,
+since a nanolink frame is always one ZeroMQ frame.
+"""
+import zmq
+
+from nanolink.common import wire
+from nanolink.common.errors import NanolinkError
+
+MULTIPART = object()
+
+
+def check_endpoint(endpoint, option, example):
+    if not endpoint.startswith(('tcp://', 'ipc://', 'inproc://')):
+        raise NanolinkError('{} {}: expected an endpoint like {}'.format(option, endpoint, example))
+    return endpoint
+
+
+class _Socket(object):
+    """Owns one socket (and its context unless one is given); a context manager."""
+
+    def __init__(self, kind, context, options):
+        self._own_context = context is None
+        self.context = context or zmq.Context()
+        self.socket = self.context.socket(kind)
+        for opt, value in options:
+            self.socket.setsockopt(opt, value)
+
+    def close(self):
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
+        if self._own_context:
+            self.context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Sender(_Socket):
+    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None):
+        self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://HOST:PORT')
+        _Socket.__init__(self, zmq.PUSH, context, [(zmq.SNDHWM, hwm), (zmq.SNDTIMEO, send_timeout_ms),
+                                                   (zmq.LINGER, linger_ms)])
+        try:
+            self.socket.connect(endpoint)
+        except zmq.ZMQError as e:
+            self.close()
+            raise NanolinkError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
+        self.sent = 0
+        self.dropped = 0
+
+    def send(self, message):
+        try:
+            self.socket.send(message, copy=len(message) < 65536)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+
+class Receiver(_Socket):
+    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None):
+        check_endpoint(endpoint, '--bind', 'tcp://*:5555')
+        _Socket.__init__(self, zmq.PULL, context, [(zmq.RCVHWM, hwm), (zmq.MAXMSGSIZE, max_message_bytes),
+                                                   (zmq.LINGER, 0)])
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError as e:
+            self.close()
+            raise NanolinkError('--bind {}: {} (is another host-receiver using the port? pick another with '
+                                '--bind tcp://*:PORT)'.format(endpoint, e))
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+
+    def wait(self, timeout_s):
+        """True when a message is ready within timeout_s seconds."""
+        return bool(self._poller.poll(int(timeout_s * 1000)))
+
+    def recv_ready(self):
+        """Take the message that ``wait`` reported: bytes, or MULTIPART for a multipart message."""
+        data = self.socket.recv()
+        if self.socket.getsockopt(zmq.RCVMORE):
+            while self.socket.getsockopt(zmq.RCVMORE):
+                self.socket.recv()
+            return MULTIPART
+        return data
+
+    def recv(self, timeout_s):
+        return self.recv_ready() if self.wait(timeout_s) else None

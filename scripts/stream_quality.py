@@ -1,0 +1,75 @@
+"""Stream a folder of images through the real CLIs and compare with OpenCV JPEG at the same bytes.
+
+    python scripts/stream_quality.py --images DIR [--channels 8] [--out stream-quality]
+
+Runs ``host-receiver --save`` and ``edge-sender --camera DIR`` as two processes over loopback, then for
+each image: PSNR (8-bit RGB) and MS-SSIM of the decoded frame, bpp from the wire-message bytes, and the same
+for OpenCV JPEG at the highest quality whose file is no larger than that image's message. Prints a table
+and writes it, with the command, to OUT/stream-quality.txt.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from nanolink.common.metrics import ms_ssim, psnr
+from nanolink.edge.sources import IMAGE_EXTS
+
+
+def jpeg_at_most(img, nbytes):
+    best = None
+    for q in range(1, 101):
+        enc = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, q])[1]
+        if len(enc) <= nbytes:
+            best = enc
+    return best
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--images', required=True)
+    p.add_argument('--channels', type=int, default=8)
+    p.add_argument('--out', default='stream-quality')
+    args = p.parse_args(argv)
+    paths = sorted(os.path.join(args.images, f) for f in os.listdir(args.images) if f.lower().endswith(IMAGE_EXTS))
+    n = len(paths)
+    os.makedirs(args.out, exist_ok=True)
+    host = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--frames',
+                             str(n), '--save', os.path.join(args.out, 'frames'), '--log',
+                             os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet'],
+                            stdout=subprocess.PIPE, universal_newlines=True)
+    endpoint = host.stdout.readline().strip().split()[-1]
+    subprocess.check_call([sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.images, '--frames', str(n),
+                           '--channels', str(args.channels), '--connect', endpoint, '--quiet'])
+    if host.wait(120) != 0:
+        raise SystemExit('host-receiver failed')
+    rows = [json.loads(l) for l in open(os.path.join(args.out, 'host.jsonl'))]
+    res = {'nanolink': [], 'jpeg': []}
+    for r, path in zip(sorted(rows, key=lambda r: r['seq']), paths):
+        src = cv2.imread(path)
+        dec = cv2.imread(os.path.join(args.out, 'frames', r['stream'], '{:08d}.png'.format(r['seq'])))
+        px = src.shape[0] * src.shape[1]
+        jpg = jpeg_at_most(src, r['bytes'])
+        jdec = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+        for name, img, nbytes in (('nanolink', dec, r['bytes']), ('jpeg', jdec, len(jpg))):
+            res[name].append((nbytes * 8.0 / px, psnr(src, img), ms_ssim(src[..., ::-1], img[..., ::-1])))
+    lines = ['command: python scripts/stream_quality.py --images {} --channels {}'.format(args.images, args.channels),
+             '{} images from {}'.format(n, args.images), '',
+             '| codec | bpp | PSNR (dB) | MS-SSIM |', '|---|---|---|---|']
+    for name, label in (('nanolink', 'nanolink cae, {} channels (real CLIs, message bytes)'.format(args.channels)),
+                        ('jpeg', 'OpenCV JPEG, no larger than the message')):
+        a = np.array(res[name])
+        lines.append('| {} | {:.4f} | {:.2f} | {:.4f} |'.format(label, a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
+    text = '\n'.join(lines)
+    print(text)
+    with open(os.path.join(args.out, 'stream-quality.txt'), 'w') as f:
+        f.write(text + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
