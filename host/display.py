@@ -21,6 +21,8 @@ def gui_backends():
             if not line.startswith('    ') or not s:
                 break
             name, _, val = s.partition(':')
+            if 'font' in name.lower() or 'vtk' in name.lower():
+                continue
             if val.strip().upper().startswith(('YES', 'UI')) or 'ver' in val:
                 found.append(name.strip())
     return found
