@@ -15,14 +15,14 @@ import numpy as np
 from nanolink.common.errors import NanolinkError
 
 
-def parse_size(text):
+def parse_size(text, option='--size'):
     """'1008x1008' -> (1008, 1008) as (width, height); a clear error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split('x'))
     except ValueError:
-        raise NanolinkError('--size must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(text))
-    if not (8 <= w <= 16384 and 8 <= h <= 16384):
-        raise NanolinkError('--size {}: width and height must be between 8 and 16384'.format(text))
+        raise NanolinkError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
+    if not (8 <= w <= 4096 and 8 <= h <= 4096):
+        raise NanolinkError('{} {}: width and height must be between 8 and 4096'.format(option, text))
     return w, h
 
 

@@ -9,7 +9,7 @@ Byte by byte
 A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order::
 
     offset  bytes                          meaning
-    0       0x8b                           fixmap, 11 entries
+    0       0x8b                           fixmap, 11 entries (a message is at most 16 MiB)
             0xa1 'v'        0x01           format version: positive fixint 1
             0xa6 'stream'   str            stream id: fixstr 0xa0|n or str8 0xd9 n, UTF-8, 1..64 chars
                                            of [A-Za-z0-9_.:-]
@@ -22,8 +22,8 @@ A message is exactly one msgpack map (MessagePack spec) with these 11 entries, p
                                            with the same fingerprint
             0xa5 'dtype'    str            payload coding; "bits": binary features bit-packed (below)
             0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
-                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 4096
-            0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs;
+                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 1024
+            0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs, 1..4096;
                                            h * stride - multiple < H <= h * stride, likewise W (the
                                            sender padded the frame to the model's multiple; the host
                                            crops the padding off)
@@ -52,9 +52,11 @@ import numpy as np
 from nanolink.common.stages import EDGE_STAGES
 
 VERSION = 1
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the receiving socket
-MAX_CODE_SIDE = 4096
-MAX_FRAME_SIDE = 16384
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the receiving socket
+# Frames up to 4096 x 4096 (4K cameras fit): a bigger shape would make the decoder allocate gigabytes, so a
+# single hostile message could take the host down.
+MAX_CODE_SIDE = 1024
+MAX_FRAME_SIDE = 4096
 DTYPES = ('bits',)
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 _STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')

@@ -125,9 +125,13 @@ def run(cfg, stop=None, status_every_s=2.0):
             stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
             stages.update(prev)
             with clock('serialise'):
-                msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
-                                           fp=info.fingerprint, shape=shape, size=size, payload=payload,
-                                           stages=stages))
+                try:
+                    msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
+                                               fp=info.fingerprint, shape=shape, size=size, payload=payload,
+                                               stages=stages))
+                except wire.WireError as e:
+                    raise NanolinkError('cannot send a {}x{} frame: {}; shrink frames with --size WxH'.format(
+                        size[1], size[0], e.reason))
             with clock('send'):
                 delivered = tx.send(msg)
             if not delivered:

@@ -187,7 +187,7 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
     """Open the ``--camera`` value; a NanolinkError says what is missing and what to do."""
     spec = str(spec)
     if spec == 'synthetic' or spec.startswith('synthetic://'):
-        w, h = parse_size(spec[len('synthetic://'):]) if spec.startswith('synthetic://') else (768, 512)
+        w, h = parse_size(spec[len('synthetic://'):], '--camera synthetic://') if spec.startswith('synthetic://') else (768, 512)
         return SyntheticSource(w, h)
     if spec.startswith('csi://'):
         sensor = spec[len('csi://'):]

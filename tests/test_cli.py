@@ -42,11 +42,21 @@ def test_bad_edge_arguments_exit_2(args, words):
     (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
     (['--camera', 'synthetic', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
     (['--camera', 'synthetic', '--engine', 'enc.bin'], 'unknown network file type'),
+    (['--camera', 'synthetic://4104x64'], '--camera synthetic:// 4104x64: width and height must be'),
 ])
 def test_bad_edge_values_exit_1_with_one_line(args, words):
     r = cli('nanolink.edge.cli', *args)
     assert r.returncode == 1 and words in r.stderr
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_frames_too_large_for_the_wire_format_ask_for_size(tmp_path):
+    cv2.imwrite(str(tmp_path / 'wide.png'), np.zeros((16, 4104, 3), np.uint8))
+    r = cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--connect', 'tcp://127.0.0.1:9')
+    assert r.returncode == 1 and 'cannot send a 4104x16 frame' in r.stderr and '--size' in r.stderr
+    assert 'Traceback' not in r.stderr
+    assert cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--size', '4096x16',
+               '--connect', 'tcp://127.0.0.1:9').returncode == 0
 
 
 def test_the_users_card_command_parses_and_explains_what_is_missing(tmp_path):
