@@ -50,7 +50,9 @@ def prepare(frame, multiple, size=None):
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    blob = cv2.dnn.blobFromImage(frame, scalefactor=1.0 / 255.0, swapRB=True)   # (1, 3, Hp, Wp) RGB
+    blob = np.empty((1, 3) + frame.shape[:2], dtype=np.float32)               # (1, 3, Hp, Wp) RGB in [0, 1]
+    for c in range(3):                                                         # BGR interleaved -> RGB planes
+        np.multiply(frame[:, :, 2 - c], np.float32(1.0 / 255.0), out=blob[0, c], dtype=np.float32)
     return blob, (h, w)
 
 

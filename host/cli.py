@@ -127,10 +127,18 @@ def run(cfg, stop=None, on_listening=None, status_every_s=2.0):
 
     Returns the summary dict; raises NanolinkError on a timeout.
     """
+    saver = FrameSaver(cfg.save) if cfg.save else None
+    try:
+        return _run(cfg, saver, stop, on_listening, status_every_s)
+    finally:
+        if saver:
+            saver.close()          # frames already received are written even after a timeout or Ctrl-C
+
+
+def _run(cfg, saver, stop, on_listening, status_every_s):
     stop = stop or threading.Event()
     decoders = load_decoders(cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.model_dirs)
     window = Window() if cfg.show else None
-    saver = FrameSaver(cfg.save) if cfg.save else None
     streams = collections.defaultdict(StreamStats)
     rejects = RejectLog()
     samples = collections.defaultdict(list)

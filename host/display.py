@@ -1,6 +1,8 @@
 """Where decoded frames go: an OpenCV window (--show) and PNG files (--save)."""
 import os
+import queue
 import sys
+import threading
 
 import cv2
 
@@ -55,23 +57,48 @@ class Window(object):
 
 
 class FrameSaver(object):
-    """Writes DIR/<stream>/<seq, 8 digits>.png so files sort in sequence order."""
+    """Writes DIR/<stream>/<seq, 8 digits>.png (files sort in sequence order) on a writer thread.
 
-    def __init__(self, folder):
+    PNG encoding takes tens of milliseconds, so ``save`` only queues the frame (the receive loop keeps
+    decoding); when ``max_pending`` frames wait, ``save`` blocks until the writer catches up (no frame is
+    dropped and memory stays bounded). ``close`` writes everything still queued.
+    """
+
+    def __init__(self, folder, max_pending=32):
         self.folder = folder
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise NanolinkError('--save {}: cannot create the folder ({})'.format(folder, e.strerror))
+        self._queue = queue.Queue(max_pending)
+        self._error = None
+        self._thread = threading.Thread(target=self._write_loop, name='png-writer', daemon=True)
+        self._thread.start()
 
     def path(self, stream, seq):
         return os.path.join(self.folder, stream, '{:08d}.png'.format(seq))
 
     def save(self, stream, seq, image):
-        path = self.path(stream, seq)
-        d = os.path.dirname(path)
-        if not os.path.isdir(d):
-            os.makedirs(d)
-        if not cv2.imwrite(path, image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise NanolinkError('--save: cannot write {}'.format(path))
-        return path
+        if self._error:
+            raise NanolinkError(self._error)
+        self._queue.put((self.path(stream, seq), image))
+
+    def _write_loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            path, image = item
+            d = os.path.dirname(path)
+            if not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
+            if not cv2.imwrite(path, image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+                self._error = '--save: cannot write {} (disk full? permissions?)'.format(path)
+
+    def close(self):
+        """Write every queued frame, then stop the writer."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error:
+            raise NanolinkError(self._error)
