@@ -1,0 +1,183 @@
+"""codec-eval: rate-distortion of nanolink models and classical baselines on a folder of images.
+
+    codec-eval --images ../shared/data/kodak --model cae --baselines jpeg,webp --out results.json --plot rd.png
+
+For every image (any size: padded to the model's multiple by the edge code, cropped back by the host code)
+and every rate point of each model, the frame goes through the real edge encoder (ONNX Runtime), the real
+wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels. Baselines are
+OpenCV JPEG (4:2:0) and WebP swept over their quality settings, bpp from the file bytes. PSNR is on 8-bit
+RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px).
+
+results.json::
+
+    {"images": "DIR", "count": N,
+     "results": [{"model": "cae", "rate_point": 8, "bpp": f, "psnr": f, "ms_ssim": f|null,
+                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...]},
+                 {"model": "jpeg", "quality": 50, ...}, ...],
+     "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim as torch_ms_ssim
+
+from nanolink.common import wire, zoo
+from nanolink.common.codec import EdgeEncoder, HostDecoder
+from nanolink.common.metrics import psnr
+from nanolink.edge.sources import IMAGE_EXTS
+
+QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+BASELINES = {'jpeg': ('.jpg', cv2.IMWRITE_JPEG_QUALITY), 'webp': ('.webp', cv2.IMWRITE_WEBP_QUALITY)}
+
+
+def msssim_or_none(a, b):
+    if min(a.shape[:2]) <= 160:
+        return None
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x[..., ::-1])).permute(2, 0, 1)[None].double()
+    return float(torch_ms_ssim(t(a), t(b), data_range=255).item())
+
+
+def eval_model(name, images, progress):
+    info = zoo.bundled_model(name)
+    dec = HostDecoder.open(info)
+    decoders = {name: {info.fingerprint: dec}}
+    rows = []
+    for k in info.rate_points:
+        enc = EdgeEncoder.open(name, channels=k)
+        per = []
+        for fn, img in images:
+            blob, size = enc.preprocess(img)
+            payload, shape = enc.fetch(enc.backend.forward(blob))
+            msg = wire.pack(wire.Frame(stream='eval', seq=0, t_cap=time.time(), model=name, fp=info.fingerprint,
+                                       shape=shape, size=size, payload=payload, stages={}))
+            f = wire.unpack(msg, decoders)
+            out = dec.postprocess(dec.decode(f), f)
+            per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
+                        'ms_ssim': msssim_or_none(img, out)})
+        rows.append(summarise_rows({'model': name, 'rate_point': k}, per))
+        progress('{} k={}: {:.3f} bpp, {:.2f} dB'.format(name, k, rows[-1]['bpp'], rows[-1]['psnr']))
+    return rows
+
+
+def eval_baseline(name, images, progress):
+    ext, flag = BASELINES[name]
+    rows = []
+    for q in QUALITIES:
+        per = []
+        for fn, img in images:
+            ok, buf = cv2.imencode(ext, img, [flag, q])
+            if not ok:
+                raise SystemExit('codec-eval: this OpenCV cannot encode {}'.format(name))
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            per.append({'image': fn, 'bpp': len(buf) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
+                        'ms_ssim': msssim_or_none(img, out)})
+        rows.append(summarise_rows({'model': name, 'quality': q}, per))
+    progress('{}: {} qualities'.format(name, len(QUALITIES)))
+    return rows
+
+
+def summarise_rows(head, per):
+    ms = [p['ms_ssim'] for p in per if p['ms_ssim'] is not None]
+    head.update({'bpp': float(np.mean([p['bpp'] for p in per])), 'psnr': float(np.mean([p['psnr'] for p in per])),
+                 'ms_ssim': float(np.mean(ms)) if ms else None, 'per_image': per})
+    return head
+
+
+def bd_rate(anchor, test):
+    """Bjontegaard delta rate (percent) of test vs anchor, each a list of (bpp, psnr); None without overlap.
+
+    log-rate is fitted as a polynomial of PSNR (cubic, or lower with fewer points) and integrated over the
+    PSNR range both curves cover.
+    """
+    a = sorted(anchor, key=lambda p: p[1])
+    t = sorted(test, key=lambda p: p[1])
+    lo, hi = max(a[0][1], t[0][1]), min(a[-1][1], t[-1][1])
+    if hi <= lo or len(t) < 2:
+        return None
+    fits = []
+    for pts in (a, t):
+        d = min(3, len(pts) - 1)
+        fits.append(np.polyint(np.polyfit([p[1] for p in pts], np.log([p[0] for p in pts]), d)))
+    ia, it = [np.polyval(f, hi) - np.polyval(f, lo) for f in fits]
+    return float((np.exp((it - ia) / (hi - lo)) - 1) * 100)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in sorted(set(r['model'] for r in results)):
+        rows = sorted((r for r in results if r['model'] == name), key=lambda r: r['bpp'])
+        style = '-o' if 'rate_point' in rows[0] else '--.'
+        axes[0].plot([r['bpp'] for r in rows], [r['psnr'] for r in rows], style, label=name)
+        axes[1].plot([r['bpp'] for r in rows], [r['ms_ssim'] for r in rows], style, label=name)
+    for ax, yl in zip(axes, ('PSNR (dB, 8-bit RGB)', 'MS-SSIM')):
+        ax.set_xlabel('bits per pixel (bytes sent)'); ax.set_ylabel(yl); ax.set_xlim(0, 1.6); ax.grid(alpha=.3)
+        ax.legend()
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def load_images(folder):
+    if not os.path.isdir(folder):
+        raise SystemExit('codec-eval: --images {} is not a folder'.format(folder))
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
+    if not names:
+        raise SystemExit('codec-eval: no images in {}'.format(folder))
+    out = []
+    for n in names:
+        img = cv2.imread(os.path.join(folder, n), cv2.IMREAD_COLOR)
+        if img is None:
+            raise SystemExit('codec-eval: cannot read {}'.format(n))
+        out.append((n, img))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog='codec-eval', description=__doc__.split('\n')[0])
+    p.add_argument('--images', required=True, help='folder of images (any size)')
+    p.add_argument('--model', action='append', default=[], help='bundled model (repeatable)')
+    p.add_argument('--baselines', default='jpeg,webp', help='comma-separated: jpeg, webp, or "" (default: %(default)s)')
+    p.add_argument('--out', required=True, help='results.json path')
+    p.add_argument('--plot', help='RD plot PNG path')
+    args = p.parse_args(argv)
+    baselines = [b for b in args.baselines.split(',') if b]
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        p.error('unknown baseline(s) {}, should be among {}'.format(','.join(bad), ','.join(BASELINES)))
+    if not args.model and not baselines:
+        p.error('nothing to evaluate: give --model and/or --baselines')
+    images = load_images(args.images)
+    progress = lambda s: print('codec-eval: ' + s, file=sys.stderr, flush=True)
+    results = []
+    for name in args.model:
+        results += eval_model(name, images, progress)
+    for name in baselines:
+        results += eval_baseline(name, images, progress)
+    bd = {}
+    if 'jpeg' in baselines:
+        anchor = [(r['bpp'], r['psnr']) for r in results if r['model'] == 'jpeg']
+        for name in args.model:
+            bd[name] = bd_rate(anchor, [(r['bpp'], r['psnr']) for r in results if r['model'] == name])
+    with open(args.out, 'w') as f:
+        json.dump({'images': args.images, 'count': len(images), 'results': results, 'bd_rate_vs_jpeg': bd}, f, indent=1)
+    if args.plot:
+        plot(results, args.plot)
+    print('{:<8} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM'))
+    for r in results:
+        setting = 'k={}'.format(r['rate_point']) if 'rate_point' in r else 'q={}'.format(r['quality'])
+        print('{:<8} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
+                                                        '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-'))
+    for name, v in bd.items():
+        print('BD-rate of {} vs JPEG (PSNR): {}'.format(name, 'n/a (no overlap)' if v is None else '{:+.1f} %'.format(v)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

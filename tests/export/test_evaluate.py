@@ -1,0 +1,43 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('torch')
+
+from nanolink.export import evaluate      # noqa: E402
+
+
+def test_bd_rate_of_a_curve_needing_10_percent_fewer_bits():
+    anchor = [(0.25, 25.0), (0.5, 29.0), (1.0, 33.0), (1.5, 35.0)]
+    better = [(b * 0.9, p) for b, p in anchor]
+    assert evaluate.bd_rate(anchor, better) == pytest.approx(-10.0, abs=0.01)
+    assert evaluate.bd_rate(anchor, [(1.0, 40.0), (2.0, 45.0)]) is None      # no PSNR overlap
+
+
+def test_codec_eval_on_two_small_images_matches_the_schema(tmp_path, sample_frame):
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / 'a.png'), sample_frame[:200, :300])
+    cv2.imwrite(str(imgs / 'b.png'), sample_frame[-150:, -170:])             # < 161 px: no MS-SSIM
+    out = tmp_path / 'results.json'
+    assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--baselines', 'jpeg,webp', '--out', str(out),
+                          '--plot', str(tmp_path / 'rd.png')]) == 0
+    res = json.load(open(str(out)))
+    assert res['count'] == 2 and set(res['bd_rate_vs_jpeg']) == {'cae'}
+    cae = [r for r in res['results'] if r['model'] == 'cae']
+    assert [r['rate_point'] for r in cae] == [4, 8, 16]
+    for r in res['results']:
+        assert {'model', 'bpp', 'psnr', 'ms_ssim', 'per_image'} <= set(r)
+        assert [p['image'] for p in r['per_image']] == ['a.png', 'b.png']
+        assert r['per_image'][1]['ms_ssim'] is None and 0 < r['per_image'][0]['ms_ssim'] <= 1
+        assert r['bpp'] == pytest.approx(np.mean([p['bpp'] for p in r['per_image']]))
+    assert cae[0]['bpp'] < cae[1]['bpp'] < cae[2]['bpp']
+    assert cv2.imread(str(tmp_path / 'rd.png')) is not None
+
+
+def test_bad_baseline_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(['--images', str(tmp_path), '--baselines', 'png', '--out', str(tmp_path / 'r.json')])
+    assert e.value.code == 2
