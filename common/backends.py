@@ -10,6 +10,8 @@ sidecar JSON, the torch checkpoint). No silent fallback: asking for CUDA where t
 import json
 import os
 
+import numpy as np
+
 
 from nanolink.common.errors import NanolinkError
 from nanolink.common.zoo import METADATA_KEY
@@ -106,18 +108,124 @@ class TorchBackend(Backend):
         return out.cpu().numpy()
 
 
+def _rebuild_hint(path):
+    onnx = os.path.splitext(path)[0] + '.onnx'
+    return ('rebuild it on this device: trtexec --onnx={} --saveEngine={} --fp16 (trtexec is in '
+            '/usr/src/tensorrt/bin on JetPack)'.format(onnx, path))
+
+
+class TensorRTBackend(Backend):
+    """A serialised TensorRT engine with one input and one output, on the GPU of this thread.
+
+    All TensorRT-version differences live here, branched once: before 8.5 binding indices and
+    ``execute_async_v2``; from 8.5 (and 10.x, which drops the old calls) named tensors and
+    ``execute_async_v3``. Buffers come from pycuda: a context made, used and freed by the thread that
+    constructs the backend (pycuda contexts belong to one thread), pinned host memory for the copies.
+    The model identity is read from ``<engine>.json`` written beside the engine when it was built.
+    """
+    kind = 'tensorrt'
+
+    def __init__(self, path):
+        Backend.__init__(self)
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise NanolinkError('cannot run {}: TensorRT is not installed here (no "tensorrt" Python module). On '
+                                'a Jetson use JetPack\'s system python3; elsewhere pass the ONNX encoder instead '
+                                '(--engine cae-enc-k8.onnx) or --model cae'.format(path))
+        try:
+            import pycuda.driver as cuda
+        except ImportError:
+            raise NanolinkError('cannot run {}: pycuda is not installed (python3 -m pip install pycuda; see '
+                                'deploy/jetson/README.md)'.format(path))
+        sidecar = path + '.json'
+        if not os.path.isfile(sidecar):
+            raise NanolinkError('{} has no {} beside it naming the model it encodes: copy it from where the engine '
+                                'was built, or {}'.format(path, os.path.basename(sidecar), _rebuild_hint(path)))
+        with open(sidecar) as f:
+            self.metadata = {METADATA_KEY: f.read()}
+        self.trt, self.cuda = trt, cuda
+        self.device = 'cuda'
+        major, minor = (int(v) for v in trt.__version__.split('.')[:2])
+        self._named = (major, minor) >= (8, 5)
+        cuda.init()
+        self._ctx = cuda.Device(0).make_context()
+        try:
+            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            with open(path, 'rb') as f:
+                self.engine = runtime.deserialize_cuda_engine(f.read())
+            if self.engine is None:
+                raise NanolinkError('{} was built for another TensorRT version or GPU (TensorRT {} here): {}'.format(
+                    path, trt.__version__, _rebuild_hint(path)))
+            self.context = self.engine.create_execution_context()
+            self.stream = cuda.Stream()
+            if self._named:
+                names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+                is_input = [self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names]
+                dtypes = [trt.nptype(self.engine.get_tensor_dtype(n)) for n in names]
+            else:
+                names = list(range(self.engine.num_bindings))
+                is_input = [self.engine.binding_is_input(i) for i in names]
+                dtypes = [trt.nptype(self.engine.get_binding_dtype(i)) for i in names]
+            if len(names) != 2 or sum(is_input) != 1:
+                raise NanolinkError('{}: expected one input and one output, found {}'.format(path, len(names)))
+            i_in = is_input.index(True)
+            self._in, self._out = names[i_in], names[1 - i_in]
+            self._in_dtype, self._out_dtype = dtypes[i_in], dtypes[1 - i_in]
+            self._shape = None
+        except BaseException:
+            self._ctx.pop()
+            raise
+
+    def _allocate(self, shape):
+        cuda, ctx = self.cuda, self.context
+        if self._named:
+            ctx.set_input_shape(self._in, shape)
+            out_shape = tuple(ctx.get_tensor_shape(self._out))
+        else:
+            ctx.set_binding_shape(self._in, shape)
+            out_shape = tuple(ctx.get_binding_shape(self._out))
+        self._h_in = cuda.pagelocked_empty(shape, self._in_dtype)
+        self._h_out = cuda.pagelocked_empty(out_shape, self._out_dtype)
+        self._d_in, self._d_out = cuda.mem_alloc(self._h_in.nbytes), cuda.mem_alloc(self._h_out.nbytes)
+        if self._named:
+            ctx.set_tensor_address(self._in, int(self._d_in))
+            ctx.set_tensor_address(self._out, int(self._d_out))
+        else:
+            self._bindings = [0, 0]
+            self._bindings[self._in], self._bindings[self._out] = int(self._d_in), int(self._d_out)
+        self._shape = tuple(shape)
+
+    def forward(self, array):
+        if tuple(array.shape) != self._shape:
+            self._allocate(tuple(array.shape))
+        np.copyto(self._h_in, array, casting='same_kind')
+        self.cuda.memcpy_htod_async(self._d_in, self._h_in, self.stream)
+        if self._named:
+            ok = self.context.execute_async_v3(stream_handle=self.stream.handle)
+        else:
+            ok = self.context.execute_async_v2(bindings=self._bindings, stream_handle=self.stream.handle)
+        self.stream.synchronize()                     # the encode stage ends when the GPU is done
+        if not ok:
+            raise NanolinkError('TensorRT failed to run the engine on a {} input'.format(list(array.shape)))
+        return self._d_out
+
+    def to_host(self, out):
+        self.cuda.memcpy_dtoh_async(self._h_out, out, self.stream)
+        self.stream.synchronize()
+        return self._h_out
+
+    def close(self):
+        if getattr(self, '_ctx', None) is not None:
+            self._ctx.pop()
+            self._ctx = None
+
+
 def _tensorrt_backend(path, device):
     if device not in (None, 'cuda'):
         raise NanolinkError('--device {}: TensorRT engines run on the GPU; drop --device or use --device cuda, or '
                             'pass an ONNX encoder for the CPU'.format(device))
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        raise NanolinkError('cannot run {}: TensorRT is not installed here (no "tensorrt" Python module). On a '
-                            'Jetson use JetPack\'s system python3; elsewhere pass the ONNX encoder instead '
-                            '(--engine cae-enc-k8.onnx) or --model cae'.format(path))
-    raise NanolinkError('cannot run {}: this nanolink version has no TensorRT runtime yet; use the ONNX encoder '
-                        '(--engine cae-enc-k8.onnx) with onnxruntime'.format(path))
+    return TensorRTBackend(path)
 
 
 ENGINE_KINDS = {'.onnx': 'onnxruntime', '.pt': 'torch', '.pth': 'torch', '.trt': 'tensorrt', '.engine': 'tensorrt'}

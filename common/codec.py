@@ -47,6 +47,8 @@ class EdgeEncoder(object):
     def fetch(self, out):
         """Device output -> (payload bytes, code shape [C, h, w])."""
         code = self.backend.to_host(out)                         # uint8 (1, h, w * C / 8)
+        if code.dtype != np.uint8:                               # engines without UINT8 I/O (TensorRT 8.2)
+            code = code.astype(np.uint8)                         # return exact byte values as float
         h = code.shape[1]
         w = code.shape[2] * 8 // self.channels
         return code.tobytes(), (self.channels, h, w)
