@@ -78,3 +78,21 @@ def test_training_runs_checkpoints_and_resumes(tmp_path):
     assert [r['step'] for r in rows] == [2, 4]
     assert {'psnr_k8', 'msssim_k8', 'flip_share', 'balance_min'} <= set(rows[-1])
     assert os.path.exists(os.path.join(out, 'curve.png'))
+
+
+def test_build_engine_without_tensorrt_says_where_to_build(exported, capsys):
+    from nanolink.export import build_engine
+    pytest.importorskip('onnx')
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip('TensorRT is installed: the no-TensorRT message cannot be shown')
+    except ImportError:
+        pass
+    enc = os.path.join(exported, 'cae-enc-k8.onnx')
+    assert build_engine.main(['--onnx', enc, '--out', os.path.join(exported, 'cae.trt'), '--shape', '1x3x512x768',
+                              '--fp16']) == 1
+    out, err = capsys.readouterr()
+    assert 'equivalent: trtexec --onnx=' in out and '--shapes=image:1x3x512x768 --fp16' in out
+    assert 'TensorRT is not installed here' in err
+    assert build_engine.main(['--onnx', enc, '--out', 'x.trt', '--shape', '3x512']) == 1
+    assert '--shape must be NxCxHxW' in capsys.readouterr()[1]
