@@ -146,8 +146,9 @@ class PackedEncoder(nn.Module):
       8 % k == 0: a 1 x (8/k) conv with stride 8/k folds k channels of 8/k neighbouring columns.
     """
 
-    def __init__(self, model, k):
+    def __init__(self, model, k, code_dtype=torch.uint8):
         super().__init__()
+        self.code_dtype = code_dtype     # uint8; float16 for TensorRT 8.2 (no UINT8 I/O; 0..255 are exact)
         if not (k % 8 == 0 or 8 % k == 0) or not 1 <= k <= model.config.channels:
             raise ValueError('cannot pack {} channels on the device: use a rate point that divides 8 or is a '
                              'multiple of 8, at most {}'.format(k, model.config.channels))
@@ -176,7 +177,7 @@ class PackedEncoder(nn.Module):
         bits = (self.body(x - 0.5) > 0).to(x.dtype)                          # (1, k, h, w) in {0, 1}
         packed = F.conv2d(bits, self.pack_weight, stride=self.pack_stride)   # (1, P, h, w') byte values
         packed = packed.permute(0, 2, 3, 1)                                  # (1, h, w', P)
-        return packed.reshape(packed.shape[0], packed.shape[1], -1).to(torch.uint8)   # (1, h, w*k/8)
+        return packed.reshape(packed.shape[0], packed.shape[1], -1).to(self.code_dtype)   # (1, h, w*k/8)
 
 
 class SymbolDecoder(nn.Module):

@@ -70,16 +70,23 @@ def export_onnx(module, example, path, input_name, output_name, meta):
     _set_metadata(path, meta)
 
 
-def export(model, out_dir, extra_manifest=None):
-    """Write encoders, decoder, torch checkpoint and manifest.json for model into out_dir."""
+CODE_DTYPES = {'uint8': torch.uint8, 'float16': torch.float16}
+
+
+def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
+    """Write encoders, decoder, torch checkpoint and manifest.json for model into out_dir.
+
+    code_dtype 'float16' writes encoders whose ``code`` output holds the same byte values as float16, for
+    TensorRT 8.2 (JetPack 4.6), which has no UINT8 inputs or outputs; the edge casts them back to bytes.
+    """
     os.makedirs(out_dir, exist_ok=True)
     ident = identity(model)
     name = ident['name']
     files = {'encoders': {}, 'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
     x = torch.rand(1, 3, 64, 96)
     for k in model.config.rate_points:
-        fn = '{}-enc-k{}.onnx'.format(name, k)
-        export_onnx(PackedEncoder(model, k).eval(), x, os.path.join(out_dir, fn), 'image', 'code',
+        fn = '{}-enc-k{}{}.onnx'.format(name, k, '' if code_dtype == 'uint8' else '-' + code_dtype)
+        export_onnx(PackedEncoder(model, k, CODE_DTYPES[code_dtype]).eval(), x, os.path.join(out_dir, fn), 'image', 'code',
                     dict(ident, code_channels=k))
         files['encoders'][str(k)] = fn
     s = torch.zeros(1, model.config.channels, 16, 24)
@@ -89,7 +96,7 @@ def export(model, out_dir, extra_manifest=None):
                 'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
     manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
-                                    'output': 'code', 'output_shape': [1, 'H/4', 'W/4*k/8'], 'output_dtype': 'uint8'},
+                                    'output': 'code', 'output_shape': [1, 'H/4', 'W/4*k/8'], 'output_dtype': code_dtype},
                         'decoder': {'input': 'symbols', 'input_shape': [1, model.config.channels, 'H/4', 'W/4'],
                                     'input_dtype': 'float32', 'output': 'image', 'output_shape': [1, 3, 'H', 'W'],
                                     'output_dtype': 'float32'}})
@@ -106,6 +113,8 @@ def main(argv=None):
     src.add_argument('--checkpoint', help='training checkpoint (runs/NAME/last.pt) or exported NAME.pt')
     src.add_argument('--model', help='a bundled model name, e.g. cae')
     p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--code-dtype', choices=sorted(CODE_DTYPES), default='uint8',
+                   help='encoder output type: uint8, or float16 for TensorRT 8.2 / JetPack 4.6 (default: %(default)s)')
     p.add_argument('--manifest-extra', help='JSON file merged into manifest.json (training data, metrics)')
     args = p.parse_args(argv)
     path = args.checkpoint or bundled_model(args.model).torch
@@ -119,7 +128,7 @@ def main(argv=None):
     elif args.model:
         m = bundled_model(args.model).manifest
         extra = {k: m[k] for k in ('training', 'metrics') if k in m}
-    manifest = export(model, args.out, extra)
+    manifest = export(model, args.out, extra, args.code_dtype)
     print('exported {} (fingerprint {}) to {}'.format(manifest['name'], manifest['fingerprint'], args.out))
     return 0
 

@@ -96,3 +96,18 @@ def test_build_engine_without_tensorrt_says_where_to_build(exported, capsys):
     assert 'TensorRT is not installed here' in err
     assert build_engine.main(['--onnx', enc, '--out', 'x.trt', '--shape', '3x512']) == 1
     assert '--shape must be NxCxHxW' in capsys.readouterr()[1]
+
+
+def test_float16_code_export_for_tensorrt_82_gives_the_same_payload(tmp_path, sample_frame):
+    from nanolink.common.codec import EdgeEncoder
+    out = str(tmp_path / 'f16')
+    assert onnx_export.main(['--model', 'cae', '--out', out, '--code-dtype', 'float16']) == 0
+    info = zoo.load_manifest(out)
+    assert info.encoders[8].endswith('cae-enc-k8-float16.onnx')
+    assert info.manifest['io']['encoder']['output_dtype'] == 'float16'
+    ref = EdgeEncoder.open('cae', channels=8)
+    f16 = EdgeEncoder.open(engine=info.encoders[8])
+    blob, _ = ref.preprocess(sample_frame)
+    code = f16.backend.run(blob)
+    assert code.dtype == np.float16 and code.nbytes == 2 * 8 * (512 // 4) * (768 // 4) // 8
+    assert f16.fetch(code) == ref.fetch(ref.backend.forward(blob))
