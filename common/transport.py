@@ -8,6 +8,10 @@
 Sender: while no host is connected up to ``hwm`` messages queue; beyond that ``send`` waits
 ``send_timeout_ms`` and drops the frame (returns False) rather than blocking the camera loop; ``close``
 waits at most ``linger_ms`` for queued frames to leave.
+latest=True (both classes): ZMQ_CONFLATE keeps only the newest message in the queue, so a slow host shows
+the newest frame instead of falling further behind; older frames are dropped (they show up as ``lost`` in the
+host's per-stream counts). Reliable mode (the default) drops nothing while the host keeps up, at the cost
+of latency growing when it does not.
 Receiver: every receive has a timeout (no hangs); messages over ``max_message_bytes`` are refused by
 ZeroMQ (ZMQ_MAXMSGSIZE disconnects the peer); a multipart message is drained and returned as MULTIPART,
 since a nanolink frame is always one ZeroMQ frame.
@@ -52,10 +56,10 @@ class _Socket(object):
 
 
 class Sender(_Socket):
-    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None):
+    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False):
         self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://HOST:PORT')
-        _Socket.__init__(self, zmq.PUSH, context, [(zmq.SNDHWM, hwm), (zmq.SNDTIMEO, send_timeout_ms),
-                                                   (zmq.LINGER, linger_ms)])
+        _Socket.__init__(self, zmq.PUSH, context, [(zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm),
+                                                   (zmq.SNDTIMEO, send_timeout_ms), (zmq.LINGER, linger_ms)])
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as e:
@@ -75,10 +79,10 @@ class Sender(_Socket):
 
 
 class Receiver(_Socket):
-    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None):
+    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None, latest=False):
         check_endpoint(endpoint, '--bind', 'tcp://*:5555')
-        _Socket.__init__(self, zmq.PULL, context, [(zmq.RCVHWM, hwm), (zmq.MAXMSGSIZE, max_message_bytes),
-                                                   (zmq.LINGER, 0)])
+        _Socket.__init__(self, zmq.PULL, context, [(zmq.CONFLATE, int(latest)), (zmq.RCVHWM, hwm),
+                                                   (zmq.MAXMSGSIZE, max_message_bytes), (zmq.LINGER, 0)])
         try:
             self.socket.bind(endpoint)
         except zmq.ZMQError as e:

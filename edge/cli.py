@@ -46,6 +46,7 @@ class EdgeConfig:
     threads: int = 0                         # encoder threads (0: the runtime's default)
     hwm: int = 64                            # frames queued while the host is away
     send_timeout_ms: int = 1000              # then a frame is dropped
+    latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
 
 
 def build_parser():
@@ -66,6 +67,8 @@ def build_parser():
     p.add_argument('--frames', type=int, metavar='N', help='stop after N frames')
     p.add_argument('--fps', type=float, metavar='F', help='send at most F frames per second')
     p.add_argument('--loop', action='store_true', help='repeat a video file or image folder')
+    p.add_argument('--latest', action='store_true', help='keep only the newest unsent frame (low latency, drops '
+                                                          'frames when the link or host is slow)')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
     p.add_argument('--stream-id', default='edge', metavar='NAME', help='stream name (default: %(default)s)')
     p.add_argument('--device', choices=('cpu', 'cuda'),
@@ -89,7 +92,7 @@ def config_from_args(args):
     return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
-                      device=args.device, threads=args.threads)
+                      device=args.device, threads=args.threads, latest=args.latest)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -102,8 +105,8 @@ def run(cfg, stop=None, status_every_s=2.0):
     info = encoder.info
     samples = {k: [] for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
-    with open_source(cfg.camera, cfg.loop) as source, Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms) as tx, \
-            JsonlLog(cfg.log) as jlog:
+    with open_source(cfg.camera, cfg.loop) as source, JsonlLog(cfg.log) as jlog, \
+            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, latest=cfg.latest) as tx:
         log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
                  cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,
                  encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))

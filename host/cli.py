@@ -43,6 +43,7 @@ class HostConfig:
     models: List[str] = field(default_factory=list)      # restrict to these bundled models
     model_dirs: List[str] = field(default_factory=list)  # extra exported model folders
     threads: int = 0                    # decoder CPU threads (0: runtime default)
+    latest: bool = False                # keep only the newest waiting frame (ZMQ_CONFLATE)
 
 
 class StreamStats(object):
@@ -100,6 +101,8 @@ def build_parser():
     p.add_argument('--save', metavar='DIR', help='write decoded frames to DIR/<stream>/<seq>.png')
     p.add_argument('--frames', type=int, metavar='N', help='exit 0 after N decoded frames')
     p.add_argument('--timeout', type=float, metavar='S', help='exit 1 if no frame arrives for S seconds')
+    p.add_argument('--latest', action='store_true', help='decode only the newest waiting frame (low latency, '
+                                                          'drops frames when decoding is slower than the stream)')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='decoder runtime')
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
@@ -119,7 +122,7 @@ def config_from_args(args):
         raise NanolinkError('--timeout must be > 0 seconds, got {}'.format(args.timeout))
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
                       log=args.log, decoder=args.decoder, device=args.device, models=args.model,
-                      model_dirs=args.model_dir, threads=args.threads)
+                      model_dirs=args.model_dir, threads=args.threads, latest=args.latest)
 
 
 def run(cfg, stop=None, on_listening=None, status_every_s=2.0):
@@ -144,7 +147,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
     samples = collections.defaultdict(list)
     decoded, received = 0, 0
     t_status, n_status = time.time(), 0
-    with Receiver(cfg.bind) as rx, JsonlLog(cfg.log) as jlog:
+    with Receiver(cfg.bind, latest=cfg.latest) as rx, JsonlLog(cfg.log) as jlog:
         if on_listening:
             on_listening(rx.endpoint)
         last_frame_t = time.time()
