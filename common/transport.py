@@ -37,6 +37,7 @@ class _Socket(object):
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.socket = self.context.socket(kind)
+        self._auth = None
         for opt, value in options:
             self.socket.setsockopt(opt, value)
 
@@ -44,6 +45,9 @@ class _Socket(object):
         if self.socket is not None:
             self.socket.close()
             self.socket = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         if self._own_context:
             self.context.term()
 
@@ -56,10 +60,12 @@ class _Socket(object):
 
 
 class Sender(_Socket):
-    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False):
+    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False,
+                 curve=()):
+        """curve: socket options from nanolink.common.keys.edge_options (CurveZMQ client), or ()."""
         self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://HOST:PORT')
-        _Socket.__init__(self, zmq.PUSH, context, [(zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm),
-                                                   (zmq.SNDTIMEO, send_timeout_ms), (zmq.LINGER, linger_ms)])
+        _Socket.__init__(self, zmq.PUSH, context, list(curve) + [
+            (zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm), (zmq.SNDTIMEO, send_timeout_ms), (zmq.LINGER, linger_ms)])
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as e:
@@ -79,10 +85,18 @@ class Sender(_Socket):
 
 
 class Receiver(_Socket):
-    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None, latest=False):
+    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None, latest=False,
+                 curve=None):
+        """curve: (socket options, allow-list folder) from nanolink.common.keys.host_options, or None."""
         check_endpoint(endpoint, '--bind', 'tcp://*:5555')
-        _Socket.__init__(self, zmq.PULL, context, [(zmq.CONFLATE, int(latest)), (zmq.RCVHWM, hwm),
-                                                   (zmq.MAXMSGSIZE, max_message_bytes), (zmq.LINGER, 0)])
+        options, allowed = curve if curve else ([], None)
+        _Socket.__init__(self, zmq.PULL, context, list(options) + [
+            (zmq.CONFLATE, int(latest)), (zmq.RCVHWM, hwm), (zmq.MAXMSGSIZE, max_message_bytes), (zmq.LINGER, 0)])
+        if allowed:
+            from zmq.auth.thread import ThreadAuthenticator
+            self._auth = ThreadAuthenticator(self.context)
+            self._auth.start()
+            self._auth.configure_curve(domain='*', location=allowed)     # only these edges get in
         try:
             self.socket.bind(endpoint)
         except zmq.ZMQError as e:

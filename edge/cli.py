@@ -20,6 +20,7 @@ from nanolink.common import wire
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
+from nanolink.common import keys
 from nanolink.common.imageproc import parse_size
 from nanolink.common.transport import Sender
 from nanolink.common.stages import EDGE_STAGES, JsonlLog, StageClock, format_table, summarise
@@ -47,6 +48,7 @@ class EdgeConfig:
     hwm: int = 64                            # frames queued while the host is away
     send_timeout_ms: int = 1000              # then a frame is dropped
     latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
+    curve_keys: Optional[str] = None         # CurveZMQ folder from nanolink-keys (uses <stream_id>.key_secret)
 
 
 def build_parser():
@@ -67,6 +69,8 @@ def build_parser():
     p.add_argument('--frames', type=int, metavar='N', help='stop after N frames')
     p.add_argument('--fps', type=float, metavar='F', help='send at most F frames per second')
     p.add_argument('--loop', action='store_true', help='repeat a video file or image folder')
+    p.add_argument('--curve-keys', metavar='DIR', help='encrypt and authenticate with CurveZMQ keys from nanolink-keys '
+                                                       '(DIR/<stream-id>.key_secret and DIR/host.key)')
     p.add_argument('--latest', action='store_true', help='keep only the newest unsent frame (low latency, drops '
                                                           'frames when the link or host is slow)')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
@@ -92,7 +96,8 @@ def config_from_args(args):
     return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
-                      device=args.device, threads=args.threads, latest=args.latest)
+                      device=args.device, threads=args.threads, latest=args.latest,
+                      curve_keys=args.curve_keys)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -103,10 +108,11 @@ def run(cfg, stop=None, status_every_s=2.0):
     stop = stop or threading.Event()
     encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads)
     info = encoder.info
+    curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: [] for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
     with open_source(cfg.camera, cfg.loop) as source, JsonlLog(cfg.log) as jlog, \
-            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, latest=cfg.latest) as tx:
+            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, latest=cfg.latest, curve=curve) as tx:
         log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
                  cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,
                  encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))

@@ -23,6 +23,7 @@ from nanolink.common import wire
 from nanolink.common.codec import load_decoders
 from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
+from nanolink.common import keys
 from nanolink.common.transport import MULTIPART, Receiver
 from nanolink.common.stages import END_TO_END, HOST_STAGES, JsonlLog, StageClock, format_table, summarise
 from nanolink.host.display import FrameSaver, Window
@@ -44,6 +45,7 @@ class HostConfig:
     model_dirs: List[str] = field(default_factory=list)  # extra exported model folders
     threads: int = 0                    # decoder CPU threads (0: runtime default)
     latest: bool = False                # keep only the newest waiting frame (ZMQ_CONFLATE)
+    curve_keys: Optional[str] = None    # CurveZMQ folder from nanolink-keys: host.key_secret + authorized/
 
 
 class StreamStats(object):
@@ -101,6 +103,8 @@ def build_parser():
     p.add_argument('--save', metavar='DIR', help='write decoded frames to DIR/<stream>/<seq>.png')
     p.add_argument('--frames', type=int, metavar='N', help='exit 0 after N decoded frames')
     p.add_argument('--timeout', type=float, metavar='S', help='exit 1 if no frame arrives for S seconds')
+    p.add_argument('--curve-keys', metavar='DIR', help='accept only CurveZMQ-authenticated edges whose public keys are '
+                                                       'in DIR/authorized (keys from nanolink-keys)')
     p.add_argument('--latest', action='store_true', help='decode only the newest waiting frame (low latency, '
                                                           'drops frames when decoding is slower than the stream)')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
@@ -122,7 +126,8 @@ def config_from_args(args):
         raise NanolinkError('--timeout must be > 0 seconds, got {}'.format(args.timeout))
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
                       log=args.log, decoder=args.decoder, device=args.device, models=args.model,
-                      model_dirs=args.model_dir, threads=args.threads, latest=args.latest)
+                      model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
+                      curve_keys=args.curve_keys)
 
 
 def run(cfg, stop=None, on_listening=None, status_every_s=2.0):
@@ -147,7 +152,8 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
     samples = collections.defaultdict(list)
     decoded, received = 0, 0
     t_status, n_status = time.time(), 0
-    with Receiver(cfg.bind, latest=cfg.latest) as rx, JsonlLog(cfg.log) as jlog:
+    curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
+    with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, JsonlLog(cfg.log) as jlog:
         if on_listening:
             on_listening(rx.endpoint)
         last_frame_t = time.time()

@@ -153,3 +153,26 @@ def test_python36_edge_sender_streams_to_this_host(tmp_path, video_file, host_pr
     rc, err = h.wait()
     assert rc == 0 and '8 decoded, 0 rejected of 8 received' in err, err
     assert [json.loads(l)['seq'] for l in open(str(tmp_path / 'host.jsonl'))] == list(range(8))
+
+
+def test_curve_keys_let_only_authorised_edges_in(tmp_path, host_process):
+    keydir = tmp_path / 'keys'
+    r = cli('nanolink.common.keys', keydir, '--edges', 'cam1')
+    assert r.returncode == 0 and (keydir / 'authorized' / 'cam1.key').exists()
+    stranger = tmp_path / 'stranger'                         # a valid key pair the host has never seen
+    assert cli('nanolink.common.keys', stranger, '--edges', 'cam1').returncode == 0
+    import shutil
+    shutil.copy(str(keydir / 'host.key'), str(stranger / 'host.key'))   # knows the host, not in its allow-list
+    h = host_process('--curve-keys', keydir, '--frames', 3, '--timeout', 20, '--log', tmp_path / 'host.jsonl')
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://128x96', '--frames', 3, '--connect', h.endpoint,
+            '--curve-keys', stranger, '--stream-id', 'cam1', '--quiet')
+    assert r.returncode == 0, r.stderr                        # the unauthorised edge runs, but nothing gets in
+    time.sleep(1.0)
+    assert not (tmp_path / 'host.jsonl').read_text()
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://128x96', '--frames', 3, '--connect', h.endpoint,
+            '--curve-keys', keydir, '--stream-id', 'cam1', '--quiet')
+    assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0 and '3 decoded, 0 rejected of 3 received' in err
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--curve-keys', keydir, '--stream-id', 'nobody')
+    assert r.returncode == 1 and 'nobody.key_secret is missing' in r.stderr

@@ -1,0 +1,83 @@
+"""nanolink-keys: CurveZMQ certificates for an encrypted, authenticated link (zmq.auth).
+
+    nanolink-keys keys/ --edges cam1,cam2
+
+writes ``keys/host.key`` + ``host.key_secret`` (the host), ``keys/<edge>.key`` + ``<edge>.key_secret`` for
+each edge and ``keys/authorized/<edge>.key``, the host's allow-list of edge public keys. Then
+``host-receiver --curve-keys keys/`` accepts only edges in ``authorized/``, and
+``edge-sender --curve-keys keys/ --stream-id cam1`` uses ``cam1.key_secret`` and the host's public key.
+Copy ``host.key``, ``cam1.key`` and ``cam1.key_secret`` to the Nano; secrets never leave their machine otherwise.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import zmq
+import zmq.auth
+
+from nanolink.common.errors import NanolinkError
+
+HOST = 'host'
+
+
+def _load(path, secret):
+    if not os.path.isfile(path):
+        raise NanolinkError('--curve-keys: {} is missing; create keys with nanolink-keys'.format(path))
+    public, secret_key = zmq.auth.load_certificate(path)
+    if secret and secret_key is None:
+        raise NanolinkError('--curve-keys: {} holds no secret key'.format(path))
+    return public, secret_key
+
+
+def host_options(folder):
+    """Socket options for the host (CURVE server) and the allow-list folder of edge public keys."""
+    public, secret = _load(os.path.join(folder, HOST + '.key_secret'), True)
+    allowed = os.path.join(folder, 'authorized')
+    if not os.path.isdir(allowed):
+        raise NanolinkError('--curve-keys: {} is missing (the allow-list of edge public keys)'.format(allowed))
+    return [(zmq.CURVE_SERVER, 1), (zmq.CURVE_PUBLICKEY, public), (zmq.CURVE_SECRETKEY, secret)], allowed
+
+
+def edge_options(folder, name):
+    """Socket options for an edge (CURVE client) named ``name``."""
+    public, secret = _load(os.path.join(folder, name + '.key_secret'), True)
+    server, _ = _load(os.path.join(folder, HOST + '.key'), False)
+    return [(zmq.CURVE_SERVERKEY, server), (zmq.CURVE_PUBLICKEY, public), (zmq.CURVE_SECRETKEY, secret)]
+
+
+def create(folder, edges):
+    if not zmq.has('curve'):
+        raise NanolinkError('this libzmq has no CURVE support: install pyzmq from its wheels (they bundle it)')
+    allowed = os.path.join(folder, 'authorized')
+    os.makedirs(allowed, exist_ok=True)
+    made = []
+    for name in [HOST] + list(edges):
+        if os.path.exists(os.path.join(folder, name + '.key_secret')):
+            continue                                    # never overwrite a key pair in use
+        public, _ = zmq.auth.create_certificates(folder, name)
+        made.append(name)
+        if name != HOST:
+            shutil.copy(public, os.path.join(allowed, name + '.key'))
+    return made
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog='nanolink-keys', description=__doc__.split('\n')[0])
+    p.add_argument('folder', help='where to write the certificates')
+    p.add_argument('--edges', default='edge', help='comma-separated edge names (their --stream-id; default: %(default)s)')
+    args = p.parse_args(argv)
+    edges = [e for e in args.edges.split(',') if e]
+    if not edges or any(e == HOST for e in edges):
+        p.error('--edges needs one or more names other than "host"')
+    try:
+        made = create(args.folder, edges)
+    except NanolinkError as e:
+        print('nanolink-keys: error: {}'.format(e), file=sys.stderr)
+        return 1
+    print('created {} in {} (existing key pairs kept)'.format(', '.join(made) or 'nothing new', args.folder))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
