@@ -176,3 +176,24 @@ def test_curve_keys_let_only_authorised_edges_in(tmp_path, host_process):
     assert rc == 0 and '3 decoded, 0 rejected of 3 received' in err
     r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--curve-keys', keydir, '--stream-id', 'nobody')
     assert r.returncode == 1 and 'nobody.key_secret is missing' in r.stderr
+
+
+def test_sigint_and_sigterm_stop_both_sides_cleanly_with_a_summary(tmp_path, host_process):
+    import signal
+    import sys
+    h = host_process('--log', tmp_path / 'host.jsonl')
+    edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://256x192',
+                             '--connect', h.endpoint, '--fps', '20', '--log', str(tmp_path / 'edge.jsonl')],
+                            stderr=subprocess.PIPE, universal_newlines=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not ((tmp_path / 'host.jsonl').exists() and
+                                          len((tmp_path / 'host.jsonl').read_text().splitlines()) >= 5):
+        time.sleep(0.2)
+    edge.send_signal(signal.SIGINT)
+    _, err = edge.communicate(timeout=30)
+    assert edge.returncode == 0 and 'edge-sender:' in err and 'frames in' in err and 'Traceback' not in err
+    h.proc.send_signal(signal.SIGTERM)
+    rc, err = h.wait(30)
+    assert rc == 0 and 'decoded' in err and 'stream edge:' in err
+    sent = len((tmp_path / 'edge.jsonl').read_text().splitlines())
+    assert sent >= 5 and len((tmp_path / 'host.jsonl').read_text().splitlines()) >= 5
