@@ -66,10 +66,11 @@ _FP_RE = re.compile(r'^[0-9a-f]{16}$')
 class WireError(ValueError):
     """A message that must be rejected; ``reason`` says why, ``stream`` names the sender if known."""
 
-    def __init__(self, reason, stream=None):
+    def __init__(self, reason, stream=None, fingerprint_mismatch=False):
         ValueError.__init__(self, reason)
         self.reason = reason
         self.stream = stream
+        self.fingerprint_mismatch = fingerprint_mismatch   # a well-formed frame of weights we do not hold
 
 
 class Frame(object):
@@ -218,7 +219,7 @@ def _check(f, models):
     spec = models[f.model].get(f.fp)
     if spec is None:
         raise WireError('model {} with fingerprint {} is not loaded here (have {}): the sender and the receiver '
-                        'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s)
+                        'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s, True)
     if c > spec.channels:
         raise WireError('shape {} has {} channels but model {} has {}'.format(
             list(f.shape), c, f.model, spec.channels), s)

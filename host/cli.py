@@ -75,9 +75,17 @@ class RejectLog(object):
     def __init__(self, per_s=5):
         self.counts = collections.Counter()
         self.per_s, self._window, self._n, self._held = per_s, 0, 0, 0
+        self._mismatch_seen = set()
 
-    def add(self, reason, stream):
+    def add(self, reason, stream, fingerprint_mismatch=False):
         self.counts[reason.split(':')[0][:60]] += 1
+        if fingerprint_mismatch:                  # one line per stream and model, not one per frame
+            key = (stream, reason.split(' is not loaded')[0])
+            if key in self._mismatch_seen:
+                return
+            self._mismatch_seen.add(key)
+            log.warning('refusing stream %s: %s (further frames of it are counted, not logged)', stream, reason)
+            return
         now = int(time.time())
         if now != self._window:
             if self._held:
@@ -88,6 +96,12 @@ class RejectLog(object):
             log.warning('rejected message from %s: %s', 'stream ' + stream if stream else 'unknown sender', reason)
         else:
             self._held += 1
+
+    def flush(self):
+        """Say how many lines were held back in the current second (called on exit)."""
+        if self._held:
+            log.warning('... %d more rejected messages not shown', self._held)
+            self._held = 0
 
     @property
     def total(self):
@@ -178,7 +192,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
                 except wire.WireError as e:
                     frame, err = None, e
             if frame is None:
-                rejects.add(err.reason, err.stream)
+                rejects.add(err.reason, err.stream, fingerprint_mismatch=err.fingerprint_mismatch)
                 continue
             dec = decoders[frame.model][frame.fp]
             with clock('decode'):
@@ -218,6 +232,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
                 t_status, n_status = now, decoded
         if window:
             window.close()
+        rejects.flush()
     return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
             'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0}
 

@@ -134,7 +134,7 @@ def test_receiver_counts_malformed_messages_and_keeps_decoding(tmp_path, host_pr
     ctx.term()
     assert rc == 0, err
     assert '2 decoded, 7 rejected of 9 received' in err
-    assert 'rejected message from stream s: model cae with fingerprint 0000000000000000' in err
+    assert 'refusing stream s: model cae with fingerprint 0000000000000000' in err
     assert 'Traceback' not in err
 
 

@@ -1,0 +1,69 @@
+"""A running host-receiver takes >= 10 000 malformed messages, logs and counts them, and still decodes."""
+import os
+import re
+import time
+
+import zmq
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from nanolink.common import wire, zoo
+from nanolink.common.transport import Sender
+
+N_MALFORMED = 10000
+
+
+def valid(seq, fp, stream='ok'):
+    return wire.pack(wire.Frame(stream=stream, seq=seq, t_cap=time.time(), model='cae', fp=fp, shape=(8, 2, 2),
+                                size=(8, 8), payload=bytes(4), stages={}))
+
+
+def test_ten_thousand_malformed_messages_then_valid_frames(host_process, tmp_path):
+    fp = zoo.bundled_model('cae').fingerprint
+    good = valid(0, fp)
+    sent = []
+
+    @settings(max_examples=N_MALFORMED, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.binary(max_size=300),
+                     st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)).map(
+                         lambda t: good[:t[0]] + bytes([good[t[0]] ^ (t[1] | 1)]) + good[t[0] + 1:]),
+                     st.integers(0, len(good) - 1).map(lambda n: good[:n])))
+    def collect(msg):
+        try:
+            wire.unpack(msg, models)
+        except wire.WireError:
+            sent.append(msg)               # keep only messages the format must reject
+
+    info = zoo.bundled_model('cae')
+    models = {'cae': {fp: info}}
+    collect()
+    while len(sent) < N_MALFORMED:         # top up with random bytes if hypothesis produced duplicates or valid ones
+        sent.append(os.urandom(len(sent) % 300))
+    h = host_process('--frames', 3, '--timeout', 60, '--log', tmp_path / 'host.jsonl')
+    ctx = zmq.Context()
+    with Sender(h.endpoint, hwm=100000, context=ctx) as tx:
+        for m in sent:
+            assert tx.send(m)
+        for seq in range(3):
+            assert tx.send(valid(seq, fp))
+        rc, err = h.wait(120)
+    ctx.term()
+    assert len(sent) >= N_MALFORMED
+    assert rc == 0, err[-2000:]
+    assert 'Traceback' not in err
+    m = re.search(r'(\d+) decoded, (\d+) rejected of (\d+) received', err)
+    assert m and [int(g) for g in m.groups()] == [3, len(sent), len(sent) + 3]
+    assert 'more rejected messages not shown' in err
+
+
+def test_model_mismatch_is_one_line_per_stream(host_process, tmp_path):
+    fp = zoo.bundled_model('cae').fingerprint
+    h = host_process('--frames', 1, '--timeout', 30)
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx) as tx:
+        for seq in range(50):
+            tx.send(valid(seq, '0' * 16, stream='old-weights'))
+        tx.send(valid(0, fp))
+        rc, err = h.wait(60)
+    ctx.term()
+    assert rc == 0 and err.count('refusing stream old-weights') == 1 and '50 rejected' in err
