@@ -45,8 +45,8 @@ def cli(module, *args, timeout=120, **kw):
 class HostProcess(object):
     """host-receiver on tcp://127.0.0.1:<random port>, as a subprocess."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*']
+    def __init__(self, *args, bind='tcp://127.0.0.1:*'):
+        self.proc = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', bind]
                                      + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      universal_newlines=True)
         line = self.proc.stdout.readline().strip()
@@ -73,8 +73,8 @@ class HostProcess(object):
 def host_process():
     made = []
 
-    def start(*args):
-        h = HostProcess(*args)
+    def start(*args, **kw):
+        h = HostProcess(*args, **kw)
         made.append(h)
         return h
     yield start
