@@ -7,6 +7,7 @@ One set of names is used everywhere (code, logs, tables, the wire format):
 Backends return from ``forward`` only after the device has finished (they synchronise), so a stage's
 clock never stops on queued GPU work.
 """
+import collections
 import json
 import math
 import time
@@ -15,6 +16,12 @@ EDGE_STAGES = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'serialise', 'se
 HOST_STAGES = ('receive', 'deserialise', 'decode', 'postprocess', 'display')
 END_TO_END = 'end_to_end'
 ALL_STAGES = EDGE_STAGES + HOST_STAGES + (END_TO_END,)
+SUMMARY_WINDOW = 5000    # the CLIs' exit tables cover the last this-many frames (memory stays bounded)
+
+
+def sample_window():
+    """A bounded store of one stage's latest timings (the per-frame log keeps them all)."""
+    return collections.deque(maxlen=SUMMARY_WINDOW)
 
 
 class StageClock(object):

@@ -25,7 +25,8 @@ from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
 from nanolink.common.transport import MULTIPART, Receiver
-from nanolink.common.stages import END_TO_END, HOST_STAGES, JsonlLog, StageClock, format_table, summarise
+from nanolink.common.stages import (END_TO_END, HOST_STAGES, JsonlLog, StageClock, format_table, sample_window,
+                                     summarise)
 from nanolink.host.display import FrameSaver, Window
 
 log = logging.getLogger('nanolink.host')
@@ -163,7 +164,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
     window = Window() if cfg.show else None
     streams = collections.defaultdict(StreamStats)
     rejects = RejectLog()
-    samples = collections.defaultdict(list)
+    samples = collections.defaultdict(sample_window)
     decoded, received = 0, 0
     t_status, n_status = time.time(), 0
     curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
