@@ -10,7 +10,10 @@ clock never stops on queued GPU work.
 import collections
 import json
 import math
+import os
 import time
+
+from nanolink.common.errors import NanolinkError
 
 EDGE_STAGES = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'serialise', 'send')
 HOST_STAGES = ('receive', 'deserialise', 'decode', 'postprocess', 'display')
@@ -67,6 +70,47 @@ class JsonlLog(object):
         if self._f is not None:
             self._f.close()
             self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class StreamLogs(object):
+    """JSON-lines logs for many streams: a path containing ``{stream}`` gives one file per stream
+    (e.g. ``logs/{stream}.jsonl``); any other path one file whose lines carry the stream id."""
+
+    def __init__(self, path):
+        self.path = path
+        self._logs = {}
+        if path and '{stream}' not in path:
+            self._open(None)                  # a plain path is created (and checked) at start
+
+    def _open(self, key):
+        path = self.path.replace('{stream}', key) if key else self.path
+        d = os.path.dirname(path)
+        try:
+            if d and not os.path.isdir(d):
+                os.makedirs(d)
+            log = self._logs[key] = JsonlLog(path)
+        except OSError as e:
+            raise NanolinkError('--log {}: cannot write there ({})'.format(path, e.strerror))
+        return log
+
+    def write(self, record):
+        if not self.path:
+            return
+        key = record['stream'] if '{stream}' in self.path else None
+        log = self._logs.get(key) or self._open(key)
+        log.write(record)
+
+    def close(self):
+        for log in self._logs.values():
+            log.close()
+        self._logs = {}
 
     def __enter__(self):
         return self

@@ -23,7 +23,7 @@ from nanolink.common import cli as cliutil
 from nanolink.common import keys
 from nanolink.common.imageproc import parse_size
 from nanolink.common.transport import Sender
-from nanolink.common.stages import (EDGE_STAGES, JsonlLog, StageClock, format_table, sample_window,
+from nanolink.common.stages import (EDGE_STAGES, StageClock, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.edge.sources import open_source
 
@@ -112,7 +112,7 @@ def run(cfg, stop=None, status_every_s=2.0):
     curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: sample_window() for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
-    with open_source(cfg.camera, cfg.loop) as source, JsonlLog(cfg.log) as jlog, \
+    with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog, \
             Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, latest=cfg.latest, curve=curve) as tx:
         log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
                  cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,

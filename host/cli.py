@@ -25,7 +25,7 @@ from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
 from nanolink.common.transport import MULTIPART, Receiver
-from nanolink.common.stages import (END_TO_END, HOST_STAGES, JsonlLog, StageClock, format_table, sample_window,
+from nanolink.common.stages import (END_TO_END, HOST_STAGES, StageClock, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.host.display import FrameSaver, Window
 
@@ -122,7 +122,8 @@ def build_parser():
                                                        'in DIR/authorized (keys from nanolink-keys)')
     p.add_argument('--latest', action='store_true', help='decode only the newest waiting frame (low latency, '
                                                           'drops frames when decoding is slower than the stream)')
-    p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame')
+    p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame; a PATH with {stream} '
+                                                 '(e.g. logs/{stream}.jsonl) writes one file per stream')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='decoder runtime')
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
@@ -168,7 +169,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
     decoded, received = 0, 0
     t_status, n_status = time.time(), 0
     curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
-    with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, JsonlLog(cfg.log) as jlog:
+    with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, StreamLogs(cfg.log) as jlog:
         if on_listening:
             on_listening(rx.endpoint)
         last_frame_t = time.time()

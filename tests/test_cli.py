@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 
 import cv2
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import cli
+
+from conftest import HostProcess, cli
 from nanolink.common import metrics, wire, zoo
 from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
 from nanolink.common.transport import Sender
@@ -197,3 +199,41 @@ def test_sigint_and_sigterm_stop_both_sides_cleanly_with_a_summary(tmp_path, hos
     assert rc == 0 and 'decoded' in err and 'stream edge:' in err
     sent = len((tmp_path / 'edge.jsonl').read_text().splitlines())
     assert sent >= 5 and len((tmp_path / 'host.jsonl').read_text().splitlines()) >= 5
+
+
+def test_many_edges_into_one_host_with_per_stream_tracking_logs_and_folders(tmp_path, host_process):
+    n = 6
+    h = host_process('--frames', 3 * n, '--timeout', 60, '--save', tmp_path / 'out',
+                     '--log', str(tmp_path / 'logs' / '{stream}.jsonl'))
+    edges = [subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://160x120',
+                               '--frames', str(n), '--connect', h.endpoint, '--stream-id', name, '--quiet'],
+                              stderr=subprocess.PIPE, universal_newlines=True) for name in ('cam-a', 'cam-b', 'cam-c')]
+    for e in edges:
+        assert e.wait(60) == 0, e.stderr.read()
+    rc, err = h.wait()
+    assert rc == 0, err
+    for name in ('cam-a', 'cam-b', 'cam-c'):
+        assert 'stream {}: {} frames, 0 lost, 0 reordered'.format(name, n) in err
+        rows = [json.loads(l) for l in open(str(tmp_path / 'logs' / (name + '.jsonl')))]
+        assert [r['seq'] for r in rows] == list(range(n)) and {r['stream'] for r in rows} == {name}
+        assert sorted(os.listdir(str(tmp_path / 'out' / name))) == ['{:08d}.png'.format(i) for i in range(n)]
+
+
+def test_latest_mode_with_real_processes_delivers_the_newest_frame(tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    endpoint = 'tcp://127.0.0.1:{}'.format(port)
+    edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://160x120', '--latest',
+                             '--frames', '40', '--fps', '20', '--connect', endpoint, '--quiet'],
+                            stderr=subprocess.PIPE, universal_newlines=True)
+    time.sleep(1.5)                                   # the edge streams into a queue of one while no host runs
+    host = HostProcess('--latest', '--frames', 2, '--timeout', 30, '--log', tmp_path / 'h.jsonl', bind=endpoint)
+    rc, err = host.wait(60)
+    edge.kill()
+    edge.wait()
+    assert rc == 0, err
+    first = json.loads(open(str(tmp_path / 'h.jsonl')).readline())['seq']
+    assert first >= 5, first                          # not frame 0: older frames were dropped, the newest kept
