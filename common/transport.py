@@ -12,8 +12,9 @@ latest=True (both classes): ZMQ_CONFLATE keeps only the newest message in the qu
 the newest frame instead of falling further behind; older frames are dropped (they show up as ``lost`` in the
 host's per-stream counts). Reliable mode (the default) drops nothing while the host keeps up, at the cost
 of latency growing when it does not.
-Receiver: every receive has a timeout (no hangs); messages over ``max_message_bytes`` are refused by
-ZeroMQ (ZMQ_MAXMSGSIZE disconnects the peer); a multipart message is drained and returned as MULTIPART,
+Receiver: every receive has a timeout (no hangs); messages over ``max_message_bytes`` (twice the wire
+format's limit) are refused by ZeroMQ itself (ZMQ_MAXMSGSIZE disconnects the peer, the message is never
+seen); messages between the two limits arrive and are rejected, counted and logged by wire.unpack; a multipart message is drained and returned as MULTIPART,
 since a nanolink frame is always one ZeroMQ frame.
 """
 import zmq
@@ -85,7 +86,7 @@ class Sender(_Socket):
 
 
 class Receiver(_Socket):
-    def __init__(self, endpoint, hwm=64, max_message_bytes=wire.MAX_MESSAGE_BYTES, context=None, latest=False,
+    def __init__(self, endpoint, hwm=64, max_message_bytes=2 * wire.MAX_MESSAGE_BYTES, context=None, latest=False,
                  curve=None):
         """curve: (socket options, allow-list folder) from nanolink.common.keys.host_options, or None."""
         check_endpoint(endpoint, '--bind', 'tcp://*:5555')

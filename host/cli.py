@@ -61,11 +61,15 @@ class StreamStats(object):
         self.pixels = 0
 
     def update(self, seq):
+        """A gap counts its frames as lost; a frame older than the newest is reordered and, having been
+        counted lost when the gap opened, no longer lost (a repeat of the newest is reordered only)."""
         if self.last_seq is not None:
             if seq > self.last_seq + 1:
                 self.lost += seq - self.last_seq - 1
             elif seq <= self.last_seq:
                 self.reordered += 1
+                if seq < self.last_seq and self.lost:
+                    self.lost -= 1
         if self.last_seq is None or seq > self.last_seq:
             self.last_seq = seq
 

@@ -67,3 +67,19 @@ def test_model_mismatch_is_one_line_per_stream(host_process, tmp_path):
         rc, err = h.wait(60)
     ctx.term()
     assert rc == 0 and err.count('refusing stream old-weights') == 1 and '50 rejected' in err
+
+
+def test_oversized_gaps_and_reordering_are_counted(host_process, tmp_path):
+    fp = zoo.bundled_model('cae').fingerprint
+    h = host_process('--frames', 4, '--timeout', 30)
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx, send_timeout_ms=5000) as tx:
+        assert tx.send(b'\x00' * (wire.MAX_MESSAGE_BYTES + 1))      # over the wire limit, under the socket cap
+        for seq in (0, 1, 4, 3):                                       # 2 lost, then 3 arrives after 4
+            tx.send(valid(seq, fp))
+        rc, err = h.wait(60)
+    ctx.term()
+    assert rc == 0, err
+    assert 'exceeds the 16777216 byte limit' in err
+    assert '4 decoded, 1 rejected of 5 received' in err
+    assert 'stream ok: 4 frames, 1 lost, 1 reordered' in err      # frame 2 never came
