@@ -227,7 +227,7 @@ def test_latest_mode_with_real_processes_delivers_the_newest_frame(tmp_path):
     s.close()
     endpoint = 'tcp://127.0.0.1:{}'.format(port)
     edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://160x120', '--latest',
-                             '--frames', '40', '--fps', '20', '--connect', endpoint, '--quiet'],
+                             '--frames', '400', '--fps', '20', '--connect', endpoint, '--quiet'],
                             stderr=subprocess.PIPE, universal_newlines=True)
     time.sleep(1.5)                                   # the edge streams into a queue of one while no host runs
     host = HostProcess('--latest', '--frames', 2, '--timeout', 30, '--log', tmp_path / 'h.jsonl', bind=endpoint)
