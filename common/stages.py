@@ -57,14 +57,13 @@ class StageClock(object):
 
 
 class JsonlLog(object):
-    """Writes one JSON object per line; ``None`` path makes every call a no-op."""
+    """Writes one JSON object per line, line-buffered."""
 
     def __init__(self, path):
-        self._f = open(path, 'w', buffering=1) if path else None
+        self._f = open(path, 'w', buffering=1)
 
     def write(self, record):
-        if self._f is not None:
-            self._f.write(json.dumps(record, separators=(',', ':')) + '\n')
+        self._f.write(json.dumps(record, separators=(',', ':')) + '\n')
 
     def close(self):
         if self._f is not None:

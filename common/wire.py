@@ -88,6 +88,11 @@ class Frame(object):
             self.stream, self.seq, self.model, self.shape, self.size, len(self.payload))
 
 
+def _readable_stream(value):
+    """The stream id if it is a valid one (to name the sender in a rejection), else None."""
+    return value if isinstance(value, str) and _STREAM_RE.match(value) else None
+
+
 def check_stream_id(stream):
     if not isinstance(stream, str) or not _STREAM_RE.match(stream):
         raise WireError('stream id must be 1-64 characters of A-Z a-z 0-9 _ . : -, got {!r}'.format(stream))
@@ -149,8 +154,7 @@ def unpack(data, models):
         raise WireError('not a msgpack message: {}: {}'.format(type(e).__name__, str(e)[:120]))
     if not isinstance(obj, dict):
         raise WireError('message must be a msgpack map, got {}'.format(type(obj).__name__))
-    stream = obj.get('stream') if isinstance(obj.get('stream'), str) else None
-    stream = stream if stream is not None and _STREAM_RE.match(stream) else None
+    stream = _readable_stream(obj.get('stream'))
     missing = [k for k in FIELDS if k not in obj]
     if missing:
         raise WireError('missing field(s) {}'.format(', '.join(missing)), stream)
@@ -175,11 +179,8 @@ def _uint_list(value, n, name, stream):
 
 def _check(f, models):
     """Validate every field of a Frame; models=None skips the receiver's model registry check."""
-    s = f.stream if isinstance(f.stream, str) and _STREAM_RE.match(f.stream) else None
-    try:
-        check_stream_id(f.stream)
-    except WireError as e:
-        raise WireError(e.reason, None)
+    check_stream_id(f.stream)
+    s = f.stream
     if type(f.seq) is not int or not 0 <= f.seq < 2 ** 63:
         raise WireError('seq must be an integer in [0, 2**63), got {!r}'.format(f.seq), s)
     if type(f.t_cap) is not float or not math.isfinite(f.t_cap) or f.t_cap <= 0:

@@ -34,10 +34,6 @@ class ModelInfo:
     torch: str = ''                # torch checkpoint path
     manifest: dict = field(default_factory=dict)             # the whole manifest.json
 
-    def bpp(self, channels):
-        """Bits per pixel of the code before wire overhead."""
-        return channels / float(self.stride ** 2)
-
 
 def load_manifest(path):
     """Read a manifest.json (or the folder holding one) into a ModelInfo with absolute file paths."""

@@ -84,12 +84,9 @@ def build_parser():
 
 
 def config_from_args(args):
-    if args.frames is not None and args.frames < 1:
-        raise NanolinkError('--frames must be at least 1, got {}'.format(args.frames))
-    if args.fps is not None and not args.fps > 0:
-        raise NanolinkError('--fps must be > 0, got {}'.format(args.fps))
-    if args.channels is not None and args.channels < 1:
-        raise NanolinkError('--channels must be at least 1, got {}'.format(args.channels))
+    cliutil.check_at_least_one('--frames', args.frames)
+    cliutil.check_positive('--fps', args.fps)
+    cliutil.check_at_least_one('--channels', args.channels)
     try:
         wire.check_stream_id(args.stream_id)
     except wire.WireError as e:

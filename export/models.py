@@ -119,7 +119,7 @@ class LossyCAE(nn.Module):
         return self.decoder(s) + 0.5
 
     @staticmethod
-    def truncation_mask(keep, channels, shape_hw, device):
+    def truncation_mask(keep, channels, device):
         """(B, C, 1, 1) mask that keeps the first keep[b] channels of sample b."""
         idx = torch.arange(channels, device=device).view(1, -1, 1, 1)
         return (idx < keep.view(-1, 1, 1, 1)).float()
@@ -132,7 +132,7 @@ class LossyCAE(nn.Module):
         y = self.analysis(x)
         b = Binarizer.apply(y, stochastic)
         if keep is not None:
-            b = b * self.truncation_mask(keep, self.config.channels, b.shape[-2:], x.device)
+            b = b * self.truncation_mask(keep, self.config.channels, x.device)
         return {'x_hat': self.decode_symbols(b), 'y': y, 'bits': b}
 
 

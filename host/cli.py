@@ -140,10 +140,8 @@ def build_parser():
 
 
 def config_from_args(args):
-    if args.frames is not None and args.frames < 1:
-        raise NanolinkError('--frames must be at least 1, got {}'.format(args.frames))
-    if args.timeout is not None and not args.timeout > 0:
-        raise NanolinkError('--timeout must be > 0 seconds, got {}'.format(args.timeout))
+    cliutil.check_at_least_one('--frames', args.frames)
+    cliutil.check_positive('--timeout', args.timeout, ' seconds')
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
                       log=args.log, decoder=args.decoder, device=args.device, models=args.model,
                       model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
