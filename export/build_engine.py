@@ -1,18 +1,31 @@
 """nanolink-build-engine: build a TensorRT engine from an exported ONNX encoder or decoder, on the target.
 
     nanolink-build-engine --onnx cae-enc-k8.onnx --out cae.trt --fp16 --shape 1x3x720x1280 [--workspace 1024]
+    nanolink-build-engine --model cae --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
+    nanolink-build-engine --via torch2trt --model cae --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
 
 Engines only run on the TensorRT version and GPU that built them, so this runs on the Jetson itself
-(JetPack's python3 has the tensorrt module; no torch needed). It prints the equivalent trtexec line and
-writes ``<out>.json`` with the model identity from the ONNX metadata, which the runtime needs. TensorRT 8.2
-(JetPack 4.6) uses ``build_engine`` and ``max_workspace_size``; 8.5+ and 10.x ``build_serialized_network``
-and a memory-pool limit. One optimisation profile is built for the one frame shape given (NCHW).
+(JetPack's python3 has the tensorrt module; the ONNX path needs no torch). It prints the equivalent trtexec
+line and writes ``<out>.json`` with the model identity, which the runtime needs. TensorRT 8.2 (JetPack 4.6)
+uses ``build_engine`` and ``max_workspace_size``; 8.5+ and 10.x ``build_serialized_network`` and a
+memory-pool limit. One optimisation profile is built for the one frame shape given (NCHW).
+
+``--via torch2trt`` converts the torch encoder (bundled ``--model`` or a ``--checkpoint``) with NVIDIA's
+torch2trt instead of parsing ONNX, for users whose Jetson images carry torch and torch2trt (l4t-pytorch);
+the engine and its ``.json`` are the same kind of file either way.
+
+``--model NAME`` without ``--onnx`` builds from the bundled ONNX encoder whose ``code`` output is float16
+(byte values 0..255, exact in fp16): TensorRT 8.2 has no UINT8 network outputs, and one file then serves
+every TensorRT version. The edge casts the code back to bytes; the device-to-host copy of a 1008² frame
+at k = 8 is 127 KB.
 """
 import argparse
+import json
+import os
 import sys
 
 from nanolink.common.errors import NanolinkError
-from nanolink.common.zoo import METADATA_KEY
+from nanolink.common.zoo import METADATA_KEY, bundled_model
 
 
 def parse_shape(text):
@@ -26,9 +39,61 @@ def parse_shape(text):
 
 
 def onnx_metadata(path):
-    import onnx
-    m = onnx.load(path, load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
+    """The nanolink identity JSON (a str) of an exported ONNX file.
+
+    Read with the onnx package when it is installed, else with onnxruntime, else from the manifest.json that
+    nanolink-export writes beside the ONNX files (JetPack images often have neither package).
+    """
+    if not os.path.isfile(path):
+        raise NanolinkError('no such ONNX file: {}'.format(path))
+    try:
+        import onnx
+        meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    except ImportError:
+        try:
+            import onnxruntime
+            sess = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+            meta = dict(sess.get_modelmeta().custom_metadata_map)
+        except ImportError:
+            return _metadata_from_manifest(path)
+    if METADATA_KEY not in meta:
+        raise NanolinkError('{} carries no nanolink metadata: export it with nanolink-export'.format(path))
+    return meta[METADATA_KEY]
+
+
+def _metadata_from_manifest(path):
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
+    if not os.path.isfile(manifest):
+        raise NanolinkError('cannot read the model identity of {}: install onnx or onnxruntime, or keep the '
+                            'manifest.json that nanolink-export wrote beside it'.format(path))
+    with open(manifest) as f:
+        m = json.load(f)
+    base = os.path.basename(path)
+    files = m.get('files', {})
+    code_channels = None
+    for key in ('encoders', 'encoders_float16'):
+        for k, fn in files.get(key, {}).items():
+            if fn == base:
+                code_channels = int(k)
+    if files.get('decoder') == base:
+        code_channels = m['channels']
+    if code_channels is None:
+        raise NanolinkError('{} is not listed in {}: export it with nanolink-export'.format(base, manifest))
+    ident = {k: m[k] for k in ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points',
+                               'default_channels', 'dtype')}
+    ident['code_channels'] = code_channels
+    return json.dumps(ident, sort_keys=True)
+
+
+def bundled_encoder(name, channels=None):
+    """Path of the bundled float16-code ONNX encoder of model name at k = channels."""
+    info = bundled_model(name)
+    k = channels or info.default_channels
+    files = info.manifest.get('files', {}).get('encoders_float16', {})
+    if str(k) not in files:
+        raise NanolinkError('--channels {}: the bundled {} encoders have k in {}'.format(
+            k, name, ', '.join(sorted(files, key=int)) or 'none'))
+    return os.path.join(os.path.dirname(info.decoder), files[str(k)])
 
 
 def trtexec_line(onnx_path, out, input_name, shape, fp16, workspace_mb):
@@ -39,12 +104,17 @@ def trtexec_line(onnx_path, out, input_name, shape, fp16, workspace_mb):
     return line + ' --memPoolSize=workspace:{}M'.format(workspace_mb)
 
 
-def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
+def _import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError:
         raise NanolinkError('TensorRT is not installed here (no "tensorrt" module): build engines on the Jetson with '
                             'JetPack\'s python3, or with trtexec (/usr/src/tensorrt/bin/trtexec)')
+    return trt
+
+
+def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
+    trt = _import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
@@ -78,24 +148,71 @@ def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
     return name
 
 
+def build_torch2trt(checkpoint, channels, out, shape, fp16=True, workspace_mb=1024, code_dtype='float16'):
+    """Convert the packed torch encoder with torch2trt; returns the identity JSON for ``<out>.json``."""
+    try:
+        import torch
+        from torch2trt import torch2trt
+    except ImportError:
+        raise NanolinkError('--via torch2trt needs torch and torch2trt (the l4t-pytorch image has torch; torch2trt: '
+                            'git clone https://github.com/NVIDIA-AI-IOT/torch2trt && cd torch2trt && python3 setup.py '
+                            'install), or use the default --via onnx')
+    if not torch.cuda.is_available():
+        raise NanolinkError('--via torch2trt needs a CUDA GPU (torch.cuda.is_available() is False)')
+    _import_tensorrt()
+    from nanolink.export.models import PackedEncoder
+    from nanolink.export.onnx_export import CODE_DTYPES, identity, load_checkpoint
+    model, _ = load_checkpoint(checkpoint)
+    k = channels or model.config.default_channels
+    if k not in model.config.rate_points:
+        raise NanolinkError('--channels {} is not a rate point of {}: one of {}'.format(
+            k, model.model_name, list(model.config.rate_points)))
+    module = PackedEncoder(model, k, CODE_DTYPES[code_dtype]).eval().cuda()
+    x = torch.rand(*shape, device='cuda')
+    trt_module = torch2trt(module, [x], fp16_mode=fp16, max_workspace_size=workspace_mb << 20,
+                           input_names=['image'], output_names=['code'])
+    with open(out, 'wb') as f:
+        f.write(trt_module.engine.serialize())
+    return json.dumps(dict(identity(model), code_channels=k), sort_keys=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-build-engine', description=__doc__.split('\n')[0])
-    p.add_argument('--onnx', required=True, help='exported encoder or decoder (nanolink-export)')
+    p.add_argument('--via', choices=('onnx', 'torch2trt'), default='onnx',
+                   help='onnx: parse an exported ONNX file (default); torch2trt: convert the torch encoder')
+    p.add_argument('--onnx', help='exported encoder or decoder (nanolink-export); needed with --via onnx')
+    p.add_argument('--model', help='a bundled model name, e.g. cae (instead of --onnx; with --via torch2trt)')
+    p.add_argument('--checkpoint', help='--via torch2trt: a training checkpoint or exported NAME.pt')
+    p.add_argument('--channels', type=int, help='with --model: code channels k, a rate point (default: the '
+                                                'model\'s default)')
     p.add_argument('--out', required=True, help='engine file to write, e.g. cae.trt')
     p.add_argument('--shape', required=True, help='input shape NxCxHxW, e.g. 1x3x720x1280 (frame size padded to 8)')
     p.add_argument('--fp16', action='store_true', help='allow fp16 kernels (use on the Nano; no fast INT8 there)')
     p.add_argument('--workspace', type=int, default=1024, metavar='MB', help='builder workspace (default: %(default)s)')
     args = p.parse_args(argv)
+    if args.via == 'onnx' and not (args.onnx or args.model):
+        p.error('--onnx FILE or --model NAME is needed')
+    if args.onnx and (args.model or args.checkpoint):
+        p.error('give --onnx FILE or --model NAME, not both')
+    if args.via == 'torch2trt' and not (args.model or args.checkpoint):
+        p.error('--via torch2trt needs --model NAME or --checkpoint FILE')
+    if args.workspace < 1:
+        p.error('--workspace must be at least 1 MB')
     try:
         shape = parse_shape(args.shape)
-        meta = onnx_metadata(args.onnx)
-        if METADATA_KEY not in meta:
-            raise NanolinkError('{} carries no nanolink metadata: export it with nanolink-export'.format(args.onnx))
-        print('equivalent: ' + trtexec_line(args.onnx, args.out, 'image' if shape[1] == 3 else 'symbols', shape,
-                                            args.fp16, args.workspace), flush=True)
-        build(args.onnx, args.out, shape, args.fp16, args.workspace)
+        if args.via == 'onnx':
+            onnx_path = args.onnx or bundled_encoder(args.model, args.channels)
+            meta = onnx_metadata(onnx_path)
+            print('equivalent: ' + trtexec_line(onnx_path, args.out, 'image' if shape[1] == 3 else 'symbols', shape,
+                                                args.fp16, args.workspace), flush=True)
+            build(onnx_path, args.out, shape, args.fp16, args.workspace)
+        else:
+            checkpoint = args.checkpoint or bundled_model(args.model).torch
+            if not os.path.isfile(checkpoint):
+                raise NanolinkError('no such checkpoint: {}'.format(checkpoint))
+            meta = build_torch2trt(checkpoint, args.channels, args.out, shape, args.fp16, args.workspace)
         with open(args.out + '.json', 'w') as f:
-            f.write(meta[METADATA_KEY])
+            f.write(meta)
     except NanolinkError as e:
         print('nanolink-build-engine: error: {}'.format(e), file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from nanolink.common import wire, zoo                       # noqa: E402
+from nanolink.common.zoo import bundled_model               # noqa: E402
 from nanolink.common.backends import open_backend           # noqa: E402
 from nanolink.export import onnx_export, train               # noqa: E402
 from nanolink.export.models import build_model, budget       # noqa: E402
@@ -111,3 +112,56 @@ def test_float16_code_export_for_tensorrt_82_gives_the_same_payload(tmp_path, sa
     code = f16.backend.run(blob)
     assert code.dtype == np.float16 and code.nbytes == 2 * 8 * (512 // 4) * (768 // 4) // 8
     assert f16.fetch(code) == ref.fetch(ref.backend.forward(blob))
+
+
+def test_build_engine_from_bundled_model_picks_the_float16_encoder(capsys):
+    from nanolink.export import build_engine
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip('TensorRT is installed: the no-TensorRT message cannot be shown')
+    except ImportError:
+        pass
+    assert build_engine.main(['--model', 'cae', '--out', 'never.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
+    out, err = capsys.readouterr()
+    assert 'cae-enc-k8-float16.onnx --saveEngine=never.trt --shapes=image:1x3x720x1280 --fp16' in out
+    assert 'TensorRT is not installed here' in err
+    assert build_engine.main(['--model', 'cae', '--channels', '5', '--out', 'x.trt', '--shape', '1x3x64x64']) == 1
+    assert 'the bundled cae encoders have k in 4, 8, 16' in capsys.readouterr()[1]
+
+
+@pytest.mark.parametrize('k', [4, 8, 16])
+def test_identity_from_manifest_matches_onnx_metadata(k):
+    """Without onnx/onnxruntime (JetPack), build-engine reads the identity from manifest.json: same JSON."""
+    onnx = pytest.importorskip('onnx')
+    from nanolink.export import build_engine
+    from nanolink.common.zoo import METADATA_KEY
+    for path in (build_engine.bundled_encoder('cae', k), bundled_model('cae').encoders[k]):
+        meta = {p.key: p.value for p in onnx.load(path).metadata_props}[METADATA_KEY]
+        assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta)
+
+
+def test_bundled_float16_encoders_send_the_same_bytes(sample_frame):
+    """The TensorRT 8.2 encoders (float16 code) give exactly the uint8 encoders' bytes in ONNX Runtime."""
+    import onnxruntime as ort
+    from nanolink.export import build_engine
+    from nanolink.common.imageproc import prepare
+    info = bundled_model('cae')
+    x = prepare(sample_frame, info.multiple)[0]
+    for k in info.rate_points:
+        outs = []
+        for path in (info.encoders[k], build_engine.bundled_encoder('cae', k)):
+            sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+            outs.append(sess.run(None, {'image': x})[0])
+        assert outs[1].dtype == np.float16 and outs[0].dtype == np.uint8
+        np.testing.assert_array_equal(outs[1].astype(np.uint8), outs[0])
+
+
+def test_build_engine_via_torch2trt_without_it_says_what_to_install(capsys):
+    from nanolink.export import build_engine
+    try:
+        import torch2trt  # noqa: F401
+        pytest.skip('torch2trt is installed here')
+    except ImportError:
+        pass
+    assert build_engine.main(['--via', 'torch2trt', '--model', 'cae', '--out', 'x.trt', '--shape', '1x3x64x64']) == 1
+    assert 'needs torch and torch2trt' in capsys.readouterr()[1]
