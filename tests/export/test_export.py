@@ -165,3 +165,25 @@ def test_build_engine_via_torch2trt_without_it_says_what_to_install(capsys):
         pass
     assert build_engine.main(['--via', 'torch2trt', '--model', 'cae', '--out', 'x.trt', '--shape', '1x3x64x64']) == 1
     assert 'needs torch and torch2trt' in capsys.readouterr()[1]
+
+
+def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
+    """MACs counted from the ONNX graphs agree with the torch definition; the script writes its JSON."""
+    pytest.importorskip('onnx')
+    from nanolink.export import budget as budget_script
+    info = bundled_model('cae')
+    model, _ = onnx_export.load_checkpoint(info.torch)
+    torch_counts = budget(model, 64)
+    px = 64 * 64
+    dec = budget_script.onnx_macs(info.decoder, (1, 16, 16, 16)) / px
+    assert dec == pytest.approx(torch_counts['decoder_mac_per_px'])
+    enc16 = budget_script.onnx_macs(info.encoders[16], (1, 3, 64, 64)) / px
+    pack = 16 * 2 / 16                    # the in-graph packing conv: 16 -> 2 byte planes at H/4
+    assert enc16 == pytest.approx(torch_counts['encoder_mac_per_px'] + pack)
+    out = str(tmp_path / 'budget.json')
+    assert budget_script.main(['--size', '64', '--runs', '1', '--out', out]) == 0
+    report = json.load(open(out))
+    assert [n['k'] for n in report['networks']] == [4, 8, 16, 16]
+    assert 'cae-enc-k8.onnx' in capsys.readouterr()[0]
+    with pytest.raises(SystemExit):
+        budget_script.main(['--size', '60'])

@@ -1,0 +1,169 @@
+"""Measure the compute budgets of a model's exported networks (issues 4 and 5).
+
+    python -m nanolink.export.budget --model cae --size 1008 --runs 30 --out docs/budget.json
+
+For each encoder (rate point) and the decoder: multiply-accumulates per input pixel counted from the ONNX
+graph itself (every Conv node, shapes inferred at the given frame size), and the ONNX Runtime CPU time at
+size x size (median and p5-p95 over --runs after warm-up). In the same run, as baselines on the same frame:
+OpenCV JPEG encode and decode at the quality whose bytes match the code, and a raw copy of the frame.
+Budgets: encoder <= 2500 MAC/px and <= 33 ms; fast decoder <= 50 ms (2-core CPU).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from nanolink.common.backends import OnnxRuntimeBackend
+from nanolink.common.imageproc import prepare
+from nanolink.common.zoo import SAMPLE_DIR, bundled_model, load_manifest
+
+ENCODER_MAC_PER_PX = 2500
+ENCODER_MS = 33.0
+DECODER_MS = 50.0
+
+
+def onnx_macs(path, input_shape):
+    """Multiply-accumulates of every Conv in the ONNX graph at a fixed input shape (batch 1)."""
+    import onnx
+    from onnx import shape_inference
+    model = onnx.load(path)
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    for d, v in zip(dims, input_shape):
+        d.Clear()
+        d.dim_value = v
+    for out in graph.output:
+        out.type.tensor_type.shape.Clear()
+    model = shape_inference.infer_shapes(model)
+    shapes = {}
+    for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input):
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type != 'Conv':
+            continue
+        out = shapes.get(node.output[0])
+        w = weights.get(node.input[1])
+        if not out or not w or 0 in out:
+            raise RuntimeError('cannot infer the shape of Conv {} in {}'.format(node.name, path))
+        # out (1, Cout, H, W); w (Cout, Cin/groups, kh, kw)
+        total += int(np.prod(out)) * int(np.prod(w[1:]))
+    return total
+
+
+def timed(fn, runs, warmup=3):
+    for _ in range(warmup):
+        fn()
+    t = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        t.append((time.perf_counter() - t0) * 1000)
+    return {'median_ms': float(np.median(t)), 'p5_ms': float(np.percentile(t, 5)),
+            'p95_ms': float(np.percentile(t, 95))}
+
+
+def test_frame(size):
+    """A real photo (the bundled sample's first image), resized to size x size."""
+    name = sorted(f for f in os.listdir(SAMPLE_DIR) if f.endswith('.jpg'))[0]
+    img = cv2.imread(os.path.join(SAMPLE_DIR, name))
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR), name
+
+
+def jpeg_matching(frame, target_bytes):
+    """Highest OpenCV JPEG quality whose file is at most target_bytes (at least quality 1)."""
+    best = 1
+    for q in range(1, 101):
+        if len(cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1]) <= target_bytes:
+            best = q
+    return best
+
+
+def measure(info, size, runs, threads):
+    frame, name = test_frame(size)
+    x, _ = prepare(frame, info.multiple)
+    px = size * size
+    rows = []
+    for k, path in sorted(info.encoders.items()):
+        enc = OnnxRuntimeBackend(path, 'cpu', threads)
+        code = enc.forward(x)
+        row = {'network': os.path.basename(path), 'role': 'encoder', 'k': k,
+               'mac_per_px': onnx_macs(path, (1, 3, size, size)) / px, 'code_bytes': int(code.nbytes),
+               'ort_cpu': timed(lambda: enc.forward(x), runs)}
+        rows.append(row)
+    dec = OnnxRuntimeBackend(info.decoder, 'cpu', threads)
+    h = size // info.stride
+    s = np.where(np.random.RandomState(0).rand(1, info.channels, h, h) > 0.5, 1.0, -1.0).astype(np.float32)
+    rows.append({'network': os.path.basename(info.decoder), 'role': 'decoder', 'k': info.channels,
+                 'mac_per_px': onnx_macs(info.decoder, (1, info.channels, h, h)) / px,
+                 'ort_cpu': timed(lambda: dec.forward(s), runs)})
+    k = info.default_channels
+    target = px * k // (info.stride ** 2 * 8)
+    q = jpeg_matching(frame, target)
+    buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1]
+    baselines = [
+        {'network': 'OpenCV JPEG encode q{} ({} B, code k={} is {} B)'.format(q, len(buf), k, target),
+         'role': 'baseline', 'cpu': timed(lambda: cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q]), runs)},
+        {'network': 'OpenCV JPEG decode q{}'.format(q), 'role': 'baseline',
+         'cpu': timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), runs)},
+        {'network': 'raw copy of the {}x{} frame'.format(size, size), 'role': 'baseline',
+         'cpu': timed(lambda: frame.copy(), runs)},
+    ]
+    return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
+            'threads': threads or 'onnxruntime default', 'frame': name, 'cpu': platform.processor() or
+            platform.machine(), 'cores': os.cpu_count(), 'networks': rows, 'baselines': baselines}
+
+
+def format_report(r):
+    lines = ['{} at {}x{} ({} runs, ONNX Runtime CPU, {} cores)'.format(r['model'], r['size'], r['size'], r['runs'],
+                                                                         r['cores']),
+             '{:28s} {:>9s} {:>10s} {:>16s}  {}'.format('network', 'MAC/px', 'median ms', 'p5-p95 ms', 'budget')]
+    for n in r['networks']:
+        t = n['ort_cpu']
+        if n['role'] == 'encoder':
+            ok = n['mac_per_px'] <= ENCODER_MAC_PER_PX and t['median_ms'] <= ENCODER_MS
+            budget = '<= {} MAC/px, <= {:.0f} ms: {}'.format(ENCODER_MAC_PER_PX, ENCODER_MS, 'met' if ok else 'MISSED')
+        else:
+            ok = t['median_ms'] <= DECODER_MS
+            budget = '<= {:.0f} ms: {}'.format(DECODER_MS, 'met' if ok else 'MISSED')
+        lines.append('{:28s} {:9.0f} {:10.1f} {:>16s}  {}'.format(
+            n['network'], n['mac_per_px'], t['median_ms'], '{:.1f}-{:.1f}'.format(t['p5_ms'], t['p95_ms']), budget))
+    lines.append('baselines, same frame and run:')
+    for b in r['baselines']:
+        t = b['cpu']
+        lines.append('  {:54s} {:8.2f} ms ({:.2f}-{:.2f})'.format(b['network'], t['median_ms'], t['p5_ms'], t['p95_ms']))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog='python -m nanolink.export.budget', description=__doc__.split('\n')[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument('--model', default='cae', help='bundled model name (default: %(default)s)')
+    src.add_argument('--model-dir', help='a folder written by nanolink-export')
+    p.add_argument('--size', type=int, default=1008, help='square frame side (default: %(default)s)')
+    p.add_argument('--runs', type=int, default=30, help='timed runs per network (default: %(default)s)')
+    p.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (default: all cores)')
+    p.add_argument('--out', help='write the figures as JSON here')
+    args = p.parse_args(argv)
+    if args.runs < 1 or args.size < 16 or args.threads < 0:
+        p.error('--runs must be >= 1, --size >= 16 and --threads >= 0')
+    info = load_manifest(args.model_dir) if args.model_dir else bundled_model(args.model)
+    if args.size % info.multiple:
+        p.error('--size must be a multiple of {} for {}'.format(info.multiple, info.name))
+    report = measure(info, args.size, args.runs, args.threads)
+    print(format_report(report))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+            f.write('\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
