@@ -73,3 +73,22 @@ def test_empty_folder_and_undecodable_video(tmp_path):
     bad.write_bytes(os.urandom(2000))
     with pytest.raises(NanolinkError, match='cannot open video'):
         open_source(str(bad))
+
+
+def test_docker_edge_clip_is_a_video_the_edge_reads(tmp_path):
+    """docker/make_clip.py (run in Dockerfile.edge on Python 3.6) writes the edge container's camera."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = str(tmp_path / 'data' / 'clip.avi')
+    subprocess.run([sys.executable, os.path.join(root, 'docker', 'make_clip.py'), out, '--frames', '12',
+                    '--size', '160x120'], check=True, timeout=120)
+    frames = []
+    with open_source(out) as s:
+        for _ in range(20):
+            item = s.read()
+            if item is None:
+                break
+            frames.append(item[0])
+    assert len(frames) == 12 and frames[0].shape == (120, 160, 3)
+    assert np.abs(frames[1].astype(int) - frames[0].astype(int)).mean() > 1        # it pans: frames differ
