@@ -59,7 +59,7 @@ class HostDecoder(object):
 
     def __init__(self, info, backend):
         self.info, self.backend = info, backend
-        self.stride, self.multiple, self.channels = info.stride, info.multiple, info.channels
+        self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
 
     @classmethod
     def open(cls, info, decoder='onnxruntime', device='cpu', threads=0):
@@ -83,18 +83,25 @@ class HostDecoder(object):
 
 
 def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=()):
-    """{name: {fingerprint: HostDecoder}} for bundled models (all, or ``names``) and extra model folders."""
+    """{name: {fingerprint: decoder}} for bundled models (all, or ``names``), extra model folders and the
+    classical baselines (jpeg, raw; nanolink.common.classical)."""
+    from nanolink.common.classical import CLASSICAL, ClassicalDecoder
     infos = list(zoo.bundled_models().values())
     infos += [zoo.load_manifest(d) for d in extra_dirs]
+    available = set(i.name for i in infos) | set(CLASSICAL)
     if names:
-        unknown = set(names) - set(i.name for i in infos)
+        unknown = set(names) - available
         if unknown:
             raise NanolinkError('unknown model(s) {}; available: {}'.format(
-                ', '.join(sorted(unknown)), ', '.join(sorted(set(i.name for i in infos)))))
+                ', '.join(sorted(unknown)), ', '.join(sorted(available))))
         infos = [i for i in infos if i.name in names]
-    if not infos:
+    if not infos and not (names and set(names) & set(CLASSICAL)):
         raise NanolinkError('no decoder to load: the package has no bundled weights and no --model-dir was given')
     out = {}
     for info in infos:
         out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads)
+    for name in CLASSICAL:
+        if not names or name in names:
+            dec = ClassicalDecoder(name)
+            out[name] = {dec.info.fingerprint: dec}
     return out

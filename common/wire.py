@@ -20,9 +20,12 @@ A message is exactly one msgpack map (MessagePack spec) with these 11 entries, p
             0xa2 'fp'       str            weights fingerprint: 16 lowercase hex chars (first 64 bits of
                                            the SHA-256 of the weights); the receiver must hold a decoder
                                            with the same fingerprint
-            0xa5 'dtype'    str            payload coding; "bits": binary features bit-packed (below)
+            0xa5 'dtype'    str            payload coding: "bits" (learned codes, bit-packed), or the
+                                           classical baselines "jpeg" and "raw" (below); it must be the
+                                           coding of the named model
             0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
-                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 1024
+                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 1024;
+                                           for "jpeg" and "raw" exactly [3, H, W] of 'size'
             0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs, 1..4096;
                                            h * stride - multiple < H <= h * stride, likewise W (the
                                            sender padded the frame to the model's multiple; the host
@@ -39,6 +42,10 @@ Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flatte
 (channel fastest) and packed 8 bits per byte, first bit in the most significant bit, the last byte
 zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
 C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
+
+Payload, dtype "jpeg" (model "jpeg", nanolink.common.classical): one JPEG file of the H x W frame, whose
+header must state H x W (checked before decoding). dtype "raw" (model "raw"): the BGR frame as H * W * 3
+bytes, row-major. Both are baselines for benchmarks; the learned codecs are what nanolink is for.
 
 A receiver validates every field (types, ranges, lengths, known version, model and fingerprint) and
 raises WireError with a reason; it never trusts a length or shape it has not checked.
@@ -57,7 +64,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the rece
 # single hostile message could take the host down.
 MAX_CODE_SIDE = 1024
 MAX_FRAME_SIDE = 4096
-DTYPES = ('bits',)
+DTYPES = ('bits', 'jpeg', 'raw')
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 _STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')
 _FP_RE = re.compile(r'^[0-9a-f]{16}$')
@@ -99,8 +106,13 @@ def check_stream_id(stream):
     return stream
 
 
-def payload_length(shape):
+def payload_length(shape, dtype='bits'):
+    """Exact payload bytes for shape, or None where the length is the codec's (jpeg)."""
     c, h, w = shape
+    if dtype == 'raw':
+        return c * h * w
+    if dtype == 'jpeg':
+        return None
     return (c * h * w + 7) // 8
 
 
@@ -138,7 +150,7 @@ def unpack(data, models):
     """Message bytes -> validated Frame, or WireError.
 
     models: {name: {fingerprint: spec}} of what this receiver can decode, where a spec has ``channels``,
-    ``stride`` and ``multiple`` attributes (nanolink.common.zoo.ModelInfo).
+    ``stride``, ``multiple`` and ``dtype`` attributes (nanolink.common.zoo.ModelInfo, a HostDecoder).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireError('message must be bytes, got {}'.format(type(data).__name__))
@@ -194,18 +206,24 @@ def _check(f, models):
     if len(f.shape) != 3 or any(type(x) is not int for x in f.shape):
         raise WireError('shape must be 3 integers [C, h, w], got {!r}'.format(f.shape), s)
     c, h, w = f.shape
-    if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
-        raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
-            list(f.shape), MAX_CODE_SIDE), s)
     if len(f.size) != 2 or any(type(x) is not int for x in f.size):
         raise WireError('size must be 2 integers [H, W], got {!r}'.format(f.size), s)
     if not all(1 <= x <= MAX_FRAME_SIDE for x in f.size):
         raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s)
+    if f.dtype == 'bits':
+        if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
+            raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
+                list(f.shape), MAX_CODE_SIDE), s)
+    elif list(f.shape) != [3] + list(f.size):
+        raise WireError('a {} frame has shape [3, H, W] equal to size, got shape {} and size {}'.format(
+            f.dtype, list(f.shape), list(f.size)), s)
     if not isinstance(f.payload, (bytes, bytearray)):
         raise WireError('payload must be binary (msgpack bin), got {}'.format(type(f.payload).__name__), s)
-    if len(f.payload) != payload_length(f.shape):
-        raise WireError('payload is {} bytes but shape {} implies {}'.format(
-            len(f.payload), list(f.shape), payload_length(f.shape)), s)
+    expected = payload_length(f.shape, f.dtype)
+    if expected is not None and len(f.payload) != expected:
+        raise WireError('payload is {} bytes but shape {} implies {}'.format(len(f.payload), list(f.shape), expected), s)
+    if expected is None and not f.payload:
+        raise WireError('payload is empty', s)
     if not isinstance(f.stages, dict):
         raise WireError('stages must be a map of stage name to milliseconds', s)
     for k, ms in f.stages.items():
@@ -221,6 +239,8 @@ def _check(f, models):
     if spec is None:
         raise WireError('model {} with fingerprint {} is not loaded here (have {}): the sender and the receiver '
                         'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s, True)
+    if f.dtype != spec.dtype:
+        raise WireError('model {} sends dtype {!r}, got {!r}'.format(f.model, spec.dtype, f.dtype), s)
     if c > spec.channels:
         raise WireError('shape {} has {} channels but model {} has {}'.format(
             list(f.shape), c, f.model, spec.channels), s)

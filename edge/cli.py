@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from nanolink.common import wire
+from nanolink.common.classical import CLASSICAL, ClassicalEncoder
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
@@ -50,6 +51,8 @@ class EdgeConfig:
     send_timeout_ms: int = 1000              # then a frame is dropped
     latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None         # CurveZMQ folder from nanolink-keys (uses <stream_id>.key_secret)
+    jpeg_quality: int = 75                   # --model jpeg (a baseline) only
+    clock_offset: float = 0.0                # seconds added to capture times (host clock; latency-bench)
 
 
 def build_parser():
@@ -60,7 +63,10 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', default='cae', help='bundled model used without --engine (default: %(default)s)')
+    p.add_argument('--model', default='cae', help='bundled model used without --engine (default: %(default)s); '
+                                                  'jpeg or raw: classical baselines over the same transport')
+    p.add_argument('--jpeg-quality', type=int, default=75, metavar='Q', help='with --model jpeg: OpenCV JPEG quality '
+                                                                              '1..100 (default: %(default)s)')
     p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '
                                                              'default: the model\'s default (8 = 0.5 bpp)')
     p.add_argument('--connect', default='tcp://127.0.0.1:5555', metavar='tcp://HOST:PORT',
@@ -80,6 +86,9 @@ def build_parser():
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads (default: runtime default)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
+    p.add_argument('--clock-offset', type=float, default=0.0, metavar='S',
+                   help='add S seconds to capture times so the host measures end-to-end latency on its own clock '
+                        '(latency-bench --role edge estimates it)')
     return p
 
 
@@ -87,6 +96,10 @@ def config_from_args(args):
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--fps', args.fps)
     cliutil.check_at_least_one('--channels', args.channels)
+    if not 1 <= args.jpeg_quality <= 100:
+        raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(args.jpeg_quality))
+    if args.model in CLASSICAL and (args.engine or args.channels):
+        raise NanolinkError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
     try:
         wire.check_stream_id(args.stream_id)
     except wire.WireError as e:
@@ -95,7 +108,7 @@ def config_from_args(args):
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
-                      curve_keys=args.curve_keys)
+                      curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -104,7 +117,10 @@ def run(cfg, stop=None, status_every_s=2.0):
     Returns the summary dict {'frames', 'dropped', 'bytes', 'stages': {stage: [ms, ...]}}.
     """
     stop = stop or threading.Event()
-    encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads)
+    if cfg.model in CLASSICAL and not cfg.engine:
+        encoder = ClassicalEncoder(cfg.model, cfg.jpeg_quality, cfg.size)
+    else:
+        encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads)
     info = encoder.info
     curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: sample_window() for k in EDGE_STAGES}
@@ -123,6 +139,7 @@ def run(cfg, stop=None, status_every_s=2.0):
                 log.info('end of %s after %d frames', source.description, seq)
                 break
             frame, t_cap = item
+            t_cap += cfg.clock_offset
             with clock('preprocess'):
                 blob, size = encoder.preprocess(frame)
             with clock('encode'):
@@ -134,7 +151,7 @@ def run(cfg, stop=None, status_every_s=2.0):
             with clock('serialise'):
                 try:
                     msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
-                                               fp=info.fingerprint, shape=shape, size=size, payload=payload,
+                                               fp=info.fingerprint, dtype=info.dtype, shape=shape, size=size, payload=payload,
                                                stages=stages))
                 except wire.WireError as e:
                     raise NanolinkError('cannot send a {}x{} frame: {}; shrink frames with --size WxH'.format(

@@ -200,7 +200,13 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
                 continue
             dec = decoders[frame.model][frame.fp]
             with clock('decode'):
-                image = dec.decode(frame)
+                try:
+                    image = dec.decode(frame)
+                except wire.WireError as e:       # a payload the codec cannot decode (e.g. a broken JPEG)
+                    image, err = None, e
+            if image is None:
+                rejects.add(err.reason, err.stream or frame.stream)
+                continue
             with clock('postprocess'):
                 bgr = dec.postprocess(image, frame)
             st = streams[frame.stream]

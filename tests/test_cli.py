@@ -237,3 +237,34 @@ def test_latest_mode_with_real_processes_delivers_the_newest_frame(tmp_path):
     assert rc == 0, err
     first = json.loads(open(str(tmp_path / 'h.jsonl')).readline())['seq']
     assert first >= 5, first                          # not frame 0: older frames were dropped, the newest kept
+
+
+def test_classical_baselines_stream_through_the_same_clis(tmp_path, host_process, sample_frame):
+    """edge-sender --model raw / --model jpeg into one host-receiver: raw frames arrive bit-exact, JPEG frames
+    equal OpenCV's at that quality, and a hostile JPEG header is rejected and counted, not decoded."""
+    import struct
+    from nanolink.common.classical import classical_info
+    sof = b'\xff\xc0' + struct.pack('>HBHHB', 11, 8, 60000, 60000, 1) + b'\x01\x11\x00'
+    hostile = wire.pack(wire.Frame(stream='evil', seq=0, t_cap=time.time(), model='jpeg', dtype='jpeg',
+                                   fp=classical_info('jpeg').fingerprint, shape=(3, 8, 8), size=(8, 8),
+                                   payload=b'\xff\xd8' + sof, stages={}))
+    src = tmp_path / 'src'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), sample_frame)
+    h = host_process('--frames', 4, '--save', tmp_path / 'out', '--timeout', 60, '--log', tmp_path / 'host.jsonl')
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx) as tx:
+        assert tx.send(hostile)
+    ctx.term()
+    for model, extra in (('raw', []), ('jpeg', ['--jpeg-quality', '40'])):
+        r = cli('nanolink.edge.cli', '--camera', src, '--model', model, '--frames', 2, '--loop', '--connect',
+                h.endpoint, '--stream-id', model, '--quiet', *extra)
+        assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    assert '4 decoded, 1 rejected of 5 received' in err and 'Traceback' not in err
+    raw = cv2.imread(str(tmp_path / 'out' / 'raw' / '00000001.png'))
+    np.testing.assert_array_equal(raw, sample_frame)
+    jpg = cv2.imread(str(tmp_path / 'out' / 'jpeg' / '00000000.png'))
+    ref = cv2.imdecode(cv2.imencode('.jpg', sample_frame, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(jpg, ref)

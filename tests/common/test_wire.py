@@ -8,7 +8,7 @@ from nanolink.common import wire
 
 
 class Spec(object):
-    channels, stride, multiple = 16, 4, 8
+    channels, stride, multiple, dtype = 16, 4, 8, 'bits'
 
 
 MODELS = {'cae': {'0123456789abcdef': Spec()}}

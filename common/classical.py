@@ -1,0 +1,130 @@
+"""Classical baselines that travel through the same CLIs, transport and wire format as the learned codecs.
+
+    edge-sender --model jpeg --jpeg-quality 20        # OpenCV JPEG, the imagezmq + JPEG way
+    edge-sender --model raw                           # the BGR frame as it is
+
+They exist so a benchmark compares like with like: the same capture, sockets, messages and logs, only the
+codec differs (``latency-bench`` rows ``jpeg-qN`` and ``raw``). On the wire the model is ``jpeg`` or ``raw``
+with a fixed fingerprint, dtype ``jpeg`` or ``raw``, and shape [3, H, W] equal to the frame size.
+"""
+import hashlib
+import struct
+
+import cv2
+import numpy as np
+
+from nanolink.common import wire
+from nanolink.common.errors import NanolinkError
+from nanolink.common.zoo import ModelInfo
+
+CLASSICAL = ('jpeg', 'raw')
+
+
+def classical_info(name):
+    """ModelInfo of a classical codec: stride 1, no padding, 3 'channels' (BGR)."""
+    if name not in CLASSICAL:
+        raise NanolinkError('unknown classical codec "{}", should be one of {}'.format(name, CLASSICAL))
+    fp = hashlib.sha256('nanolink classical codec {} v1'.format(name).encode()).hexdigest()[:16]
+    return ModelInfo(name=name, fingerprint=fp, stride=1, multiple=1, channels=3, rate_points=(),
+                     default_channels=3, dtype=name)
+
+
+class ClassicalBackend(object):
+    """Backend-shaped encoder or decoder (forward / to_host / run) for the CLIs' stage clock."""
+
+    device = 'cpu'
+
+    def __init__(self, name, quality=None):
+        self.kind = 'opencv-' + name
+        self.name, self.quality = name, quality
+        self.metadata = {}
+
+    def forward(self, frame):
+        if self.name == 'jpeg':
+            ok, buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise NanolinkError('OpenCV could not JPEG-encode a {} frame'.format(frame.shape))
+            return buf
+        return frame
+
+    def to_host(self, out):
+        return out
+
+    def close(self):
+        pass
+
+
+class ClassicalEncoder(object):
+    """Same interface as nanolink.common.codec.EdgeEncoder: preprocess, backend.forward, fetch."""
+
+    def __init__(self, name, quality=75, size=None):
+        if name == 'jpeg' and not 1 <= quality <= 100:
+            raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(quality))
+        self.info = classical_info(name)
+        self.backend = ClassicalBackend(name, quality)
+        self.channels, self.size, self.quality = 3, size, quality
+
+    def preprocess(self, frame):
+        from nanolink.common.imageproc import as_bgr
+        frame = as_bgr(frame)
+        if self.size is not None and (frame.shape[1], frame.shape[0]) != tuple(self.size):
+            shrink = self.size[0] * self.size[1] < frame.shape[0] * frame.shape[1]
+            frame = cv2.resize(frame, tuple(self.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return np.ascontiguousarray(frame), frame.shape[:2]
+
+    def fetch(self, out):
+        """-> (payload bytes, shape [3, H, W])."""
+        h, w = out.shape[:2] if self.info.name == 'raw' else jpeg_size(out)
+        return out.tobytes(), (3, h, w)
+
+
+def jpeg_size(payload):
+    """(height, width) from a baseline or progressive JPEG's SOF header, without decoding; WireError if none.
+
+    Checked before decoding so a hostile header cannot make OpenCV allocate a huge image.
+    """
+    data = bytes(payload[:65536]) if len(payload) > 65536 else bytes(payload)
+    if data[:2] != b'\xff\xd8':
+        raise wire.WireError('jpeg payload does not start with a JPEG SOI marker')
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise wire.WireError('jpeg payload: bad marker at byte {}'.format(i))
+        marker = data[i + 1]
+        if marker == 0xFF:                       # fill byte
+            i += 1
+            continue
+        length = struct.unpack('>H', data[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                break
+            h, w = struct.unpack('>HH', data[i + 5:i + 9])
+            return h, w
+        if length < 2:
+            raise wire.WireError('jpeg payload: bad segment length at byte {}'.format(i))
+        i += 2 + length
+    raise wire.WireError('jpeg payload has no frame header (SOF) in its first 64 KiB')
+
+
+class ClassicalDecoder(object):
+    """Same interface as nanolink.common.codec.HostDecoder: decode(frame) then postprocess(image, frame)."""
+
+    def __init__(self, name):
+        self.info = info = classical_info(name)
+        self.backend = ClassicalBackend(name)
+        self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
+
+    def decode(self, frame):
+        h, w = frame.size
+        if self.info.name == 'raw':
+            return np.frombuffer(frame.payload, dtype=np.uint8).reshape(h, w, 3)
+        if jpeg_size(frame.payload) != (h, w):
+            raise wire.WireError('jpeg payload is {}x{} but the message says {}x{}'.format(
+                *(jpeg_size(frame.payload)[::-1] + (w, h))), frame.stream)
+        image = cv2.imdecode(np.frombuffer(frame.payload, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None or image.shape[:2] != (h, w):
+            raise wire.WireError('jpeg payload does not decode to a {}x{} image'.format(w, h), frame.stream)
+        return image
+
+    def postprocess(self, image, frame):
+        return image
