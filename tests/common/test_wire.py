@@ -119,12 +119,33 @@ def test_sender_cannot_pack_an_invalid_frame():
     assert math.isfinite(wire.unpack(wire.pack(make_frame()[0]), MODELS).t_cap)
 
 
-def test_no_pickle_anywhere_in_the_package():
+def test_no_pickle_for_network_data_anywhere_in_the_package():
+    """No module imports pickle, except latency-bench's timing of the slides' approach, which pickles a local
+    array in one function that touches no socket."""
+    import ast
     import nanolink.common, nanolink.edge, nanolink.host
     import os
     for pkg in (nanolink.common, nanolink.edge, nanolink.host):
         d = os.path.dirname(pkg.__file__)
         for name in os.listdir(d):
-            if name.endswith('.py'):
-                src = open(os.path.join(d, name)).read()
-                assert 'import pickle' not in src and 'pickle.loads' not in src, name
+            if not name.endswith('.py'):
+                continue
+            src = open(os.path.join(d, name)).read()
+            if name == 'bench.py' and pkg is nanolink.host:
+                tree = ast.parse(src)
+                users = set()
+                for fn in ast.walk(tree):
+                    if isinstance(fn, ast.FunctionDef):
+                        for node in ast.walk(fn):
+                            if isinstance(node, ast.Import) and any(a.name == 'pickle' for a in node.names):
+                                users.add(fn.name)
+                            if isinstance(node, ast.ImportFrom) and node.module == 'pickle':
+                                users.add(fn.name)
+                top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                       and 'pickle' in [a.name for a in n.names] + [getattr(n, 'module', None)]]
+                assert users == {'_slides_pickle_roundtrip'} and not top, users
+                fn = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in users)
+                names = {getattr(n, 'id', None) or getattr(n, 'attr', None) for n in ast.walk(fn)}
+                assert not names & {'socket', 'recv', 'recv_ready', 'zmq', 'Receiver'}, names
+                continue
+            assert 'import pickle' not in src and 'pickle.loads' not in src, name

@@ -1,0 +1,506 @@
+"""latency-bench: per-stage latency of real edge and host processes over ZeroMQ, in the slides' columns.
+
+    latency-bench --models cae --sizes 504,1008 --frames 200 --out bench/
+    latency-bench --role host --bind tcp://*:5555 ...           # on the PC
+    latency-bench --role edge --connect tcp://PC:5555 ...       # on the Nano, same --models/--sizes/--frames
+
+For every model and square size asked, one edge-sender process streams --warmup + --frames frames of the
+source (default: the bundled sample, looped, resized to size x size) as fast as it can to one
+host-receiver process, reliably (no --latest): T_N is first capture to last decode of the N timed frames,
+Avg = T_N / N. Baseline rows run in the same host-receiver, over the same transport and wire format:
+``jpeg-qQ`` (OpenCV JPEG at the highest quality whose bytes do not exceed the model's message on the same
+frames) and ``raw`` (the frame's bytes as they are). PSNR and bpp are measured on the source frames with
+the same encoder and decoder the processes use. The slides' published rows are printed beside ours as a
+reference, not re-measured. A micro-benchmark compares our wire payload and msgpack message against the
+slides' approach (pickling the float32 feature tensor) at the largest size.
+
+With --role edge|host the halves run on two machines: the host also answers clock requests (on the data
+port + 1), and the edge estimates the clock offset from a few round trips (offset of the fastest ones) and
+stamps capture times on the host's clock, so end-to-end latency means something across machines.
+
+--out DIR writes latency.json ({"rows": [{model, size, frames, psnr, bpp, stages: {stage: {median_ms,
+p5_ms, p95_ms}}, total_s, avg_ms}]} with the stage names of the wire logs), latency.csv and latency.png.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import msgpack
+import zmq
+
+from nanolink.common import wire, zoo
+from nanolink.common.classical import ClassicalDecoder, ClassicalEncoder
+from nanolink.common.codec import EdgeEncoder, HostDecoder
+from nanolink.common.errors import NanolinkError
+from nanolink.common.metrics import psnr
+from nanolink.common.stages import ALL_STAGES, EDGE_STAGES, END_TO_END, percentile, read_jsonl
+from nanolink.edge.sources import open_source
+from nanolink.host.demo import _read_first_line, _tail
+
+# Published figures of the reference slides (../shared/REFERENCE.md section 1), printed for comparison only.
+SLIDES = [
+    ('slides: Lossy CAE 2 MB, Nano', 504, 28.56, 'encode 7-15, misc 0.2-1, GPU->CPU 1-3, pickle 1-3, send 10-15, '
+                                                 'T_200 4.845 s, avg 24 ms, host CPU decode > 10 s'),
+    ('slides: Lossy CAE 2 MB, Nano', 1008, 34.01, 'encode 8-15, misc 0.2-1, GPU->CPU 6-10, pickle 5-7, send 6-10, '
+                                                  'T_200 5.763 s, avg 28 ms, host CPU decode 50 ms'),
+]
+# The slides' columns, in order: (header, stages summed per frame)
+COLUMNS = [('Encode', ('encode',)), ('Misc (encode)', ('preprocess',)), ('GPU->CPU', ('gpu_to_cpu',)),
+           ('Serialise', ('serialise',)), ('Send', ('send',)), ('Misc (decode)', ('postprocess',)),
+           ('Decode', ('decode',))]
+EXTRA = [('capture', ('capture',)), ('receive', ('receive',)), ('deserialise', ('deserialise',)),
+         ('display', ('display',)), ('end_to_end', (END_TO_END,))]
+CHART_STAGES = [s for s in ALL_STAGES if s != END_TO_END]
+
+
+def parse_list(text, option, cast=str):
+    try:
+        items = [cast(x.strip()) for x in text.split(',') if x.strip()]
+    except ValueError:
+        items = []
+    if not items:
+        raise NanolinkError('{} needs a comma-separated list, got "{}"'.format(option, text))
+    return items
+
+
+def stat(values):
+    return {'median_ms': percentile(values, 50), 'p5_ms': percentile(values, 5), 'p95_ms': percentile(values, 95)}
+
+
+# ----------------------------------------------------------------------------------------------- the plan
+class Row(object):
+    """One benchmark row: what edge-sender runs (model and its options) at one size."""
+
+    def __init__(self, name, model, size, edge_args, encoder, decoder):
+        self.name, self.model, self.size, self.edge_args = name, model, size, edge_args
+        self.encoder, self.decoder = encoder, decoder
+        self.psnr = self.bpp = None
+
+    @property
+    def stream(self):
+        return '{}-{}'.format(self.name, self.size)
+
+
+def source_frames(source, size, n=6):
+    """Up to n distinct frames of the source, resized to size x size as edge-sender --size does."""
+    frames = []
+    with open_source(source, loop=False) as src:
+        while len(frames) < n:
+            item = src.read()
+            if item is None:
+                break
+            f = item[0]
+            shrink = size * size < f.shape[0] * f.shape[1]
+            frames.append(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
+    if not frames:
+        raise NanolinkError('--source {} gave no frames'.format(source))
+    return frames
+
+
+def message_quality(encoder, decoder, frames):
+    """(mean PSNR dB or None when lossless, mean bpp of the wire messages) of frames through the codec."""
+    ps, bpps = [], []
+    for i, f in enumerate(frames):
+        blob, size = encoder.preprocess(f)
+        payload, shape = encoder.fetch(encoder.backend.forward(blob))
+        info = encoder.info
+        msg = wire.pack(wire.Frame(stream='bench', seq=i, t_cap=time.time(), model=info.name, fp=info.fingerprint,
+                                   dtype=info.dtype, shape=shape, size=size, payload=payload, stages={}))
+        frame = wire.unpack(msg, {info.name: {info.fingerprint: decoder}})
+        out = decoder.postprocess(decoder.decode(frame), frame)
+        ps.append(psnr(f, out))
+        bpps.append(len(msg) * 8.0 / (f.shape[0] * f.shape[1]))
+    p = float(np.mean(ps))
+    return (None if np.isinf(p) else p), float(np.mean(bpps))
+
+
+def jpeg_quality_for(frames, bpp):
+    """Highest OpenCV JPEG quality whose mean message bpp over frames is at most bpp (at least 1)."""
+    best = 1
+    for q in range(1, 101):
+        enc, dec = ClassicalEncoder('jpeg', q), ClassicalDecoder('jpeg')
+        if message_quality(enc, dec, frames[:3])[1] <= bpp:
+            best = q
+        else:
+            break
+    return best
+
+
+def plan(args):
+    rows = []
+    for size in args.sizes:
+        frames = source_frames(args.source, size)
+        model_bpp = None
+        for model in args.models:
+            info = zoo.bundled_model(model)
+            k = args.channels or info.default_channels
+            enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
+            dec = HostDecoder.open(info, args.decoder, args.device, args.threads)
+            row = Row(model, model, size, ['--model', model, '--channels', str(k)] + args.edge_backend, enc, dec)
+            row.psnr, row.bpp = message_quality(enc, dec, frames)
+            model_bpp = row.bpp if model_bpp is None else model_bpp
+            rows.append(row)
+        if 'jpeg' in args.baselines:
+            q = jpeg_quality_for(frames, model_bpp) if model_bpp else args.jpeg_quality
+            row = Row('jpeg-q{}'.format(q), 'jpeg', size, ['--model', 'jpeg', '--jpeg-quality', str(q)],
+                      ClassicalEncoder('jpeg', q), ClassicalDecoder('jpeg'))
+            row.psnr, row.bpp = message_quality(row.encoder, row.decoder, frames)
+            rows.append(row)
+        if 'raw' in args.baselines:
+            row = Row('raw', 'raw', size, ['--model', 'raw'], ClassicalEncoder('raw'), ClassicalDecoder('raw'))
+            row.psnr, row.bpp = message_quality(row.encoder, row.decoder, frames)
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- processes
+def start_host(args, out, frames_total):
+    cmd = [sys.executable, '-m', 'nanolink.host.cli', '--bind', args.bind, '--frames', str(frames_total),
+           '--log', os.path.join(out, 'host.jsonl'), '--timeout', str(args.timeout), '--decoder', args.decoder,
+           '--device', args.device, '--quiet']
+    for m in sorted(set(args.models) | set(b for b in args.baselines)):
+        cmd += ['--model', m]
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    err = open(os.path.join(out, 'host.stderr.txt'), 'w')
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+    line = _read_first_line(proc, 60)
+    if not line.startswith('listening on '):
+        proc.kill()
+        proc.wait()
+        err.close()
+        raise NanolinkError('host-receiver did not start:\n' + _tail(err.name))
+    return proc, err, line[len('listening on '):]
+
+
+def run_edge(args, out, row, endpoint, offset):
+    cmd = [sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.source, '--loop', '--size',
+           '{0}x{0}'.format(row.size), '--frames', str(args.frames + args.warmup), '--connect', endpoint,
+           '--stream-id', row.stream, '--log', os.path.join(out, 'edge-{}.jsonl'.format(row.stream)), '--quiet',
+           '--clock-offset', repr(offset)] + row.edge_args
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    with open(os.path.join(out, 'edge-{}.stderr.txt'.format(row.stream)), 'w') as err:
+        rc = subprocess.call(cmd, stderr=err, timeout=args.timeout * 4 + 600)
+    if rc != 0:
+        raise NanolinkError('edge-sender for {} failed (exit {}):\n{}'.format(row.stream, rc, _tail(err.name)))
+
+
+class ClockServer(object):
+    """Answers b't' with the host's time.time() as 8 ASCII-free bytes (msgpack float) on a REP socket."""
+
+    def __init__(self, endpoint, context):
+        self.socket = context.socket(zmq.REP)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(endpoint)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        while not self._stop.is_set():
+            if poller.poll(100):
+                self.socket.recv()
+                self.socket.send(msgpack.packb(time.time()))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()
+
+
+def clock_offset(endpoint, rounds=12, timeout_ms=2000):
+    """(offset s to add to local time to get the host's, half round trip s) from the fastest round trips."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    s.connect(endpoint)
+    samples = []
+    try:
+        for _ in range(rounds):
+            t0 = time.time()
+            s.send(b't')
+            try:
+                t_host = msgpack.unpackb(s.recv())
+            except zmq.Again:
+                raise NanolinkError('no clock answer from {} within {} ms: is latency-bench --role host running '
+                                    'there?'.format(endpoint, timeout_ms))
+            t1 = time.time()
+            samples.append((t1 - t0, t_host - (t0 + t1) / 2.0))
+    finally:
+        s.close()
+        ctx.term()
+    best = sorted(samples)[:3]
+    return float(np.median([o for _, o in best])), best[0][0] / 2.0
+
+
+def time_endpoint(data_endpoint):
+    """The clock endpoint beside a data endpoint: same host, port + 1."""
+    base, port = data_endpoint.rsplit(':', 1)
+    if not port.isdigit():
+        raise NanolinkError('cannot derive the clock port from {}: give a numeric port'.format(data_endpoint))
+    return '{}:{}'.format(base, int(port) + 1)
+
+
+# ---------------------------------------------------------------------------------------------- results
+def summarise_row(row, host_rows, frames, warmup):
+    mine = sorted((r for r in host_rows if r['stream'] == row.stream and r['seq'] >= warmup), key=lambda r: r['seq'])
+    if not mine:
+        raise NanolinkError('no timed frame of {} reached the host'.format(row.stream))
+    samples = {}
+    for r in mine:
+        for k, v in list(r['stages'].items()) + list(r['sender_stages'].items()):
+            samples.setdefault(k, []).append(v)
+    total_s = max(r['t_done'] for r in mine) - min(r['t_cap'] for r in mine)
+    return {'model': row.name, 'size': row.size, 'frames': len(mine), 'psnr': row.psnr,
+            'bpp': float(np.mean([r['bytes'] * 8.0 / (r['width'] * r['height']) for r in mine])),
+            'stages': {k: stat(samples[k]) for k in ALL_STAGES if k in samples},
+            'total_s': total_s, 'avg_ms': 1000.0 * total_s / len(mine), 'lost': frames - len(mine)}
+
+
+def cell(stages, names):
+    if not all(n in stages for n in names):
+        return '-'
+    s = stages[names[0]]
+    return '{:.2f} ({:.2f}-{:.2f})'.format(s['median_ms'], s['p5_ms'], s['p95_ms'])
+
+
+def format_rows(results, title):
+    head = ['Model, size (PSNR)'] + [c for c, _ in COLUMNS[:5]] + ['T_N s', 'Avg ms'] + [c for c, _ in COLUMNS[5:]]
+    lines = [title, ' | '.join(head)]
+    for r in results:
+        ps = 'lossless' if r['psnr'] is None else '{:.2f}'.format(r['psnr'])
+        cells = ['{}, {}² ({}) {:.3f} bpp'.format(r['model'], r['size'], ps, r['bpp'])]
+        cells += [cell(r['stages'], n) for _, n in COLUMNS[:5]]
+        cells += ['T_{} {:.3f}'.format(r['frames'], r['total_s']), '{:.1f}'.format(r['avg_ms'])]
+        cells += [cell(r['stages'], n) for _, n in COLUMNS[5:]]
+        lines.append(' | '.join(cells))
+    lines.append('')
+    lines.append('also: ' + ' | '.join(c for c, _ in EXTRA) + '   (median (p5-p95) ms)')
+    for r in results:
+        lines.append('{}, {}²: '.format(r['model'], r['size']) + ' | '.join(cell(r['stages'], n) for _, n in EXTRA))
+    lines.append('')
+    lines.append('reference, published in the slides (not measured here):')
+    for name, size, p, text in SLIDES:
+        lines.append('  {}, {}² ({:.2f}): {}'.format(name, size, p, text))
+    return '\n'.join(lines)
+
+
+def micro_benchmark(size, runs=200):
+    """Our payload and message vs the slides' pickled float32 features, for the cae code at size x size, k = 8."""
+    h = size // 4
+    rng = np.random.RandomState(0)
+    bits = rng.randint(0, 2, size=(8, h, h)).astype(np.uint8)
+    features = bits.astype(np.float32) * 2 - 1                      # what the slides copied and pickled
+    info = zoo.bundled_model('cae')
+    spec = {'cae': {info.fingerprint: info}}
+
+    def ours_pack():
+        return wire.pack(wire.Frame(stream='b', seq=1, t_cap=time.time(), model='cae', fp=info.fingerprint,
+                                    shape=(8, h, h), size=(size, size), payload=wire.pack_bits(bits), stages={}))
+    msg = ours_pack()
+    dumps, loads, pickled = _slides_pickle_roundtrip(features)
+
+    def t(fn):
+        for _ in range(5):
+            fn()
+        v = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            v.append((time.perf_counter() - t0) * 1000.0)
+        return float(np.median(v))
+    r = {'size': size, 'payload_bytes': len(wire.pack_bits(bits)), 'message_bytes': len(msg),
+         'float32_bytes': features.nbytes, 'pickle_bytes': len(pickled),
+         'serialise_ms': t(ours_pack), 'deserialise_ms': t(lambda: wire.unpack(msg, spec)),
+         'pickle_dumps_ms': t(dumps), 'pickle_loads_ms': t(loads)}
+    r['copy_ratio'] = r['float32_bytes'] / float(r['payload_bytes'])
+    r['serialise_ratio'] = r['pickle_dumps_ms'] / r['serialise_ms']
+    r['deserialise_ratio'] = r['pickle_loads_ms'] / r['deserialise_ms']
+    return r
+
+
+def _slides_pickle_roundtrip(features):
+    """The slides' approach, for timing only: pickle a local float32 array in memory. Nothing here touches a
+    socket; nanolink never unpickles network data."""
+    import pickle
+    data = pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL)
+    return (lambda: pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL)), (lambda: pickle.loads(data)), data
+
+
+def format_micro(m):
+    return ('micro-benchmark, cae k=8 code of a {0}² frame vs the slides\' pickled float32 features (8x{1}x{1}):\n'
+            '  device->host copy: {2:,} B packed bits vs {3:,} B float32  ({4:.0f}x less)\n'
+            '  serialise:   wire.pack {5:.3f} ms ({6:,} B) vs pickle.dumps {7:.3f} ms ({8:,} B): pickle/ours = {9:.2f}\n'
+            '  deserialise: wire.unpack (validated) {10:.3f} ms vs pickle.loads {11:.3f} ms: pickle/ours = {12:.2f}'
+            ).format(
+        m['size'], m['size'] // 4, m['payload_bytes'], m['float32_bytes'], m['copy_ratio'], m['serialise_ms'],
+        m['message_bytes'], m['pickle_dumps_ms'], m['pickle_bytes'], m['serialise_ratio'], m['deserialise_ms'],
+        m['pickle_loads_ms'], m['deserialise_ratio'])
+
+
+def write_outputs(out, results, micro, meta):
+    with open(os.path.join(out, 'latency.json'), 'w') as f:
+        json.dump(dict(meta, rows=results, micro_benchmark=micro), f, indent=2)
+        f.write('\n')
+    with open(os.path.join(out, 'latency.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['model', 'size', 'frames', 'psnr', 'bpp', 'total_s', 'avg_ms', 'stage', 'median_ms', 'p5_ms',
+                    'p95_ms'])
+        for r in results:
+            for k, s in r['stages'].items():
+                w.writerow([r['model'], r['size'], r['frames'], r['psnr'], round(r['bpp'], 5), round(r['total_s'], 4),
+                            round(r['avg_ms'], 3), k, round(s['median_ms'], 4), round(s['p5_ms'], 4),
+                            round(s['p95_ms'], 4)])
+    chart(os.path.join(out, 'latency.png'), results)
+
+
+def chart(path, results):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    labels = ['{} {}²'.format(r['model'], r['size']) for r in results]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(results) + 2))
+    left = np.zeros(len(results))
+    colors = plt.get_cmap('tab20').colors
+    for i, stage in enumerate(CHART_STAGES):
+        v = np.array([r['stages'].get(stage, {}).get('median_ms', 0.0) for r in results])
+        ax.barh(labels, v, left=left, color=colors[i % len(colors)], label=stage)
+        left += v
+    for y, r in enumerate(results):
+        ax.text(left[y], y, '  avg {:.1f} ms/frame'.format(r['avg_ms']), va='center', fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel('median ms per frame, by stage (edge then host)')
+    ax.set_title('latency-bench: per-stage breakdown')
+    ax.legend(ncol=4, fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------- main
+def build_parser():
+    p = argparse.ArgumentParser(prog='latency-bench', description=__doc__.split('\n')[0])
+    p.add_argument('--models', default='cae', help='comma-separated bundled models (default: %(default)s)')
+    p.add_argument('--sizes', default='504,1008', help='comma-separated square frame sides (default: %(default)s)')
+    p.add_argument('--frames', type=int, default=200, help='timed frames per row, T_N (default: %(default)s)')
+    p.add_argument('--warmup', type=int, default=10, help='untimed frames first (default: %(default)s)')
+    p.add_argument('--baselines', default='jpeg,raw', help='jpeg,raw or none (default: %(default)s)')
+    p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
+    p.add_argument('--channels', type=int, help='rate point of the models (default: each model\'s default)')
+    p.add_argument('--source', default=zoo.SAMPLE_DIR, help='frames to stream (default: the bundled sample)')
+    p.add_argument('--engine-device', choices=('cpu', 'cuda'), help='edge-sender --device (default: cpu)')
+    p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='host decoder backend')
+    p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='host decoder device')
+    p.add_argument('--threads', type=int, default=0, help='encoder/decoder threads (default: runtime default)')
+    p.add_argument('--role', default='both', choices=('both', 'edge', 'host'),
+                   help='both on this machine, or one half for a two-machine run')
+    p.add_argument('--bind', default='tcp://127.0.0.1:*', help='--role both/host: host endpoint (default: %(default)s)')
+    p.add_argument('--connect', help='--role edge: the host\'s endpoint, tcp://HOST:PORT')
+    p.add_argument('--timeout', type=float, default=60.0, help='seconds without a frame before giving up')
+    p.add_argument('--out', help='write latency.json, latency.csv and latency.png here')
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
+    args = p.parse_args(argv)
+    try:
+        args.models = parse_list(args.models, '--models')
+        args.sizes = parse_list(args.sizes, '--sizes', int)
+        args.baselines = [] if args.baselines == 'none' else parse_list(args.baselines, '--baselines')
+        bad = set(args.baselines) - {'jpeg', 'raw'}
+        if bad:
+            raise NanolinkError('--baselines: unknown {}; use jpeg, raw or none'.format(', '.join(sorted(bad))))
+        if args.frames < 1 or args.warmup < 0:
+            raise NanolinkError('--frames must be >= 1 and --warmup >= 0')
+        for m in args.models:
+            info = zoo.bundled_model(m)
+            for s in args.sizes:
+                if s < 16 or s % info.multiple:
+                    raise NanolinkError('--sizes: {} is not a multiple of {} (model {}), at least 16'.format(
+                        s, info.multiple, m))
+        if args.role == 'edge' and not args.connect:
+            raise NanolinkError('--role edge needs --connect tcp://HOST:PORT (the host\'s latency-bench --role host)')
+        if args.out:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise NanolinkError('--out draws latency.png with matplotlib: pip install matplotlib')
+            os.makedirs(args.out, exist_ok=True)
+        args.edge_backend = ['--device', args.engine_device] if args.engine_device else []
+        return run(args)
+    except NanolinkError as e:
+        print('latency-bench: error: {}'.format(e), file=sys.stderr)
+        return 1
+
+
+def run(args):
+    out = args.out or os.path.join(os.getcwd(), 'latency-bench-logs')
+    os.makedirs(out, exist_ok=True)
+    rows = plan(args)
+    print('latency-bench: {} rows x {} frames (+{} warm-up): {}'.format(
+        len(rows), args.frames, args.warmup, ', '.join(r.stream for r in rows)), flush=True)
+    if args.role == 'edge':
+        offset, half_rtt = clock_offset(time_endpoint(args.connect))
+        print('clock offset to the host: {:+.2f} ms (+/- {:.2f} ms, half the fastest round trip)'.format(
+            offset * 1000, half_rtt * 1000), flush=True)
+        for row in rows:
+            run_edge(args, out, row, args.connect, offset)
+        print('latency-bench: sent {} rows; the table is printed by the host\'s latency-bench'.format(len(rows)))
+        return 0
+    total = len(rows) * (args.frames + args.warmup)
+    ctx = zmq.Context()
+    host, err, endpoint = start_host(args, out, total)
+    clock = None
+    try:
+        if args.role == 'host':
+            clock = ClockServer(time_endpoint(endpoint), ctx)
+            print('listening on {} (clock on {})'.format(endpoint, clock.endpoint), flush=True)
+        else:
+            for row in rows:
+                run_edge(args, out, row, endpoint, 0.0)
+        try:
+            rc = host.wait(args.timeout + 30 if args.role == 'both' else None)
+        except subprocess.TimeoutExpired:
+            raise NanolinkError('host-receiver did not finish:\n' + _tail(err.name))
+        if rc != 0:
+            raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc, _tail(err.name)))
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+        err.close()
+        if clock:
+            clock.close()
+        ctx.term()
+    host_rows = read_jsonl(os.path.join(out, 'host.jsonl'))
+    results = [summarise_row(r, host_rows, args.frames, args.warmup) for r in rows]
+    micro = micro_benchmark(max(args.sizes))
+    title = ('latency-bench: {} timed frames per row after {} warm-up, reliable mode, edge {} / host {} {}; '
+             'median (p5-p95) ms'.format(args.frames, args.warmup, args.engine_device or 'cpu', args.decoder,
+                                         args.device))
+    print(format_rows(results, title))
+    print()
+    print(format_micro(micro))
+    if args.out:
+        meta = {'command': 'latency-bench ' + ' '.join(sys.argv[1:]) if sys.argv else '', 'role': args.role,
+                'warmup': args.warmup, 'cores': os.cpu_count(), 'decoder': args.decoder, 'device': args.device}
+        write_outputs(args.out, results, micro, meta)
+        print('wrote {0}/latency.json, {0}/latency.csv, {0}/latency.png'.format(args.out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

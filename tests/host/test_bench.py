@@ -1,0 +1,89 @@
+"""latency-bench with real edge and host processes: the table, latency.json (schema of issue 6), CSV, chart,
+baseline rows in the same run, and the two-machine roles with a clock-offset estimate."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import cli
+from nanolink.common.stages import ALL_STAGES
+
+pytest.importorskip('matplotlib', reason='latency-bench --out draws its chart with matplotlib')
+jsonschema = pytest.importorskip('jsonschema')
+
+STAGE = {'type': 'object', 'required': ['median_ms', 'p5_ms', 'p95_ms'],
+         'properties': {k: {'type': 'number', 'minimum': 0} for k in ('median_ms', 'p5_ms', 'p95_ms')}}
+SCHEMA = {
+    'type': 'object', 'required': ['rows'],
+    'properties': {'rows': {'type': 'array', 'minItems': 1, 'items': {
+        'type': 'object', 'required': ['model', 'size', 'frames', 'psnr', 'bpp', 'stages', 'total_s', 'avg_ms'],
+        'properties': {'model': {'type': 'string'}, 'size': {'type': 'integer'}, 'frames': {'type': 'integer'},
+                       'psnr': {'type': ['number', 'null']}, 'bpp': {'type': 'number', 'exclusiveMinimum': 0},
+                       'stages': {'type': 'object', 'propertyNames': {'enum': list(ALL_STAGES)},
+                                  'additionalProperties': STAGE},
+                       'total_s': {'type': 'number', 'exclusiveMinimum': 0},
+                       'avg_ms': {'type': 'number', 'exclusiveMinimum': 0}}}}}}
+
+
+def test_bench_runs_rows_and_baselines_and_writes_json_csv_chart(tmp_path):
+    out = tmp_path / 'bench'
+    r = cli('nanolink.host.bench', '--sizes', '64,96', '--frames', 6, '--warmup', 2, '--out', out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(str(out / 'latency.json')))
+    jsonschema.validate(doc, SCHEMA)
+    rows = {(row['model'], row['size']): row for row in doc['rows']}
+    assert [m for m, s in rows if s == 64][0] == 'cae' and len(rows) == 6
+    jpeg = [row for (m, s), row in rows.items() if 'jpeg' in m and s == 96][0]
+    cae, raw = rows[('cae', 96)], rows[('raw', 96)]
+    assert all(row['frames'] == 6 for row in rows.values())
+    assert raw['psnr'] is None and raw['bpp'] > 24 and jpeg['psnr'] > 10 and cae['psnr'] > 15
+    assert set(cae['stages']) >= {'capture', 'preprocess', 'encode', 'gpu_to_cpu', 'serialise', 'send', 'receive',
+                                  'deserialise', 'decode', 'postprocess', 'end_to_end'}
+    assert cae['avg_ms'] == pytest.approx(1000 * cae['total_s'] / 6)
+    assert doc['micro_benchmark']['copy_ratio'] == 32.0             # packed bits vs float32: 32x fewer bytes
+    with open(str(out / 'latency.csv')) as f:
+        table = list(csv.DictReader(f))
+    assert {(t['model'], int(t['size'])) for t in table} == set(rows)
+    assert os.path.getsize(str(out / 'latency.png')) > 5000
+    header = [l for l in r.stdout.splitlines() if l.startswith('Model, size')][0]
+    assert header.split(' | ') == ['Model, size (PSNR)', 'Encode', 'Misc (encode)', 'GPU->CPU', 'Serialise', 'Send',
+                                   'T_N s', 'Avg ms', 'Misc (decode)', 'Decode']
+    assert 'T_6 ' in r.stdout and 'slides: Lossy CAE 2 MB, Nano, 1008² (34.01)' in r.stdout
+
+
+def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
+    host = subprocess.Popen([sys.executable, '-m', 'nanolink.host.bench', '--role', 'host', '--sizes', '64',
+                             '--frames', '5', '--warmup', '1', '--baselines', 'none', '--timeout', '60'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, cwd=str(tmp_path))
+    try:
+        line = ''
+        while not line.startswith('listening on '):
+            line = host.stdout.readline()
+            assert line, host.stderr.read()
+        endpoint = line.split()[2]
+        edge = cli('nanolink.host.bench', '--role', 'edge', '--connect', endpoint, '--sizes', 64, '--frames', 5,
+                   '--warmup', 1, '--baselines', 'none', cwd=str(tmp_path), timeout=120)
+        assert edge.returncode == 0, edge.stderr
+        offset_ms = float(edge.stdout.split('clock offset to the host: ')[1].split()[0])
+        assert abs(offset_ms) < 50                                      # one machine: the clocks agree
+        out, err = host.communicate(timeout=120)
+    finally:
+        if host.poll() is None:
+            host.kill()
+    assert host.returncode == 0, err
+    assert 'T_5 ' in out and 'cae, 64²' in out
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--sizes', '60'], 'not a multiple of 8'),
+    (['--role', 'edge'], '--role edge needs --connect'),
+    (['--baselines', 'png'], 'unknown png'),
+    (['--models', 'nope'], 'no bundled model "nope"'),
+    (['--frames', '0'], '--frames must be >= 1'),
+])
+def test_bench_bad_arguments_exit_1_with_a_message(args, words):
+    r = cli('nanolink.host.bench', *args)
+    assert r.returncode == 1 and words in r.stderr and 'Traceback' not in r.stderr
