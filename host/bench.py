@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -161,10 +162,12 @@ def plan(args):
 
 
 # --------------------------------------------------------------------------------------------- processes
-def start_host(args, out, frames_total):
-    cmd = [sys.executable, '-m', 'nanolink.host.cli', '--bind', args.bind, '--frames', str(frames_total),
-           '--log', os.path.join(out, 'host.jsonl'), '--timeout', str(args.timeout), '--decoder', args.decoder,
-           '--device', args.device, '--quiet']
+def start_host(args, out, frames_total=None):
+    """host-receiver as a subprocess; frames_total None: it runs until SIGINT."""
+    cmd = [sys.executable, '-m', 'nanolink.host.cli', '--bind', args.bind, '--log', os.path.join(out, 'host.jsonl'),
+           '--decoder', args.decoder, '--device', args.device, '--quiet']
+    if frames_total:
+        cmd += ['--frames', str(frames_total), '--timeout', str(args.timeout)]
     for m in sorted(set(args.models) | set(b for b in args.baselines)):
         cmd += ['--model', m]
     if args.threads:
@@ -184,13 +187,31 @@ def run_edge(args, out, row, endpoint, offset):
     cmd = [sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.source, '--loop', '--size',
            '{0}x{0}'.format(row.size), '--frames', str(args.frames + args.warmup), '--connect', endpoint,
            '--stream-id', row.stream, '--log', os.path.join(out, 'edge-{}.jsonl'.format(row.stream)), '--quiet',
-           '--clock-offset', repr(offset)] + row.edge_args
+           '--clock-offset={!r}'.format(offset)] + row.edge_args     # '=': a negative offset is no option
+    if args.fps:
+        cmd += ['--fps', str(args.fps)]
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     with open(os.path.join(out, 'edge-{}.stderr.txt'.format(row.stream)), 'w') as err:
         rc = subprocess.call(cmd, stderr=err, timeout=args.timeout * 4 + 600)
     if rc != 0:
         raise NanolinkError('edge-sender for {} failed (exit {}):\n{}'.format(row.stream, rc, _tail(err.name)))
+
+
+def wait_drained(log_path, stream, n, timeout_s):
+    """Wait until the host has logged n frames of stream (or timeout_s passes without progress), so one row's
+    backlog never runs into the next row's timings. Returns the count seen."""
+    key = '"stream":"{}"'.format(stream)
+    seen, t_progress = -1, time.time()
+    while time.time() - t_progress < timeout_s:
+        with open(log_path) as f:
+            count = sum(1 for line in f if key in line)
+        if count >= n:
+            return count
+        if count != seen:
+            seen, t_progress = count, time.time()
+        time.sleep(0.05)
+    return seen
 
 
 class ClockServer(object):
@@ -283,7 +304,8 @@ def format_rows(results, title):
         ps = 'lossless' if r['psnr'] is None else '{:.2f}'.format(r['psnr'])
         cells = ['{}, {}² ({}) {:.3f} bpp'.format(r['model'], r['size'], ps, r['bpp'])]
         cells += [cell(r['stages'], n) for _, n in COLUMNS[:5]]
-        cells += ['T_{} {:.3f}'.format(r['frames'], r['total_s']), '{:.1f}'.format(r['avg_ms'])]
+        cells += ['T_{} {:.3f}{}'.format(r['frames'], r['total_s'], ' ({} lost)'.format(r['lost']) if r['lost'] else ''),
+                  '{:.1f}'.format(r['avg_ms'])]
         cells += [cell(r['stages'], n) for _, n in COLUMNS[5:]]
         lines.append(' | '.join(cells))
     lines.append('')
@@ -306,9 +328,11 @@ def micro_benchmark(size, runs=200):
     info = zoo.bundled_model('cae')
     spec = {'cae': {info.fingerprint: info}}
 
+    payload = wire.pack_bits(bits)                                  # packed inside the encoder graph, on the device
+
     def ours_pack():
         return wire.pack(wire.Frame(stream='b', seq=1, t_cap=time.time(), model='cae', fp=info.fingerprint,
-                                    shape=(8, h, h), size=(size, size), payload=wire.pack_bits(bits), stages={}))
+                                    shape=(8, h, h), size=(size, size), payload=payload, stages={}))
     msg = ours_pack()
     dumps, loads, pickled = _slides_pickle_roundtrip(features)
 
@@ -321,7 +345,7 @@ def micro_benchmark(size, runs=200):
             fn()
             v.append((time.perf_counter() - t0) * 1000.0)
         return float(np.median(v))
-    r = {'size': size, 'payload_bytes': len(wire.pack_bits(bits)), 'message_bytes': len(msg),
+    r = {'size': size, 'payload_bytes': len(payload), 'message_bytes': len(msg),
          'float32_bytes': features.nbytes, 'pickle_bytes': len(pickled),
          'serialise_ms': t(ours_pack), 'deserialise_ms': t(lambda: wire.unpack(msg, spec)),
          'pickle_dumps_ms': t(dumps), 'pickle_loads_ms': t(loads)}
@@ -408,6 +432,8 @@ def build_parser():
                    help='both on this machine, or one half for a two-machine run')
     p.add_argument('--bind', default='tcp://127.0.0.1:*', help='--role both/host: host endpoint (default: %(default)s)')
     p.add_argument('--connect', help='--role edge: the host\'s endpoint, tcp://HOST:PORT')
+    p.add_argument('--fps', type=float, help='pace each edge-sender at F frames/s, so end_to_end is latency without '
+                                            'queueing (default: as fast as it goes, as the slides\' T_N)')
     p.add_argument('--timeout', type=float, default=60.0, help='seconds without a frame before giving up')
     p.add_argument('--out', help='write latency.json, latency.csv and latency.png here')
     return p
@@ -425,6 +451,8 @@ def main(argv=None):
             raise NanolinkError('--baselines: unknown {}; use jpeg, raw or none'.format(', '.join(sorted(bad))))
         if args.frames < 1 or args.warmup < 0:
             raise NanolinkError('--frames must be >= 1 and --warmup >= 0')
+        if args.fps is not None and args.fps <= 0:
+            raise NanolinkError('--fps must be > 0')
         for m in args.models:
             info = zoo.bundled_model(m)
             for s in args.sizes:
@@ -462,19 +490,22 @@ def run(args):
         return 0
     total = len(rows) * (args.frames + args.warmup)
     ctx = zmq.Context()
-    host, err, endpoint = start_host(args, out, total)
+    host, err, endpoint = start_host(args, out, total if args.role == 'host' else None)
     clock = None
     try:
         if args.role == 'host':
             clock = ClockServer(time_endpoint(endpoint), ctx)
             print('listening on {} (clock on {})'.format(endpoint, clock.endpoint), flush=True)
+            rc = host.wait()
         else:
             for row in rows:
                 run_edge(args, out, row, endpoint, 0.0)
-        try:
-            rc = host.wait(args.timeout + 30 if args.role == 'both' else None)
-        except subprocess.TimeoutExpired:
-            raise NanolinkError('host-receiver did not finish:\n' + _tail(err.name))
+                wait_drained(os.path.join(out, 'host.jsonl'), row.stream, args.frames + args.warmup, args.timeout)
+            host.send_signal(signal.SIGINT)           # graceful: flushes its log, prints its summary, exits 0
+            try:
+                rc = host.wait(30)
+            except subprocess.TimeoutExpired:
+                raise NanolinkError('host-receiver did not stop on SIGINT:\n' + _tail(err.name))
         if rc != 0:
             raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc, _tail(err.name)))
     finally:
@@ -488,14 +519,15 @@ def run(args):
     host_rows = read_jsonl(os.path.join(out, 'host.jsonl'))
     results = [summarise_row(r, host_rows, args.frames, args.warmup) for r in rows]
     micro = micro_benchmark(max(args.sizes))
-    title = ('latency-bench: {} timed frames per row after {} warm-up, reliable mode, edge {} / host {} {}; '
-             'median (p5-p95) ms'.format(args.frames, args.warmup, args.engine_device or 'cpu', args.decoder,
-                                         args.device))
+    title = ('latency-bench: {} timed frames per row after {} warm-up, reliable mode, {}, edge {} / host {} {}; '
+             'median (p5-p95) ms'.format(args.frames, args.warmup, 'paced at {:g} fps'.format(args.fps) if args.fps
+                                         else 'unpaced', args.engine_device or 'cpu', args.decoder, args.device))
     print(format_rows(results, title))
     print()
     print(format_micro(micro))
     if args.out:
         meta = {'command': 'latency-bench ' + ' '.join(sys.argv[1:]) if sys.argv else '', 'role': args.role,
+                'fps': args.fps,
                 'warmup': args.warmup, 'cores': os.cpu_count(), 'decoder': args.decoder, 'device': args.device}
         write_outputs(args.out, results, micro, meta)
         print('wrote {0}/latency.json, {0}/latency.csv, {0}/latency.png'.format(args.out))
