@@ -404,6 +404,7 @@ def chart(path, results):
         left += v
     for y, r in enumerate(results):
         ax.text(left[y], y, '  avg {:.1f} ms/frame'.format(r['avg_ms']), va='center', fontsize=8)
+    ax.set_xlim(0, max(left.max(), 1e-3) * 1.3)
     ax.invert_yaxis()
     ax.set_xlabel('median ms per frame, by stage (edge then host)')
     ax.set_title('latency-bench: per-stage breakdown')
