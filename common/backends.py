@@ -83,18 +83,19 @@ class TorchBackend(Backend):
         Backend.__init__(self)
         try:
             import torch
-            from nanolink.export.onnx_export import load_checkpoint, PackedEncoder
+            from nanolink.export.onnx_export import load_checkpoint
         except ImportError as e:
             raise NanolinkError('the torch backend needs torch ({}): pip install "nanolink[train]"'.format(e))
         if device == 'cuda' and not torch.cuda.is_available():
             raise NanolinkError('--device cuda: torch sees no CUDA device; use --device cpu')
         self.torch = torch
         model, meta = load_checkpoint(path)
-        k = channels or model.config.default_channels
-        net = PackedEncoder(model, k) if role == 'encoder' else model.decoder_module()
+        net = model.encoder_module(channels) if role == 'encoder' else model.decoder_module()
         self.net = net.to(device).eval()
         self.device = device
-        self.metadata = {METADATA_KEY: json.dumps(dict(meta, code_channels=k))}
+        if meta['dtype'] == 'bits':
+            meta = dict(meta, code_channels=channels or model.config.default_channels)
+        self.metadata = {METADATA_KEY: json.dumps(meta)}
 
     def forward(self, array):
         torch = self.torch

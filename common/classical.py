@@ -40,12 +40,7 @@ class ClassicalBackend(object):
         self.metadata = {}
 
     def forward(self, frame):
-        if self.name == 'jpeg':
-            ok, buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-            if not ok:
-                raise NanolinkError('OpenCV could not JPEG-encode a {} frame'.format(frame.shape))
-            return buf
-        return frame
+        return encode_jpeg(frame, self.quality) if self.name == 'jpeg' else frame
 
     def to_host(self, out):
         return out
@@ -106,6 +101,26 @@ def jpeg_size(payload):
     raise wire.WireError('jpeg payload has no frame header (SOF) in its first 64 KiB')
 
 
+def decode_jpeg(payload, shape, stream=None):
+    """JPEG payload of a frame with code shape [3, h, w] -> BGR uint8 (h, w, 3); WireError if it is not one.
+    The header is checked first, so a hostile size never reaches the decoder's allocation."""
+    h, w = shape[1], shape[2]
+    got = jpeg_size(payload)
+    if got != (h, w):
+        raise wire.WireError('jpeg payload is {}x{} but the message says {}x{}'.format(got[1], got[0], w, h), stream)
+    image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.shape[:2] != (h, w):
+        raise wire.WireError('jpeg payload does not decode to a {}x{} image'.format(w, h), stream)
+    return image
+
+
+def encode_jpeg(bgr, quality):
+    ok, buf = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise NanolinkError('OpenCV could not JPEG-encode a {} image'.format(bgr.shape))
+    return buf
+
+
 class ClassicalDecoder(object):
     """Same interface as nanolink.common.codec.HostDecoder: decode(frame) then postprocess(image, frame)."""
 
@@ -118,13 +133,7 @@ class ClassicalDecoder(object):
         h, w = frame.size
         if self.info.name == 'raw':
             return np.frombuffer(frame.payload, dtype=np.uint8).reshape(h, w, 3)
-        if jpeg_size(frame.payload) != (h, w):
-            raise wire.WireError('jpeg payload is {}x{} but the message says {}x{}'.format(
-                *(jpeg_size(frame.payload)[::-1] + (w, h))), frame.stream)
-        image = cv2.imdecode(np.frombuffer(frame.payload, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None or image.shape[:2] != (h, w):
-            raise wire.WireError('jpeg payload does not decode to a {}x{} image'.format(w, h), frame.stream)
-        return image
+        return decode_jpeg(frame.payload, frame.shape, frame.stream)
 
     def postprocess(self, image, frame):
         return image

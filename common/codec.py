@@ -25,16 +25,26 @@ class EdgeEncoder(object):
         self.backend, self.info, self.channels, self.size = backend, info, channels, size
 
     @classmethod
-    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0):
-        """From a bundled model name (picking its encoder for ``channels``) or an engine file."""
+    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0, quality=None):
+        """From a bundled model name (picking its encoder for ``channels``) or an engine file.
+
+        Models whose code is an image (dtype "jpeg", e.g. ``ae``) take ``quality`` instead of ``channels``."""
         if engine:
             backend = open_backend(engine, 'encoder', channels, device, threads)
             info = zoo.info_from_metadata(backend.metadata, engine)
+            if info.dtype == 'jpeg':
+                return JpegCodeEncoder(backend, info, quality, size, channels)
             if channels and channels != info.default_channels:
                 raise NanolinkError('{} encodes {} channels, not {}: export or build an encoder for that rate'.format(
                     engine, info.default_channels, channels))
             return cls(backend, info, info.default_channels, size)
         info = zoo.bundled_model(model)
+        if info.dtype == 'jpeg':
+            return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
+                                   channels)
+        if quality is not None:
+            raise NanolinkError('--jpeg-quality is for models whose code is an image (ae) or --model jpeg, not {}'.format(
+                model))
         k = channels or info.default_channels
         if k not in info.encoders:
             raise NanolinkError('--channels {}: model {} has encoders for {} channels'.format(
@@ -52,6 +62,46 @@ class EdgeEncoder(object):
         h = code.shape[1]
         w = code.shape[2] * 8 // self.channels
         return code.tobytes(), (self.channels, h, w)
+
+
+class _JpegCodeBackend(object):
+    """The encoder network followed by the device-to-host copy and JPEG coding of its 8-bit code image; all of
+    it is the ``encode`` stage (``gpu_to_cpu`` is then only the bytes hand-over)."""
+
+    def __init__(self, inner, quality):
+        self.inner, self.quality = inner, quality
+        self.kind, self.device, self.metadata = inner.kind + '+jpeg', inner.device, inner.metadata
+
+    def forward(self, blob):
+        code = self.inner.to_host(self.inner.forward(blob))         # (1, h, w, 3) BGR byte values
+        if code.dtype != np.uint8:                                   # float16 engines (TensorRT 8.2)
+            code = code.astype(np.uint8)
+        from nanolink.common.classical import encode_jpeg
+        return encode_jpeg(code[0], self.quality), code.shape[1:3]
+
+    def to_host(self, out):
+        return out
+
+    def close(self):
+        self.inner.close()
+
+
+class JpegCodeEncoder(EdgeEncoder):
+    """Encoder half of a model whose code is a small 8-bit image coded with JPEG (``ae``)."""
+
+    def __init__(self, backend, info, quality=None, size=None, channels=None):
+        if channels:
+            raise NanolinkError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
+                info.name))
+        quality = info.default_channels if quality is None else quality
+        if not 1 <= quality <= 100:
+            raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(quality))
+        EdgeEncoder.__init__(self, _JpegCodeBackend(backend, quality), info, 3, size)
+        self.quality = quality
+
+    def fetch(self, out):
+        buf, (h, w) = out
+        return buf.tobytes(), (3, h, w)
 
 
 class HostDecoder(object):
@@ -76,6 +126,10 @@ class HostDecoder(object):
         return sym
 
     def decode(self, frame):
+        if self.dtype == 'jpeg':                                # ae: JPEG-coded 8-bit code image
+            from nanolink.common.classical import decode_jpeg
+            code = decode_jpeg(frame.payload, frame.shape, frame.stream)
+            return self.backend.run(code[None].astype(np.float32))   # (1, 3, 2h, 2w) float32
         return self.backend.run(self.symbols(frame))            # (1, 3, 4h, 4w) float32
 
     def postprocess(self, image, frame):

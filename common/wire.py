@@ -24,8 +24,8 @@ A message is exactly one msgpack map (MessagePack spec) with these 11 entries, p
                                            classical baselines "jpeg" and "raw" (below); it must be the
                                            coding of the named model
             0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
-                                           width; 1 <= C <= the model's channels, 1 <= h, w <= 1024;
-                                           for "jpeg" and "raw" exactly [3, H, W] of 'size'
+                                           width; "bits": 1 <= C <= the model's channels, 1 <= h, w <= 1024;
+                                           "jpeg", "raw": C = 3, the code image's h, w <= 4096
             0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs, 1..4096;
                                            h * stride - multiple < H <= h * stride, likewise W (the
                                            sender padded the frame to the model's multiple; the host
@@ -43,9 +43,10 @@ Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flatte
 zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
 C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
 
-Payload, dtype "jpeg" (model "jpeg", nanolink.common.classical): one JPEG file of the H x W frame, whose
-header must state H x W (checked before decoding). dtype "raw" (model "raw"): the BGR frame as H * W * 3
-bytes, row-major. Both are baselines for benchmarks; the learned codecs are what nanolink is for.
+Payload, dtype "jpeg": one JPEG file of the h x w code image, whose header must state h x w (checked before
+decoding). For model "ae" the code image is the learned 8-bit code at H/2 x W/2; for the baseline model
+"jpeg" (nanolink.common.classical, stride 1) it is the frame itself. dtype "raw" (model "raw"): the BGR
+frame as H * W * 3 bytes, row-major. "jpeg" and "raw" as models are baselines for benchmarks.
 
 A receiver validates every field (types, ranges, lengths, known version, model and fingerprint) and
 raises WireError with a reason; it never trusts a length or shape it has not checked.
@@ -214,9 +215,9 @@ def _check(f, models):
         if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
             raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
                 list(f.shape), MAX_CODE_SIDE), s)
-    elif list(f.shape) != [3] + list(f.size):
-        raise WireError('a {} frame has shape [3, H, W] equal to size, got shape {} and size {}'.format(
-            f.dtype, list(f.shape), list(f.size)), s)
+    elif c != 3 or not (1 <= h <= MAX_FRAME_SIDE and 1 <= w <= MAX_FRAME_SIDE):
+        raise WireError('a {} frame has shape [3, h, w] with 1 <= h, w <= {}, got {}'.format(
+            f.dtype, MAX_FRAME_SIDE, list(f.shape)), s)
     if not isinstance(f.payload, (bytes, bytearray)):
         raise WireError('payload must be binary (msgpack bin), got {}'.format(type(f.payload).__name__), s)
     expected = payload_length(f.shape, f.dtype)

@@ -29,7 +29,8 @@ class ModelInfo:
     rate_points: Tuple[int, ...]   # channel counts the decoder was trained for
     default_channels: int          # channels edge-sender sends unless told otherwise
     dtype: str = 'bits'            # payload coding on the wire
-    encoders: Dict[int, str] = field(default_factory=dict)   # channels -> ONNX encoder path
+    encoders: Dict[int, str] = field(default_factory=dict)   # channels -> ONNX encoder path (binary codes)
+    encoder: str = ''              # the one ONNX encoder of a model whose rate is set outside it (ae: JPEG)
     decoder: str = ''              # ONNX decoder path
     torch: str = ''                # torch checkpoint path
     manifest: dict = field(default_factory=dict)             # the whole manifest.json
@@ -50,6 +51,7 @@ def load_manifest(path):
         channels=m['channels'], rate_points=tuple(m['rate_points']), default_channels=m['default_channels'],
         dtype=m.get('dtype', 'bits'),
         encoders={int(k): os.path.join(d, v) for k, v in files.get('encoders', {}).items()},
+        encoder=os.path.join(d, files['encoder']) if files.get('encoder') else '',
         decoder=os.path.join(d, files['decoder']) if files.get('decoder') else '',
         torch=os.path.join(d, files['torch']) if files.get('torch') else '',
         manifest=m)
@@ -79,4 +81,5 @@ def info_from_metadata(meta, source):
     m = json.loads(meta[METADATA_KEY])
     return ModelInfo(name=m['name'], fingerprint=m['fingerprint'], stride=m['stride'], multiple=m['multiple'],
                      channels=m['channels'], rate_points=tuple(m['rate_points']),
-                     default_channels=m['code_channels'], dtype=m.get('dtype', 'bits'), manifest=m)
+                     default_channels=m.get('code_channels', m['default_channels']), dtype=m.get('dtype', 'bits'),
+                     manifest=m)

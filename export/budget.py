@@ -90,7 +90,8 @@ def measure(info, size, runs, threads):
     x, _ = prepare(frame, info.multiple)
     px = size * size
     rows = []
-    for k, path in sorted(info.encoders.items()):
+    encoders = sorted(info.encoders.items()) if info.encoders else [(None, info.encoder)]
+    for k, path in encoders:
         enc = OnnxRuntimeBackend(path, 'cpu', threads)
         code = enc.forward(x)
         row = {'network': os.path.basename(path), 'role': 'encoder', 'k': k,
@@ -99,10 +100,17 @@ def measure(info, size, runs, threads):
         rows.append(row)
     dec = OnnxRuntimeBackend(info.decoder, 'cpu', threads)
     h = size // info.stride
-    s = np.where(np.random.RandomState(0).rand(1, info.channels, h, h) > 0.5, 1.0, -1.0).astype(np.float32)
+    if info.dtype == 'jpeg':                        # ae: the decoder takes the 8-bit code image (1, h, w, 3)
+        s = np.random.RandomState(0).randint(0, 256, (1, h, h, 3)).astype(np.float32)
+    else:
+        s = np.where(np.random.RandomState(0).rand(1, info.channels, h, h) > 0.5, 1.0, -1.0).astype(np.float32)
     rows.append({'network': os.path.basename(info.decoder), 'role': 'decoder', 'k': info.channels,
-                 'mac_per_px': onnx_macs(info.decoder, (1, info.channels, h, h)) / px,
+                 'mac_per_px': onnx_macs(info.decoder, s.shape) / px,
                  'ort_cpu': timed(lambda: dec.forward(s), runs)})
+    if info.dtype == 'jpeg':
+        return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
+                'threads': threads or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
+                'networks': rows, 'baselines': []}
     k = info.default_channels
     target = px * k // (info.stride ** 2 * 8)
     q = jpeg_matching(frame, target)

@@ -75,19 +75,25 @@ def _metadata_from_manifest(path):
         for k, fn in files.get(key, {}).items():
             if fn == base:
                 code_channels = int(k)
-    if files.get('decoder') == base:
+    if files.get('decoder') == base or base in (files.get('encoder'), files.get('encoder_float16')):
         code_channels = m['channels']
     if code_channels is None:
         raise NanolinkError('{} is not listed in {}: export it with nanolink-export'.format(base, manifest))
     ident = {k: m[k] for k in ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points',
                                'default_channels', 'dtype')}
-    ident['code_channels'] = code_channels
+    if m['dtype'] == 'bits':                      # binary-code networks carry their channel count
+        ident['code_channels'] = code_channels
     return json.dumps(ident, sort_keys=True)
 
 
 def bundled_encoder(name, channels=None):
     """Path of the bundled float16-code ONNX encoder of model name at k = channels."""
     info = bundled_model(name)
+    if info.dtype == 'jpeg':                      # one encoder; its rate is the JPEG quality on the edge
+        fn = info.manifest.get('files', {}).get('encoder_float16')
+        if not fn:
+            raise NanolinkError('the bundled {} model has no float16-code encoder'.format(name))
+        return os.path.join(os.path.dirname(info.decoder), fn)
     k = channels or info.default_channels
     files = info.manifest.get('files', {}).get('encoders_float16', {})
     if str(k) not in files:

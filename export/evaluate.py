@@ -48,20 +48,21 @@ def eval_model(name, images, progress):
     dec = HostDecoder.open(info)
     decoders = {name: {info.fingerprint: dec}}
     rows = []
-    for k in info.rate_points:
-        enc = EdgeEncoder.open(name, channels=k)
+    for k in info.rate_points:                     # binary channels (cae) or JPEG qualities (ae)
+        enc = EdgeEncoder.open(name, quality=k) if info.dtype == 'jpeg' else EdgeEncoder.open(name, channels=k)
         per = []
         for fn, img in images:
             blob, size = enc.preprocess(img)
             payload, shape = enc.fetch(enc.backend.forward(blob))
             msg = wire.pack(wire.Frame(stream='eval', seq=0, t_cap=time.time(), model=name, fp=info.fingerprint,
-                                       shape=shape, size=size, payload=payload, stages={}))
+                                       dtype=info.dtype, shape=shape, size=size, payload=payload, stages={}))
             f = wire.unpack(msg, decoders)
             out = dec.postprocess(dec.decode(f), f)
             per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
                         'ms_ssim': msssim_or_none(img, out)})
         rows.append(summarise_rows({'model': name, 'rate_point': k}, per))
-        progress('{} k={}: {:.3f} bpp, {:.2f} dB'.format(name, k, rows[-1]['bpp'], rows[-1]['psnr']))
+        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(name, 'q' if info.dtype == 'jpeg' else 'k', k, rows[-1]['bpp'],
+                                                          rows[-1]['psnr']))
     return rows
 
 

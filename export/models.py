@@ -85,6 +85,8 @@ class LossyCAE(nn.Module):
 
     stride = 4       # H / h of the code
     multiple = 8     # frames are padded to a multiple of this (H/4 even, for in-graph bit packing)
+    rate_prefix = 'k'   # rate points are channel counts
+    wire_dtype = 'bits'
 
     def __init__(self, config=None):
         super().__init__()
@@ -127,6 +129,9 @@ class LossyCAE(nn.Module):
     def decoder_module(self):
         return SymbolDecoder(self)
 
+    def encoder_module(self, k=None, code_dtype=torch.uint8):
+        return PackedEncoder(self, k or self.config.default_channels, code_dtype)
+
     def forward(self, x, keep=None, stochastic=False):
         """Training pass. keep: (B,) channels kept per sample (default: all)."""
         y = self.analysis(x)
@@ -134,6 +139,153 @@ class LossyCAE(nn.Module):
         if keep is not None:
             b = b * self.truncation_mask(keep, self.config.channels, x.device)
         return {'x_hat': self.decode_symbols(b), 'y': y, 'bits': b}
+
+    # -- the trainer's interface (nanolink.export.train) --
+    def train_output(self, x, progress, stochastic_frac=0.7):
+        """x_hat for one training batch: a random rate point per sample; stochastic binariser early on."""
+        rates = torch.tensor(self.config.rate_points)
+        keep = rates[torch.randint(len(rates), (x.shape[0],))]
+        return self(x, keep=keep, stochastic=progress < stochastic_frac)['x_hat']
+
+    @torch.no_grad()
+    def rate_outputs(self, x):
+        """{rate point: x_hat} for one padded image, and code-health numbers."""
+        y = self.analysis(x)
+        bits = torch.where(y > 0, 1.0, -1.0)
+        health = {'flip_share': ((torch.rand_like(y) < (1 + y) / 2).float() * 2 - 1 != bits).float().mean().item(),
+                  'balance': (bits > 0).float().mean(dim=(0, 2, 3))}
+        out = {}
+        for k in self.config.rate_points:
+            s = bits.clone()
+            s[:, k:] = 0
+            out[k] = self.decode_symbols(s)
+        return out, health
+
+
+def jpeg_round_trip(code, quality, sizes=None):
+    """Real OpenCV JPEG of each (3, h, w) RGB code image in [0, 1] at quality[b]; 8-bit rounding included.
+    sizes: a list that receives each JPEG's byte count."""
+    import cv2
+    import numpy as np
+    out = []
+    for img, q in zip(code.detach().clamp(0, 1).cpu().numpy(), quality):
+        bgr = np.ascontiguousarray((img[::-1].transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        buf = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(q)])[1]
+        if sizes is not None:
+            sizes.append(len(buf))
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        out.append(torch.from_numpy(dec[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0))
+    return torch.stack(out).to(code.device)
+
+
+@register_model('ae')
+class CodeImageAE(nn.Module):
+    """Autoencoder whose code is a small 8-bit RGB image, coded with JPEG (ComCNN -> codec -> RecCNN,
+    Jiang et al. 2017, seeds 000/002).
+
+    Encoder (edge, ~2.3 kMAC per input pixel): x (B, 3, H, W) in [0, 1]
+        code = clamp(avgpool2(x) + [conv 4x4/2 -> ReLU -> conv 3x3 -> ReLU -> conv 3x3](x), 0, 1)
+        -> (B, 3, H/2, W/2), sent as an 8-bit image coded with JPEG at quality q (the rate control)
+    Decoder (host, ~3.6 kMAC per output pixel), on the JPEG-decoded code c:
+        x_hat = bilinear_up2(c) + PixelShuffle(2)(conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> conv 1x1 -> ReLU
+                -> conv 3x3)(c)
+    Trained end to end through the real JPEG codec (straight-through gradient), with q drawn at random from
+    the training range, so one decoder serves every quality.
+    """
+
+    @dataclasses.dataclass
+    class Config:
+        enc_widths: Tuple[int, int] = (32, 24)
+        dec_width: int = 32
+        rate_points: Tuple[int, ...] = (50, 75, 90)   # JPEG qualities of the code image
+        default_channels: int = 75                    # the default quality (the name is the manifest's)
+        train_quality: Tuple[int, int] = (35, 95)     # qualities drawn in training
+        channels: int = 3                             # the code image's channels
+
+    stride = 2
+    multiple = 2
+    rate_prefix = 'q'   # rate points are JPEG qualities
+    wire_dtype = 'jpeg'
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.config = config or self.Config()
+        c = self.config
+        e0, e1 = c.enc_widths
+        self.encoder = nn.Sequential(
+            _conv(3, e0, 4, 2), nn.ReLU(inplace=True),
+            _conv(e0, e1, 3), nn.ReLU(inplace=True),
+            _conv(e1, 3, 3),
+        )
+        d = c.dec_width
+        self.decoder = nn.Sequential(
+            _conv(3, d, 3), nn.ReLU(inplace=True),
+            _conv(d, d, 3), nn.ReLU(inplace=True),
+            _conv(d, d, 1), nn.ReLU(inplace=True),
+            _conv(d, 3 * self.stride ** 2, 3),
+            nn.PixelShuffle(self.stride),
+        )
+
+    def analysis(self, x):
+        """Code image (B, 3, H/2, W/2) in [0, 1], before 8-bit rounding and JPEG."""
+        return (F.avg_pool2d(x, 2) + self.encoder(x - 0.5)).clamp(0, 1)
+
+    def synthesis(self, c):
+        """Decoded code image (B, 3, h, w) in [0, 1] -> image (B, 3, 2h, 2w), unclamped."""
+        up = F.interpolate(c, scale_factor=2, mode='bilinear', align_corners=False)
+        return up + self.decoder(c - 0.5)
+
+    def forward(self, x, quality):
+        c = self.analysis(x)
+        c_hat = c + (jpeg_round_trip(c, quality) - c).detach()     # real codec forward, identity backward
+        return {'x_hat': self.synthesis(c_hat), 'code': c}
+
+    def train_output(self, x, progress, stochastic_frac=None):
+        lo, hi = self.config.train_quality
+        return self(x, torch.randint(lo, hi + 1, (x.shape[0],)).tolist())['x_hat']
+
+    @torch.no_grad()
+    def rate_outputs(self, x):
+        """{quality: x_hat} and {'bpp': {quality: JPEG bits per input pixel}} for one padded image."""
+        c = self.analysis(x)
+        out, bpp = {}, {}
+        for q in self.config.rate_points:
+            sizes = []
+            out[q] = self.synthesis(jpeg_round_trip(c, [q], sizes))
+            bpp[q] = sizes[0] * 8.0 / (x.shape[-2] * x.shape[-1])
+        return out, {'bpp': bpp}
+
+    def decoder_module(self):
+        return CodeDecoder(self)
+
+    def encoder_module(self, k=None, code_dtype=torch.uint8):
+        return CodeEncoder(self, code_dtype)
+
+
+class CodeEncoder(nn.Module):
+    """What the edge runs for ``ae``: image (1, 3, H, W) RGB in [0, 1] -> code (1, H/2, W/2, 3) BGR bytes, ready
+    for JPEG (cv2.imencode). code_dtype float16 for TensorRT 8.2 (0..255 are exact)."""
+
+    def __init__(self, model, code_dtype=torch.uint8):
+        super().__init__()
+        self.model, self.code_dtype = model, code_dtype
+
+    def forward(self, x):
+        c = self.model.analysis(x)                                       # (1, 3, h, w) RGB
+        c = torch.floor(c * 255.0 + 0.5)
+        return c.flip(1).permute(0, 2, 3, 1).to(self.code_dtype)         # (1, h, w, 3) BGR
+
+
+class CodeDecoder(nn.Module):
+    """What the host runs for ``ae``: code (1, h, w, 3) BGR bytes as float32 -> image (1, 3, 2h, 2w) RGB ~[0, 1]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, code):
+        c = code.permute(0, 3, 1, 2).flip(1) / 255.0
+        return self.model.synthesis(c)
 
 
 class PackedEncoder(nn.Module):
@@ -212,7 +364,7 @@ def budget(model, size=1008):
     x = torch.zeros(1, 3, size, size)
     enc = count_macs(model.encoder, x - 0.5)
     s = torch.zeros(1, model.config.channels, size // model.stride, size // model.stride)
-    dec = count_macs(model.decoder, s)
+    dec = count_macs(model.decoder, s)           # convolutions only (ae's bilinear upsampling is not counted)
     px = size * size
     return {
         'encoder_mac_per_px': enc / px, 'decoder_mac_per_px': dec / px,

@@ -49,7 +49,7 @@ def identity(model):
     c = model.config
     return {'name': model.model_name, 'fingerprint': fingerprint(model.state_dict()), 'stride': model.stride,
             'multiple': model.multiple, 'channels': c.channels, 'rate_points': list(c.rate_points),
-            'default_channels': c.default_channels, 'dtype': 'bits'}
+            'default_channels': c.default_channels, 'dtype': model.wire_dtype}
 
 
 def _set_metadata(path, meta):
@@ -60,9 +60,9 @@ def _set_metadata(path, meta):
     onnx.save(m, path)
 
 
-def export_onnx(module, example, path, input_name, output_name, meta):
-    dyn = {input_name: {2: 'height', 3: 'width'}, output_name: {1: 'height', 2: 'width'} if output_name == 'code'
-           else {2: 'height', 3: 'width'}}
+def export_onnx(module, example, path, input_name, output_name, meta, dyn_in=None, dyn_out=None):
+    dyn = {input_name: dyn_in or {2: 'height', 3: 'width'},
+           output_name: dyn_out or ({1: 'height', 2: 'width'} if output_name == 'code' else {2: 'height', 3: 'width'})}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(module, example, path, input_names=[input_name], output_names=[output_name],
@@ -80,6 +80,8 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
     TensorRT 8.2 (JetPack 4.6), which has no UINT8 inputs or outputs; the edge casts them back to bytes.
     """
     os.makedirs(out_dir, exist_ok=True)
+    if model.wire_dtype == 'jpeg':
+        return _export_code_image_model(model, out_dir, extra_manifest, code_dtype)
     ident = identity(model)
     name = ident['name']
     files = {'encoders': {}, 'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
@@ -100,6 +102,34 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
                         'decoder': {'input': 'symbols', 'input_shape': [1, model.config.channels, 'H/4', 'W/4'],
                                     'input_dtype': 'float32', 'output': 'image', 'output_shape': [1, 3, 'H', 'W'],
                                     'output_dtype': 'float32'}})
+    manifest.update(extra_manifest or {})
+    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write('\n')
+    return manifest
+
+
+def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
+    """ae: one encoder (image -> 8-bit BGR code image at H/2, which the edge codes with JPEG), one decoder."""
+    ident = identity(model)
+    name = ident['name']
+    suffix = '' if code_dtype == 'uint8' else '-' + code_dtype
+    files = {'encoder': '{}-enc{}.onnx'.format(name, suffix), 'decoder': '{}-dec.onnx'.format(name),
+             'torch': '{}.pt'.format(name)}
+    x = torch.rand(1, 3, 64, 96)
+    export_onnx(model.encoder_module(None, CODE_DTYPES[code_dtype]).eval(), x, os.path.join(out_dir, files['encoder']),
+                'image', 'code', ident, dyn_out={1: 'height', 2: 'width'})
+    c = torch.randint(0, 256, (1, 32, 48, 3)).float()
+    export_onnx(model.decoder_module().eval(), c, os.path.join(out_dir, files['decoder']), 'code', 'image', ident,
+                dyn_in={1: 'height', 2: 'width'})
+    torch.save({'model': model.state_dict(), 'model_name': name,
+                'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
+    manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
+                    io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
+                                    'output': 'code', 'output_shape': [1, 'H/2', 'W/2', 3], 'output_dtype': code_dtype,
+                                    'note': 'BGR byte values; the edge codes them with JPEG at the chosen quality'},
+                        'decoder': {'input': 'code', 'input_shape': [1, 'H/2', 'W/2', 3], 'input_dtype': 'float32',
+                                    'output': 'image', 'output_shape': [1, 3, 'H', 'W'], 'output_dtype': 'float32'}})
     manifest.update(extra_manifest or {})
     with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

@@ -4,9 +4,10 @@
         --steps 40000 --out runs/cae            # resumes from runs/cae/last.pt if it exists
 
 Loss: alpha * (1 - MS-SSIM) + (1 - alpha) * L1 (Zhao et al. 2017 mix; alpha=1 is pure MS-SSIM,
-``--l2`` swaps L1 for MSE). The decoder is trained with random truncation of the code to one of the
-model's rate points so that the first k channels decode on their own. The binariser is stochastic for
-the first ``--stochastic-frac`` of the steps, then deterministic (as at inference).
+``--l2`` swaps L1 for MSE). Each model draws its own training rate (``train_output``): ``cae`` truncates
+the code to a random rate point so that the first k channels decode on their own, with a stochastic
+binariser for the first ``--stochastic-frac`` of the steps; ``ae`` codes its code image with real JPEG at
+a random quality (straight-through gradient).
 
 Every ``--val-every`` steps the model is evaluated on the validation folder (PSNR on rounded 8-bit RGB and
 MS-SSIM at each rate point) and the code's health is logged: share of bits that a stochastic draw flips
@@ -121,31 +122,34 @@ def pad_to(x, multiple):
 
 @torch.no_grad()
 def validate(model, images):
-    """Mean PSNR / MS-SSIM per rate point over the validation images, plus code health."""
+    """Mean PSNR / MS-SSIM per rate point over the validation images, plus code health (binary codes)."""
     model.eval()
     c = model.config
     rows = {k: {'psnr': [], 'ms_ssim': []} for k in c.rate_points}
-    flips, balance = [], []
+    flips, balance, bpp = [], [], {k: [] for k in c.rate_points}
     for im in images:
         x = torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0
         h, w = x.shape[-2:]
-        xp = pad_to(x, model.multiple)
-        y = model.analysis(xp)
-        bits = torch.where(y > 0, 1.0, -1.0)
-        flips.append(((torch.rand_like(y) < (1 + y) / 2).float() * 2 - 1 != bits).float().mean().item())
-        balance.append((bits > 0).float().mean(dim=(0, 2, 3)))
-        for k in c.rate_points:
-            s = bits.clone()
-            s[:, k:] = 0
-            x_hat = model.decode_symbols(s)[..., :h, :w].clamp(0, 1)
+        outs, health = model.rate_outputs(pad_to(x, model.multiple))
+        if 'flip_share' in health:
+            flips.append(health['flip_share'])
+            balance.append(health['balance'])
+        for k, v in health.get('bpp', {}).items():
+            bpp[k].append(v)
+        for k, x_hat in outs.items():
+            x_hat = x_hat[..., :h, :w].clamp(0, 1)
             rows[k]['psnr'].append(psnr_8bit(x, x_hat))
             rows[k]['ms_ssim'].append(ms_ssim(torch.round(x * 255), torch.round(x_hat * 255), data_range=255).item())
     model.train()
-    bal = torch.stack(balance).mean(0)
-    out = {'flip_share': float(np.mean(flips)), 'balance_min': bal.min().item(), 'balance_max': bal.max().item()}
+    out = {}
+    if balance:
+        bal = torch.stack(balance).mean(0)
+        out = {'flip_share': float(np.mean(flips)), 'balance_min': bal.min().item(), 'balance_max': bal.max().item()}
     for k in c.rate_points:
-        out['psnr_k{}'.format(k)] = float(np.mean(rows[k]['psnr']))
-        out['msssim_k{}'.format(k)] = float(np.mean(rows[k]['ms_ssim']))
+        out['psnr_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['psnr']))
+        out['msssim_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['ms_ssim']))
+        if bpp[k]:
+            out['bpp_{}{}'.format(model.rate_prefix, k)] = float(np.mean(bpp[k]))
     return out
 
 
@@ -155,11 +159,12 @@ def plot_curve(rows, path):
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     steps = [r['step'] for r in rows]
-    for key in sorted(k for k in rows[0] if k.startswith('psnr_k')):
+    for key in sorted(k for k in rows[0] if k.startswith('psnr_')):
         a.plot(steps, [r[key] for r in rows], label=key.replace('psnr_', ''))
     a.set_xlabel('step'); a.set_ylabel('validation PSNR (dB)'); a.legend(); a.grid(alpha=.3)
     b.plot(steps, [r['train_loss'] for r in rows], label='train loss')
-    b.plot(steps, [r['flip_share'] for r in rows], label='flip share')
+    if 'flip_share' in rows[0]:
+        b.plot(steps, [r['flip_share'] for r in rows], label='flip share')
     b.set_xlabel('step'); b.legend(); b.grid(alpha=.3)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
@@ -192,7 +197,6 @@ def train(cfg):
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
     sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
     val_images = [load_rgb(p) for p in list_images(cfg.val)] if cfg.val else []
-    rates = torch.tensor(model.config.rate_points)
     log_rows = []
     jsonl = os.path.join(cfg.out, 'val.jsonl')
     if os.path.exists(jsonl):
@@ -206,11 +210,11 @@ def train(cfg):
         for g in opt.param_groups:
             g['lr'] = lr
         x = sampler.batch(cfg.batch)
-        keep = rates[torch.randint(len(rates), (cfg.batch,))]
-        out = model(x, keep=keep, stochastic=step < cfg.stochastic_frac * cfg.steps)
-        x_hat = out['x_hat']
+        x_hat = model.train_output(x, step / cfg.steps, cfg.stochastic_frac)
         dist = F.mse_loss(x_hat, x) if cfg.l2 else F.l1_loss(x_hat, x)
-        loss = cfg.alpha * (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0)) + (1 - cfg.alpha) * dist
+        loss = (1 - cfg.alpha) * dist
+        if cfg.alpha > 0:
+            loss = loss + cfg.alpha * (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -254,8 +258,9 @@ def parse_args(argv):
 
 def main(argv=None):
     cfg = parse_args(argv)
-    if cfg.crop <= 160:
-        raise SystemExit('nanolink-train: --crop must be > 160 for 5-scale MS-SSIM, got {}'.format(cfg.crop))
+    if cfg.crop <= 160 and cfg.alpha > 0:
+        raise SystemExit('nanolink-train: --crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(
+            cfg.crop))
     train(cfg)
     return 0
 

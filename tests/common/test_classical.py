@@ -81,8 +81,8 @@ def test_wire_checks_classical_shapes_and_dtypes(decoders):
         d.update(kw)
         return wire.Frame(**d)
     wire.unpack(wire.pack(frame()), decoders)
-    for kw, words in [({'payload': bytes(47)}, 'implies 48'), ({'size': (4, 5)}, 'equal to size'),
-                      ({'shape': (1, 4, 4), 'payload': bytes(16)}, 'equal to size'),
+    for kw, words in [({'payload': bytes(47)}, 'implies 48'), ({'size': (4, 5)}, 'does not fit code shape'),
+                      ({'shape': (1, 4, 4), 'payload': bytes(16)}, r'has shape \[3, h, w\]'),
                       ({'model': 'jpeg', 'fp': jpeg.fingerprint}, "model jpeg sends dtype 'jpeg'"),
                       ({'dtype': 'jpeg', 'payload': b''}, 'empty')]:
         with pytest.raises(wire.WireError, match=words):
