@@ -2,7 +2,7 @@
 
     python scripts/soak.py --frames 10000 [--size 256x192] [--out soak]
 
-Samples each process's resident memory (VmRSS from /proc, Linux) once a second. Growth is measured from
+Samples each process's resident memory (VmRSS from /proc, Linux) once a second (--interval). Growth is measured from
 the first sample after ``--warmup`` frames (allocator and ONNX Runtime warm-up) to the end. Lost frames =
 frames the edge logged as sent minus frames the host decoded. Writes OUT/soak.txt.
 """
@@ -35,6 +35,7 @@ def main(argv=None):
     p.add_argument('--size', default='256x192', help='synthetic frame size')
     p.add_argument('--warmup', type=int, default=500)
     p.add_argument('--out', default='soak')
+    p.add_argument('--interval', type=float, default=1.0, help='seconds between memory samples')
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     hlog, elog = os.path.join(args.out, 'host.jsonl'), os.path.join(args.out, 'edge.jsonl')
@@ -52,7 +53,7 @@ def main(argv=None):
             samples.append((time.time() - t0, n, rss_mb(edge.pid) if edge.poll() is None else None, rss_mb(host.pid)))
         except (IOError, OSError):
             pass
-        time.sleep(1.0)
+        time.sleep(args.interval)
     edge_err = edge.communicate(timeout=60)[1]
     host_err = host.communicate()[1]
     sent = sum(1 for line in open(elog) if json.loads(line)['sent'])
@@ -73,6 +74,13 @@ def main(argv=None):
     print(text)
     with open(os.path.join(args.out, 'soak.txt'), 'w') as f:
         f.write(text + '\n')
+    summary = {'frames': args.frames, 'sent': sent, 'decoded': decoded, 'lost': sent - decoded,
+               'exit_codes': {'edge': edge.returncode, 'host': host.returncode},
+               'host_rss_growth_mb': last_h[3] - first[3],
+               'edge_rss_growth_mb': (edge_after[-1][2] - edge_after[0][2]) if len(edge_after) >= 2 else None,
+               'duration_s': samples[-1][0]}
+    with open(os.path.join(args.out, 'soak.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
     if edge.returncode or host.returncode:
         print(edge_err[-2000:] + host_err[-2000:], file=sys.stderr)
         return 1
