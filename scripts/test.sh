@@ -25,6 +25,21 @@ else
     echo "== no CPython 3.6 found (set NANOLINK_PY36=/path/to/python3.6): skipping the Python 3.6 edge tests"
 fi
 
+# host-receiver --show needs an X server and OpenCV with a GUI (the runtime's OpenCV is headless): CI installs
+# Debian's xvfb and x11-utils; elsewhere the --show tests run when Xvfb is already installed and skip otherwise.
+if ! command -v Xvfb >/dev/null 2>&1 && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== CI: installing xvfb and x11-utils for the --show tests"
+    (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends xvfb x11-utils >/dev/null) \
+        || echo "== could not install xvfb: the --show tests will skip"
+fi
+if command -v Xvfb >/dev/null 2>&1; then
+    echo "== GUI OpenCV venv for the --show tests (.venv-gui)"
+    [ -x .venv-gui/bin/python ] || "$PY" -m venv .venv-gui
+    .venv-gui/bin/python -m pip install -q --disable-pip-version-check --no-deps .
+    .venv-gui/bin/python -m pip install -q --disable-pip-version-check numpy pyzmq msgpack onnxruntime opencv-python
+    export NANOLINK_GUI_PYTHON="$PWD/.venv-gui/bin/python"
+fi
+
 echo "== Python $("$PY" -c 'import sys; print(sys.version.split()[0])'): everything"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
