@@ -13,10 +13,14 @@ the newest frame instead of falling further behind; older frames are dropped (th
 host's per-stream counts). Reliable mode (the default) drops nothing while the host keeps up, at the cost
 of latency growing when it does not.
 Receiver: every receive has a timeout (no hangs); messages over ``max_message_bytes`` (twice the wire
-format's limit) are refused by ZeroMQ itself (ZMQ_MAXMSGSIZE disconnects the peer, the message is never
-seen); messages between the two limits arrive and are rejected, counted and logged by wire.unpack; a multipart message is drained and returned as MULTIPART,
-since a nanolink frame is always one ZeroMQ frame.
+format's limit) are refused by ZeroMQ itself (ZMQ_MAXMSGSIZE closes that connection, the message is never
+seen, the edge reconnects); a socket monitor counts accepted and closed connections, so such a drop shows up
+in ``connections_closed``; messages between the two limits arrive and are rejected, counted and logged by
+wire.unpack; a multipart message is drained and returned as MULTIPART, since a nanolink frame is always one
+ZeroMQ frame.
 """
+import time
+
 import zmq
 
 from nanolink.common import wire
@@ -98,6 +102,7 @@ class Receiver(_Socket):
             self._auth = ThreadAuthenticator(self.context)
             self._auth.start()
             self._auth.configure_curve(domain='*', location=allowed)     # only these edges get in
+        self._monitor = None
         try:
             self.socket.bind(endpoint)
         except zmq.ZMQError as e:
@@ -105,12 +110,44 @@ class Receiver(_Socket):
             raise NanolinkError('--bind {}: {} (is another host-receiver using the port? pick another with '
                                 '--bind tcp://*:PORT)'.format(endpoint, e))
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.connections_accepted = self.connections_closed = 0
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
 
     def wait(self, timeout_s):
-        """True when a message is ready within timeout_s seconds."""
-        return bool(self._poller.poll(int(timeout_s * 1000)))
+        """True when a message is ready within timeout_s seconds (connection events are counted meanwhile)."""
+        deadline = time.time() + timeout_s
+        while True:
+            ready = dict(self._poller.poll(max(0, int((deadline - time.time()) * 1000))))
+            if self._monitor in ready:
+                self._drain_monitor()
+            if self.socket in ready:
+                return True
+            if time.time() >= deadline:
+                return False
+
+    def connection_counts(self):
+        """(accepted, closed) connections so far, after reading pending monitor events."""
+        self._drain_monitor()
+        return self.connections_accepted, self.connections_closed
+
+    def _drain_monitor(self):
+        from zmq.utils.monitor import recv_monitor_message
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)['event']
+            if event == zmq.EVENT_ACCEPTED:
+                self.connections_accepted += 1
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.connections_closed += 1
+
+    def close(self):
+        if self.socket is not None and self._monitor is not None:
+            self.socket.disable_monitor()
+            self._monitor.close()
+            self._monitor = None
+        _Socket.close(self)
 
     def recv_ready(self):
         """Take the message that ``wait`` reported: bytes, or MULTIPART for a multipart message."""

@@ -243,8 +243,10 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
         if window:
             window.close()
         rejects.flush()
+        accepted, closed = rx.connection_counts()
     return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
-            'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0}
+            'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
+            'connections': {'accepted': accepted, 'closed': closed}}
 
 
 def main(argv=None):
@@ -260,7 +262,9 @@ def main(argv=None):
         print('host-receiver: error: {}'.format(e), file=sys.stderr)
         return 1
     lines = ['host-receiver: {} decoded, {} rejected of {} received'.format(
-        result['decoded'], result['rejected'], result['received'])]
+        result['decoded'], result['rejected'], result['received']),
+        '  connections: {accepted} accepted, {closed} closed (edges stopping, network errors, or a message over the '
+        '32 MiB socket limit, which ZeroMQ drops unseen)'.format(**result['connections'])]
     for name, st in sorted(result['streams'].items()):
         lines.append('  stream {}: {} frames, {} lost, {} reordered, {:.3f} bpp'.format(
             name, st.decoded, st.lost, st.reordered, st.bits / float(max(st.pixels, 1))))

@@ -268,3 +268,30 @@ def test_classical_baselines_stream_through_the_same_clis(tmp_path, host_process
     jpg = cv2.imread(str(tmp_path / 'out' / 'jpeg' / '00000000.png'))
     ref = cv2.imdecode(cv2.imencode('.jpg', sample_frame, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(jpg, ref)
+
+
+def test_message_over_the_socket_limit_drops_only_its_connection_and_is_counted(tmp_path, host_process):
+    """A 40 MiB message exceeds ZMQ_MAXMSGSIZE (32 MiB): ZeroMQ closes that connection without delivering it;
+    the receiver counts the closed connection, keeps running and decodes the edge's next frames."""
+    h = host_process('--frames', 2, '--timeout', 30, '--log', tmp_path / 'host.jsonl')
+    info = zoo.bundled_model('cae')
+
+    def frame(seq):
+        return wire.pack(wire.Frame(stream='s', seq=seq, t_cap=time.time(), model='cae', fp=info.fingerprint,
+                                    shape=(8, 2, 2), size=(8, 8), payload=bytes(4), stages={}))
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx, linger_ms=0) as tx:
+        assert tx.send(b'\x00' * (40 << 20))
+        time.sleep(1.0)                                  # the host drops the connection; the edge reconnects
+        seq = 0
+        while h.proc.poll() is None and seq < 50:
+            tx.send(frame(seq))
+            seq += 1
+            time.sleep(0.2)
+        rc, err = h.wait()
+    ctx.term()
+    assert rc == 0, err
+    assert '2 decoded, 0 rejected' in err and 'Traceback' not in err
+    closed = int(err.split(' accepted, ')[1].split()[0])
+    accepted = int(err.split('connections: ')[1].split()[0])
+    assert closed >= 1 and accepted >= 2, err
