@@ -20,9 +20,9 @@ A message is exactly one msgpack map (MessagePack spec) with these 11 entries, p
             0xa2 'fp'       str            weights fingerprint: 16 lowercase hex chars (first 64 bits of
                                            the SHA-256 of the weights); the receiver must hold a decoder
                                            with the same fingerprint
-            0xa5 'dtype'    str            payload coding: "bits" (learned codes, bit-packed), or the
-                                           classical baselines "jpeg" and "raw" (below); it must be the
-                                           coding of the named model
+            0xa5 'dtype'    str            payload coding: "bits" (learned codes, bit-packed), "bits-zlib"
+                                           (the same, zlib-compressed), "jpeg" or "raw" (below); it must be
+                                           the coding of the named model (bits or bits-zlib for "bits")
             0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
                                            width; "bits": 1 <= C <= the model's channels, 1 <= h, w <= 1024;
                                            "jpeg", "raw": C = 3, the code image's h, w <= 4096
@@ -43,6 +43,11 @@ Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flatte
 zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
 C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
 
+Payload, dtype "bits-zlib": the "bits" payload compressed with zlib (RFC 1950, any level), sent only when
+it is shorter than the packed bits; it must decompress to exactly ceil(C * h * w / 8) bytes with nothing
+after the zlib stream. The receiver decompresses with that bound (no zip bombs) while validating, and the
+returned Frame carries the packed bits.
+
 Payload, dtype "jpeg": one JPEG file of the h x w code image, whose header must state h x w (checked before
 decoding). For model "ae" the code image is the learned 8-bit code at H/2 x W/2; for the baseline model
 "jpeg" (nanolink.common.classical, stride 1) it is the frame itself. dtype "raw" (model "raw"): the BGR
@@ -53,6 +58,7 @@ raises WireError with a reason; it never trusts a length or shape it has not che
 """
 import math
 import re
+import zlib
 
 import msgpack
 import numpy as np
@@ -65,7 +71,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the rece
 # single hostile message could take the host down.
 MAX_CODE_SIDE = 1024
 MAX_FRAME_SIDE = 4096
-DTYPES = ('bits', 'jpeg', 'raw')
+DTYPES = ('bits', 'bits-zlib', 'jpeg', 'raw')
+ZLIB_OF = {'bits-zlib': 'bits'}     # entropy-coded payloads: what they decompress to
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 _STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')
 _FP_RE = re.compile(r'^[0-9a-f]{16}$')
@@ -181,7 +188,27 @@ def unpack(data, models):
                   shape=_uint_list(obj['shape'], 3, 'shape', stream), size=_uint_list(obj['size'], 2, 'size', stream),
                   payload=obj['payload'], stages=obj['stages'], dtype=obj['dtype'])
     _check(frame, models)
+    if frame.dtype in ZLIB_OF:
+        frame.payload = _inflate(frame.payload, payload_length(frame.shape), frame.stream)
     return frame
+
+
+def _inflate(data, expected, stream):
+    """zlib payload -> exactly ``expected`` bytes, reading no more than that (a zip bomb stops there)."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, expected + 1)
+    except zlib.error as e:
+        raise WireError('bits-zlib payload is not a zlib stream: {}'.format(e), stream)
+    if len(out) != expected or not d.eof or d.unused_data or d.unconsumed_tail:
+        raise WireError('bits-zlib payload must inflate to exactly {} bytes and end there'.format(expected), stream)
+    return out
+
+
+def deflate(payload, level=3):
+    """(payload, dtype) for a packed-bits payload: zlib-compressed when that is shorter, else unchanged."""
+    z = zlib.compress(payload, level)
+    return (z, 'bits-zlib') if len(z) < len(payload) else (payload, 'bits')
 
 
 def _uint_list(value, n, name, stream):
@@ -211,7 +238,7 @@ def _check(f, models):
         raise WireError('size must be 2 integers [H, W], got {!r}'.format(f.size), s)
     if not all(1 <= x <= MAX_FRAME_SIDE for x in f.size):
         raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s)
-    if f.dtype == 'bits':
+    if f.dtype in ('bits', 'bits-zlib'):
         if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
             raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
                 list(f.shape), MAX_CODE_SIDE), s)
@@ -221,7 +248,11 @@ def _check(f, models):
     if not isinstance(f.payload, (bytes, bytearray)):
         raise WireError('payload must be binary (msgpack bin), got {}'.format(type(f.payload).__name__), s)
     expected = payload_length(f.shape, f.dtype)
-    if expected is not None and len(f.payload) != expected:
+    if f.dtype in ZLIB_OF:
+        if not 0 < len(f.payload) < expected:
+            raise WireError('a bits-zlib payload must be shorter than the {} bytes of its packed bits, got {}'.format(
+                expected, len(f.payload)), s)
+    elif expected is not None and len(f.payload) != expected:
         raise WireError('payload is {} bytes but shape {} implies {}'.format(len(f.payload), list(f.shape), expected), s)
     if expected is None and not f.payload:
         raise WireError('payload is empty', s)
@@ -240,7 +271,7 @@ def _check(f, models):
     if spec is None:
         raise WireError('model {} with fingerprint {} is not loaded here (have {}): the sender and the receiver '
                         'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s, True)
-    if f.dtype != spec.dtype:
+    if ZLIB_OF.get(f.dtype, f.dtype) != spec.dtype:
         raise WireError('model {} sends dtype {!r}, got {!r}'.format(f.model, spec.dtype, f.dtype), s)
     if c > spec.channels:
         raise WireError('shape {} has {} channels but model {} has {}'.format(

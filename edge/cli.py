@@ -29,7 +29,7 @@ from nanolink.common.stages import (EDGE_STAGES, StageClock, StreamLogs, format_
 from nanolink.edge.sources import open_source
 
 log = logging.getLogger('nanolink.edge')
-IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu')   # this frame's stages in its message
+IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy')   # this frame's stages in its message
 
 
 @dataclass
@@ -51,7 +51,8 @@ class EdgeConfig:
     send_timeout_ms: int = 1000              # then a frame is dropped
     latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None         # CurveZMQ folder from nanolink-keys (uses <stream_id>.key_secret)
-    jpeg_quality: int = 75                   # --model jpeg (a baseline) only
+    jpeg_quality: Optional[int] = None       # ae (default: its manifest's) and the jpeg baseline (default 75)
+    entropy: str = 'zlib'                    # lossless coding of binary codes: zlib or none
     clock_offset: float = 0.0                # seconds added to capture times (host clock; latency-bench)
 
 
@@ -65,8 +66,10 @@ def build_parser():
                                                     '.pt (torch); default: the bundled --model')
     p.add_argument('--model', default='cae', help='bundled model used without --engine (default: %(default)s); '
                                                   'jpeg or raw: classical baselines over the same transport')
-    p.add_argument('--jpeg-quality', type=int, default=75, metavar='Q', help='with --model jpeg: OpenCV JPEG quality '
-                                                                              '1..100 (default: %(default)s)')
+    p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the ae model\'s code image '
+                                                               '(default: the model\'s) or of --model jpeg (default 75)')
+    p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
+                   help='lossless coding of binary codes before sending (default: %(default)s; sent only when shorter)')
     p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '
                                                              'default: the model\'s default (8 = 0.5 bpp)')
     p.add_argument('--connect', default='tcp://127.0.0.1:5555', metavar='tcp://HOST:PORT',
@@ -96,7 +99,7 @@ def config_from_args(args):
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--fps', args.fps)
     cliutil.check_at_least_one('--channels', args.channels)
-    if not 1 <= args.jpeg_quality <= 100:
+    if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
         raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(args.jpeg_quality))
     if args.model in CLASSICAL and (args.engine or args.channels):
         raise NanolinkError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
@@ -108,7 +111,8 @@ def config_from_args(args):
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
-                      curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset)
+                      curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
+                      entropy=args.entropy)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -118,9 +122,10 @@ def run(cfg, stop=None, status_every_s=2.0):
     """
     stop = stop or threading.Event()
     if cfg.model in CLASSICAL and not cfg.engine:
-        encoder = ClassicalEncoder(cfg.model, cfg.jpeg_quality, cfg.size)
+        encoder = ClassicalEncoder(cfg.model, 75 if cfg.jpeg_quality is None else cfg.jpeg_quality, cfg.size)
     else:
-        encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads)
+        encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads,
+                                   cfg.jpeg_quality)
     info = encoder.info
     curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: sample_window() for k in EDGE_STAGES}
@@ -146,12 +151,16 @@ def run(cfg, stop=None, status_every_s=2.0):
                 out = encoder.backend.forward(blob)
             with clock('gpu_to_cpu'):
                 payload, shape = encoder.fetch(out)
+            with clock('entropy'):
+                dtype = info.dtype
+                if dtype == 'bits' and cfg.entropy == 'zlib':
+                    payload, dtype = wire.deflate(payload)
             stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
             stages.update(prev)
             with clock('serialise'):
                 try:
                     msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
-                                               fp=info.fingerprint, dtype=info.dtype, shape=shape, size=size, payload=payload,
+                                               fp=info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
                                                stages=stages))
                 except wire.WireError as e:
                     raise NanolinkError('cannot send a {}x{} frame: {}; shrink frames with --size WxH'.format(

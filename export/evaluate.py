@@ -4,7 +4,8 @@
 
 For every image (any size: padded to the model's multiple by the edge code, cropped back by the host code)
 and every rate point of each model, the frame goes through the real edge encoder (ONNX Runtime), the real
-wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels. Baselines are
+wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels (binary codes
+zlib-coded as edge-sender sends them, unless --entropy none). Baselines are
 OpenCV JPEG (4:2:0) and WebP swept over their quality settings, bpp from the file bytes. PSNR is on 8-bit
 RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px).
 
@@ -43,7 +44,7 @@ def msssim_or_none(a, b):
     return float(torch_ms_ssim(t(a), t(b), data_range=255).item())
 
 
-def eval_model(name, images, progress):
+def eval_model(name, images, progress, entropy='zlib'):
     info = zoo.bundled_model(name)
     dec = HostDecoder.open(info)
     decoders = {name: {info.fingerprint: dec}}
@@ -54,8 +55,11 @@ def eval_model(name, images, progress):
         for fn, img in images:
             blob, size = enc.preprocess(img)
             payload, shape = enc.fetch(enc.backend.forward(blob))
+            dtype = info.dtype
+            if dtype == 'bits' and entropy == 'zlib':          # as edge-sender does by default
+                payload, dtype = wire.deflate(payload)
             msg = wire.pack(wire.Frame(stream='eval', seq=0, t_cap=time.time(), model=name, fp=info.fingerprint,
-                                       dtype=info.dtype, shape=shape, size=size, payload=payload, stages={}))
+                                       dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
             f = wire.unpack(msg, decoders)
             out = dec.postprocess(dec.decode(f), f)
             per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
@@ -145,6 +149,8 @@ def main(argv=None):
     p.add_argument('--images', required=True, help='folder of images (any size)')
     p.add_argument('--model', action='append', default=[], help='bundled model (repeatable)')
     p.add_argument('--baselines', default='jpeg,webp', help='comma-separated: jpeg, webp, or "" (default: %(default)s)')
+    p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
+                   help='lossless coding of binary codes, as edge-sender --entropy (default: %(default)s)')
     p.add_argument('--out', required=True, help='results.json path')
     p.add_argument('--plot', help='RD plot PNG path')
     args = p.parse_args(argv)
@@ -158,7 +164,7 @@ def main(argv=None):
     progress = lambda s: print('codec-eval: ' + s, file=sys.stderr, flush=True)
     results = []
     for name in args.model:
-        results += eval_model(name, images, progress)
+        results += eval_model(name, images, progress, args.entropy)
     for name in baselines:
         results += eval_baseline(name, images, progress)
     bd = {}

@@ -56,7 +56,7 @@ SLIDES = [
 COLUMNS = [('Encode', ('encode',)), ('Misc (encode)', ('preprocess',)), ('GPU->CPU', ('gpu_to_cpu',)),
            ('Serialise', ('serialise',)), ('Send', ('send',)), ('Misc (decode)', ('postprocess',)),
            ('Decode', ('decode',))]
-EXTRA = [('capture', ('capture',)), ('receive', ('receive',)), ('deserialise', ('deserialise',)),
+EXTRA = [('capture', ('capture',)), ('entropy', ('entropy',)), ('receive', ('receive',)), ('deserialise', ('deserialise',)),
          ('display', ('display',)), ('end_to_end', (END_TO_END,))]
 CHART_STAGES = [s for s in ALL_STAGES if s != END_TO_END]
 
@@ -112,8 +112,11 @@ def message_quality(encoder, decoder, frames):
         blob, size = encoder.preprocess(f)
         payload, shape = encoder.fetch(encoder.backend.forward(blob))
         info = encoder.info
+        dtype = info.dtype
+        if dtype == 'bits':                                        # as edge-sender sends it (--entropy zlib)
+            payload, dtype = wire.deflate(payload)
         msg = wire.pack(wire.Frame(stream='bench', seq=i, t_cap=time.time(), model=info.name, fp=info.fingerprint,
-                                   dtype=info.dtype, shape=shape, size=size, payload=payload, stages={}))
+                                   dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
         frame = wire.unpack(msg, {info.name: {info.fingerprint: decoder}})
         out = decoder.postprocess(decoder.decode(frame), frame)
         ps.append(psnr(f, out))

@@ -295,3 +295,43 @@ def test_message_over_the_socket_limit_drops_only_its_connection_and_is_counted(
     closed = int(err.split(' accepted, ')[1].split()[0])
     accepted = int(err.split('connections: ')[1].split()[0])
     assert closed >= 1 and accepted >= 2, err
+
+
+def test_ae_streams_with_its_jpeg_quality_through_the_clis(tmp_path, host_process, sample_frame):
+    src = tmp_path / 'src'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), sample_frame[:301, :457])
+    h = host_process('--frames', 4, '--save', tmp_path / 'out', '--timeout', 60, '--log', tmp_path / 'host.jsonl')
+    for q in (50, 90):
+        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'ae', '--jpeg-quality', q, '--frames', 2, '--loop',
+                '--connect', h.endpoint, '--stream-id', 'ae-q{}'.format(q), '--quiet')
+        assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    low, high = [cv2.imread(str(tmp_path / 'out' / 'ae-q{}'.format(q) / '00000001.png')) for q in (50, 90)]
+    assert low.shape == high.shape == (301, 457, 3)
+    assert 18 < metrics.psnr(sample_frame[:301, :457], low) < metrics.psnr(sample_frame[:301, :457], high)
+    rows = [json.loads(l) for l in open(str(tmp_path / 'host.jsonl'))]
+    bpp = {r['stream']: r['bytes'] * 8.0 / (301 * 457) for r in rows}
+    assert bpp['ae-q50'] < bpp['ae-q90']
+    r = cli('nanolink.edge.cli', '--camera', src, '--model', 'ae', '--channels', 8, '--frames', 1)
+    assert r.returncode == 1 and '--jpeg-quality' in r.stderr
+
+
+def test_zlib_entropy_coding_sends_fewer_bytes_and_decodes_the_same_frame(tmp_path, host_process, sample_frame):
+    src = tmp_path / 'src'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), sample_frame)
+    h = host_process('--frames', 2, '--save', tmp_path / 'out', '--timeout', 60, '--log', tmp_path / 'host.jsonl')
+    for mode in ('zlib', 'none'):
+        r = cli('nanolink.edge.cli', '--camera', src, '--entropy', mode, '--frames', 1, '--connect', h.endpoint,
+                '--stream-id', mode, '--quiet', '--log', tmp_path / 'edge-{}.jsonl'.format(mode))
+        assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    a, b = [cv2.imread(str(tmp_path / 'out' / m / '00000000.png')) for m in ('zlib', 'none')]
+    np.testing.assert_array_equal(a, b)
+    size = {json.loads(l)['stream']: json.loads(l)['bytes'] for l in open(str(tmp_path / 'host.jsonl'))}
+    assert size['zlib'] < 0.9 * size['none']
+    edge = json.loads(open(str(tmp_path / 'edge-zlib.jsonl')).readline())
+    assert edge['stages']['entropy'] > 0

@@ -149,3 +149,48 @@ def test_no_pickle_for_network_data_anywhere_in_the_package():
                 assert not names & {'socket', 'recv', 'recv_ready', 'zmq', 'Receiver'}, names
                 continue
             assert 'import pickle' not in src and 'pickle.loads' not in src, name
+
+
+def zframe(payload, shape=(8, 4, 4)):
+    return wire.Frame(stream='z', seq=0, t_cap=1.0, model='cae', fp='0123456789abcdef', dtype='bits-zlib',
+                      shape=shape, size=(16, 16), payload=payload, stages={})
+
+
+def raw_message(f):
+    return msgpack.packb({'v': 1, 'stream': f.stream, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
+                          'dtype': f.dtype, 'shape': list(f.shape), 'size': list(f.size), 'payload': f.payload,
+                          'stages': f.stages}, use_bin_type=True)
+
+
+def test_zlib_payload_round_trips_to_the_packed_bits():
+    import zlib
+    bits = bytes(16)                                           # 8 x 4 x 4 bits, compressible
+    payload, dtype = wire.deflate(bits)
+    assert dtype == 'bits-zlib' and len(payload) < len(bits)
+    f = wire.unpack(wire.pack(zframe(payload)), MODELS)
+    assert f.payload == bits and f.dtype == 'bits-zlib'
+    rnd = bytes(range(16))
+    assert wire.deflate(rnd) == (rnd, 'bits') or len(zlib.compress(rnd, 3)) < 16   # never longer than raw
+
+
+@pytest.mark.parametrize('payload, words', [
+    (b'not zlib at all', 'not a zlib stream'),
+    (__import__('zlib').compress(bytes(15)), 'exactly 16 bytes'),                      # too short
+    (__import__('zlib').compress(bytes(1 << 20)), 'shorter than'),                      # a bomb is also too long
+    (__import__('zlib').compress(bytes(16)) + b'x', 'exactly 16 bytes'),                # trailing data
+])
+def test_bad_zlib_payloads_are_rejected(payload, words):
+    with pytest.raises(wire.WireError, match=words):
+        wire.unpack(raw_message(zframe(payload)), MODELS)
+
+
+def test_zlib_bomb_inside_the_length_limit_stops_at_the_expected_size():
+    """4 MB of zeros compress to 4086 bytes, under the 4096 bytes of packed bits that shape [8, 64, 64] implies:
+    the receiver inflates at most 4097 bytes of it and rejects the frame."""
+    import zlib
+    bomb = zlib.compress(bytes(4 << 20), 9)
+    assert len(bomb) < 4096
+    f = zframe(bomb, (8, 64, 64))
+    f.size = (256, 256)
+    with pytest.raises(wire.WireError, match='exactly 4096 bytes'):
+        wire.unpack(raw_message(f), MODELS)

@@ -41,3 +41,18 @@ def test_bad_baseline_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as e:
         evaluate.main(['--images', str(tmp_path), '--baselines', 'png', '--out', str(tmp_path / 'r.json')])
     assert e.value.code == 2
+
+
+def test_codec_eval_covers_ae_rate_points_and_bd_rate(tmp_path, sample_frame):
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / 'a.png'), sample_frame[:200, :300])
+    cv2.imwrite(str(imgs / 'b.png'), sample_frame[-211:, -193:])            # odd sides: padded, cropped back
+    out = tmp_path / 'results.json'
+    assert evaluate.main(['--images', str(imgs), '--model', 'ae', '--model', 'cae', '--baselines', 'jpeg',
+                          '--out', str(out)]) == 0
+    res = json.load(open(str(out)))
+    ae = [r for r in res['results'] if r['model'] == 'ae']
+    assert [r['rate_point'] for r in ae] == [50, 75, 90]
+    assert ae[0]['bpp'] < ae[1]['bpp'] < ae[2]['bpp'] and ae[0]['psnr'] < ae[2]['psnr']
+    assert set(res['bd_rate_vs_jpeg']) == {'ae', 'cae'}

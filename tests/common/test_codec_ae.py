@@ -1,0 +1,79 @@
+"""The bundled ae (8-bit code image at H/2, coded with JPEG) through the real ONNX Runtime sessions and the
+real wire format."""
+import cv2
+import numpy as np
+import pytest
+
+from nanolink.common import metrics, wire, zoo
+from nanolink.common.codec import EdgeEncoder, load_decoders
+
+# ae decodes the sample photos at JPEG quality 75 to roughly 27-30 dB; the band catches a broken pipeline
+# (colour swap, wrong stride, misaligned crop: < 18 dB) without pinning weights.
+PSNR_BAND = (22.0, 45.0)
+
+
+@pytest.fixture(scope='module')
+def decoders():
+    return load_decoders(['ae'])
+
+
+def round_trip(frame, quality, decoders):
+    enc = EdgeEncoder.open('ae', quality=quality)
+    blob, size = enc.preprocess(frame)
+    payload, shape = enc.fetch(enc.backend.forward(blob))
+    info = enc.info
+    msg = wire.pack(wire.Frame(stream='t', seq=0, t_cap=1.0, model='ae', fp=info.fingerprint, dtype='jpeg',
+                               shape=shape, size=size, payload=payload, stages={}))
+    f = wire.unpack(msg, decoders)
+    dec = decoders['ae'][f.fp]
+    return dec.postprocess(dec.decode(f), f), msg, payload, shape
+
+
+def test_round_trip_in_band_with_odd_sizes(sample_frame, decoders):
+    frame = sample_frame[:501, :743]                              # odd: padded to even, cropped back
+    out, msg, payload, shape = round_trip(frame, 75, decoders)
+    assert out.shape == frame.shape and shape == (3, 251, 372)
+    lo, hi = PSNR_BAND
+    assert lo <= metrics.psnr(frame, out) <= hi
+    assert payload[:2] == b'\xff\xd8'                             # the payload is a JPEG file
+
+
+def test_higher_quality_costs_more_bits_and_decodes_better(sample_frame, decoders):
+    res = [round_trip(sample_frame, q, decoders) for q in zoo.bundled_model('ae').rate_points]
+    bpp = [len(r[1]) * 8.0 / (sample_frame.shape[0] * sample_frame.shape[1]) for r in res]
+    p = [metrics.psnr(sample_frame, r[0]) for r in res]
+    assert bpp == sorted(bpp) and p == sorted(p), (bpp, p)
+
+
+def test_encoder_is_deterministic(sample_frame):
+    enc = EdgeEncoder.open('ae')
+    blob, _ = enc.preprocess(sample_frame)
+    assert enc.fetch(enc.backend.forward(blob))[0] == enc.fetch(enc.backend.forward(blob.copy()))[0]
+
+
+def test_code_image_is_a_small_picture_of_the_frame(sample_frame):
+    """The code is an 8-bit image at half resolution that looks like the frame (the ComCNN idea)."""
+    enc = EdgeEncoder.open('ae', quality=95)
+    blob, _ = enc.preprocess(sample_frame)
+    payload, shape = enc.fetch(enc.backend.forward(blob))
+    code = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+    small = cv2.resize(sample_frame, (shape[2], shape[1]), interpolation=cv2.INTER_AREA)
+    assert code.shape == small.shape and metrics.psnr(small, code) > 20
+
+
+def test_bad_quality_and_channels_are_clear_errors():
+    from nanolink.common.errors import NanolinkError
+    with pytest.raises(NanolinkError, match='1..100'):
+        EdgeEncoder.open('ae', quality=0)
+    with pytest.raises(NanolinkError, match='--jpeg-quality'):
+        EdgeEncoder.open('ae', channels=8)
+    with pytest.raises(NanolinkError, match='--jpeg-quality is for'):
+        EdgeEncoder.open('cae', quality=50)
+
+
+def test_manifest_describes_the_bundled_ae():
+    info = zoo.bundled_model('ae')
+    assert info.dtype == 'jpeg' and info.stride == 2 and len(info.fingerprint) == 16
+    assert info.encoder.endswith('ae-enc.onnx') and info.decoder.endswith('ae-dec.onnx')
+    for key in ('architecture', 'training', 'metrics', 'files', 'io'):
+        assert key in info.manifest, key
