@@ -183,9 +183,13 @@ class CodeImageAE(nn.Module):
     """Autoencoder whose code is a small 8-bit RGB image, coded with JPEG (ComCNN -> codec -> RecCNN,
     Jiang et al. 2017, seeds 000/002).
 
-    Encoder (edge, ~2.3 kMAC per input pixel): x (B, 3, H, W) in [0, 1]
+    Encoder (edge, <= 2.3 kMAC per input pixel): x (B, 3, H, W) in [0, 1]
         code = clamp(avgpool2(x) + [conv 4x4/2 -> ReLU -> conv 3x3 -> ReLU -> conv 3x3](x), 0, 1)
-        -> (B, 3, H/2, W/2), sent as an 8-bit image coded with JPEG at quality q (the rate control)
+        -> (B, 3, H/2, W/2), sent as an 8-bit image coded with JPEG at quality q (the rate control).
+        The correction starts at zero (code = average pool). Trained jointly through JPEG's straight-through
+        gradient it made the codes costlier and the pictures worse (README), so the bundled ae trains the
+        decoder only (--train-only decoder, step one of Jiang et al.'s alternating optimisation); while the
+        correction is zero the exported encoder is the average pool alone.
     Decoder (host, ~3.6 kMAC per output pixel), on the JPEG-decoded code c:
         x_hat = bilinear_up2(c) + PixelShuffle(2)(conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> conv 1x1 -> ReLU
                 -> conv 3x3)(c)
@@ -197,7 +201,7 @@ class CodeImageAE(nn.Module):
     class Config:
         enc_widths: Tuple[int, int] = (32, 24)
         dec_width: int = 32
-        rate_points: Tuple[int, ...] = (50, 75, 90)   # JPEG qualities of the code image
+        rate_points: Tuple[int, ...] = (50, 75, 85, 95)   # JPEG qualities of the code image
         default_channels: int = 75                    # the default quality (the name is the manifest's)
         train_quality: Tuple[int, int] = (35, 95)     # qualities drawn in training
         channels: int = 3                             # the code image's channels
@@ -217,6 +221,8 @@ class CodeImageAE(nn.Module):
             _conv(e0, e1, 3), nn.ReLU(inplace=True),
             _conv(e1, 3, 3),
         )
+        nn.init.zeros_(self.encoder[-1].weight)      # start from code = avgpool2(x): a plain half-size picture
+        nn.init.zeros_(self.encoder[-1].bias)
         d = c.dec_width
         self.decoder = nn.Sequential(
             _conv(3, d, 3), nn.ReLU(inplace=True),
@@ -226,8 +232,16 @@ class CodeImageAE(nn.Module):
             nn.PixelShuffle(self.stride),
         )
 
+    def correction_is_zero(self):
+        """True while the encoder's learned correction is exactly zero (its last conv is all zeros): the code
+        is then the 2x2 average pool, and exported graphs skip the convolutions that add nothing."""
+        last = self.encoder[-1]
+        return not (last.weight.detach().any() or last.bias.detach().any())
+
     def analysis(self, x):
         """Code image (B, 3, H/2, W/2) in [0, 1], before 8-bit rounding and JPEG."""
+        if not self.training and self.correction_is_zero():
+            return F.avg_pool2d(x, 2).clamp(0, 1)
         return (F.avg_pool2d(x, 2) + self.encoder(x - 0.5)).clamp(0, 1)
 
     def synthesis(self, c):
@@ -262,6 +276,12 @@ class CodeImageAE(nn.Module):
         return CodeEncoder(self, code_dtype)
 
 
+def swap_rb(x):
+    """RGB <-> BGR on dim 1 with positive-step slices and a concat (TensorRT 8.2 parses these; negative-step
+    slices it may not)."""
+    return torch.cat([x[:, 2:3], x[:, 1:2], x[:, 0:1]], 1)
+
+
 class CodeEncoder(nn.Module):
     """What the edge runs for ``ae``: image (1, 3, H, W) RGB in [0, 1] -> code (1, H/2, W/2, 3) BGR bytes, ready
     for JPEG (cv2.imencode). code_dtype float16 for TensorRT 8.2 (0..255 are exact)."""
@@ -273,7 +293,7 @@ class CodeEncoder(nn.Module):
     def forward(self, x):
         c = self.model.analysis(x)                                       # (1, 3, h, w) RGB
         c = torch.floor(c * 255.0 + 0.5)
-        return c.flip(1).permute(0, 2, 3, 1).to(self.code_dtype)         # (1, h, w, 3) BGR
+        return swap_rb(c).permute(0, 2, 3, 1).to(self.code_dtype)        # (1, h, w, 3) BGR
 
 
 class CodeDecoder(nn.Module):
@@ -284,7 +304,7 @@ class CodeDecoder(nn.Module):
         self.model = model
 
     def forward(self, code):
-        c = code.permute(0, 3, 1, 2).flip(1) / 255.0
+        c = swap_rb(code.permute(0, 3, 1, 2)) / 255.0
         return self.model.synthesis(c)
 
 

@@ -55,6 +55,7 @@ class TrainConfig:
     ckpt_every: int = 500
     seed: int = 0
     threads: int = 2
+    train_only: str = ''                 # 'decoder': freeze the encoder (alternating optimisation, Jiang 2017)
 
 
 def list_images(folder):
@@ -184,7 +185,10 @@ def train(cfg):
     rng = random.Random(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
     model = build_model(cfg.model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.train_only not in ('', 'decoder'):
+        raise SystemExit('nanolink-train: --train-only must be "decoder" or empty, got "{}"'.format(cfg.train_only))
+    params = model.decoder.parameters() if cfg.train_only == 'decoder' else model.parameters()
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0
     if cfg.init and not os.path.exists(ckpt_path):

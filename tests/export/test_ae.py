@@ -20,7 +20,7 @@ def test_shapes_rates_and_budget():
     assert c.shape == (2, 3, 32, 48) and 0 <= c.min() and c.max() <= 1
     assert m.synthesis(c).shape == (2, 3, 64, 96)
     outs, health = m.rate_outputs(x[:1])
-    assert sorted(outs) == [50, 75, 90] and health['bpp'][50] < health['bpp'][75] < health['bpp'][90]
+    assert sorted(outs) == [50, 75, 85, 95] and health['bpp'][50] < health['bpp'][75] < health['bpp'][95]
     b = budget(m)
     assert b['encoder_mac_per_px'] <= 2500                    # the Nano's budget (issue 4)
 
@@ -43,7 +43,7 @@ def test_training_ae_logs_bpp_and_psnr_per_quality(tmp_path, sample_frame):
     assert train.main(['--model', 'ae', '--data', str(data), '--val', str(val), '--out', out, '--steps', '2',
                        '--batch', '2', '--crop', '64', '--alpha', '0', '--val-every', '2', '--threads', '1']) == 0
     row = json.loads(open(os.path.join(out, 'val.jsonl')).readline())
-    assert {'psnr_q50', 'psnr_q75', 'psnr_q90', 'bpp_q75', 'msssim_q75'} <= set(row)
+    assert {'psnr_q50', 'psnr_q75', 'psnr_q95', 'bpp_q75', 'msssim_q75'} <= set(row)
 
 
 def test_bundled_ae_export_parity(tmp_path, sample_frame):
@@ -67,3 +67,20 @@ def test_bundled_ae_export_parity(tmp_path, sample_frame):
     np.testing.assert_allclose(ort_img, t_img, atol=1e-4)
     f16 = os.path.join(os.path.dirname(info.encoder), info.manifest['files']['encoder_float16'])
     np.testing.assert_array_equal(open_backend(f16, 'encoder').run(x).astype(np.uint8), ort_code)
+
+
+def test_ae_identity_from_manifest_matches_onnx_metadata_and_build_engine_picks_float16(capsys):
+    onnx = pytest.importorskip('onnx')
+    from nanolink.common.zoo import METADATA_KEY
+    from nanolink.export import build_engine
+    info = bundled_model('ae')
+    for path in (info.encoder, build_engine.bundled_encoder('ae'), info.decoder):
+        meta = {p.key: p.value for p in onnx.load(path).metadata_props}[METADATA_KEY]
+        assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta), path
+    try:
+        import tensorrt  # noqa: F401
+        return
+    except ImportError:
+        pass
+    assert build_engine.main(['--model', 'ae', '--out', 'x.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
+    assert 'ae-enc-float16.onnx --saveEngine=x.trt' in capsys.readouterr()[0]

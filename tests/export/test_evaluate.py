@@ -53,6 +53,6 @@ def test_codec_eval_covers_ae_rate_points_and_bd_rate(tmp_path, sample_frame):
                           '--out', str(out)]) == 0
     res = json.load(open(str(out)))
     ae = [r for r in res['results'] if r['model'] == 'ae']
-    assert [r['rate_point'] for r in ae] == [50, 75, 90]
+    assert [r['rate_point'] for r in ae] == [50, 75, 85, 95]
     assert ae[0]['bpp'] < ae[1]['bpp'] < ae[2]['bpp'] and ae[0]['psnr'] < ae[2]['psnr']
     assert set(res['bd_rate_vs_jpeg']) == {'ae', 'cae'}
