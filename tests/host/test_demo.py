@@ -16,7 +16,7 @@ def test_demo_end_to_end(tmp_path):
     assert 'T_20 = ' in r.stdout and 'ms/frame' in r.stdout and 'PSNR' in r.stdout and 'MS-SSIM' in r.stdout
     s = json.load(open(str(out / 'summary.json')))
     assert s['frames_decoded'] == 20 and s['quality_frames'] == 20
-    assert 20 < s['psnr'] < 60 and 0.5 < s['ms_ssim'] <= 1 and 0.45 < s['bpp'] < 0.52
+    assert 20 < s['psnr'] < 60 and 0.5 < s['ms_ssim'] <= 1 and 0.2 < s['bpp'] < 0.505   # zlib: below 0.5
     side = cv2.imread(str(out / 'side_by_side.png'))
     assert side.shape == (512, 2 * 768, 3)
     assert len(os.listdir(str(out / 'frames' / 'edge'))) == 20
