@@ -36,7 +36,7 @@ IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy')   # th
 class EdgeConfig:
     camera: str                              # --camera value (see nanolink.edge.sources)
     engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
-    model: str = 'cae'                       # bundled model when no engine is given
+    model: str = 'ae'                        # bundled model when no engine is given
     channels: Optional[int] = None           # rate point (binary channels sent); None: model default
     connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
     size: Optional[Tuple[int, int]] = None   # (width, height) to resize frames to
@@ -64,7 +64,7 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', default='cae', help='bundled model used without --engine (default: %(default)s); '
+    p.add_argument('--model', default='ae', help='bundled model used without --engine (default: %(default)s); '
                                                   'jpeg or raw: classical baselines over the same transport')
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the ae model\'s code image '
                                                                '(default: the model\'s) or of --model jpeg (default 75)')

@@ -12,8 +12,9 @@ RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 
 results.json::
 
     {"images": "DIR", "count": N,
-     "results": [{"model": "cae", "rate_point": 8, "bpp": f, "psnr": f, "ms_ssim": f|null,
+     "results": [{"model": "cae", "rate_point": 8, "rate": "channels", "bpp": f, "psnr": f, "ms_ssim": f|null,
                   "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...]},
+                 {"model": "ae", "rate_point": 75, "rate": "jpeg_quality", ...},
                  {"model": "jpeg", "quality": 50, ...}, ...],
      "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better
 """
@@ -64,7 +65,8 @@ def eval_model(name, images, progress, entropy='zlib'):
             out = dec.postprocess(dec.decode(f), f)
             per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
                         'ms_ssim': msssim_or_none(img, out)})
-        rows.append(summarise_rows({'model': name, 'rate_point': k}, per))
+        rows.append(summarise_rows({'model': name, 'rate_point': k,
+                                    'rate': 'jpeg_quality' if info.dtype == 'jpeg' else 'channels'}, per))
         progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(name, 'q' if info.dtype == 'jpeg' else 'k', k, rows[-1]['bpp'],
                                                           rows[-1]['psnr']))
     return rows
@@ -178,7 +180,10 @@ def main(argv=None):
         plot(results, args.plot)
     print('{:<8} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM'))
     for r in results:
-        setting = 'k={}'.format(r['rate_point']) if 'rate_point' in r else 'q={}'.format(r['quality'])
+        if 'rate_point' in r:
+            setting = '{}={}'.format('q' if r.get('rate') == 'jpeg_quality' else 'k', r['rate_point'])
+        else:
+            setting = 'q={}'.format(r['quality'])
         print('{:<8} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
                                                         '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-'))
     for name, v in bd.items():

@@ -1,7 +1,8 @@
 """nanolink-demo: a two-process stream on this machine, with the latency table and picture quality.
 
     nanolink-demo                       # bundled model and sample, 100 frames, results in ./nanolink-demo/
-    nanolink-demo --source clip.mp4 --frames 200 --channels 16
+    nanolink-demo --source clip.mp4 --frames 200 --jpeg-quality 85
+    nanolink-demo --model cae --channels 16
 
 Starts ``host-receiver`` and ``edge-sender`` as two processes talking ZeroMQ over loopback, waits for
 them, then prints the per-stage latency table (median and min-max of every stage, total time for N frames
@@ -60,6 +61,8 @@ def stream(args, out):
                              '--connect', endpoint, '--log', edge_log, '--model', args.model, '--quiet']
             if args.channels:
                 edge_cmd += ['--channels', str(args.channels)]
+            if args.jpeg_quality:
+                edge_cmd += ['--jpeg-quality', str(args.jpeg_quality)]
             if args.size:
                 edge_cmd += ['--size', args.size]
             if args.fps:
@@ -117,12 +120,14 @@ def report(args, edge_rows, host_rows, q):
     bpp = float(np.mean([r['bytes'] * 8.0 / (r['width'] * r['height']) for r in host_rows]))
     info = zoo.bundled_model(args.model)
     w, h = host_rows[0]['width'], host_rows[0]['height']
-    summary = {'model': args.model, 'fingerprint': info.fingerprint, 'channels': args.channels or info.default_channels,
+    rate = ('JPEG quality {}'.format(args.jpeg_quality or info.default_channels) if info.dtype == 'jpeg'
+            else '{} channels'.format(args.channels or info.default_channels))
+    summary = {'model': args.model, 'fingerprint': info.fingerprint, 'rate': rate,
                'source': args.source, 'frames_sent': len(edge_rows), 'frames_decoded': n, 'width': w, 'height': h,
                'total_s': total_s, 'avg_ms': 1000.0 * total_s / max(n, 1), 'bpp': bpp,
                'psnr': q[0], 'ms_ssim': q[1], 'quality_frames': q[2], 'stages': stages}
-    title = ('nanolink demo: {} frames {}x{} from {}, model {} ({} channels, fingerprint {}), onnxruntime cpu'
-             .format(n, w, h, args.source, args.model, summary['channels'], info.fingerprint))
+    title = ('nanolink demo: {} frames {}x{} from {}, model {} ({}, fingerprint {}), onnxruntime cpu'
+             .format(n, w, h, args.source, args.model, rate, info.fingerprint))
     text = [format_table(stages, title), '',
             'T_{} = {:.3f} s   avg {:.1f} ms/frame ({:.1f} fps), first capture to last decoded frame'.format(
                 n, total_s, summary['avg_ms'], n / total_s if total_s else 0.0),
@@ -135,8 +140,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-demo', description=__doc__.split('\n')[0])
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='what edge-sender streams (default: the bundled sample)')
     p.add_argument('--frames', type=int, default=100, help='frames to stream (default: %(default)s)')
-    p.add_argument('--model', default='cae', help='bundled model (default: %(default)s)')
-    p.add_argument('--channels', type=int, help='rate point: binary channels sent (default: the model default)')
+    p.add_argument('--model', default='ae', help='bundled model (default: %(default)s)')
+    p.add_argument('--channels', type=int, help='cae rate point: binary channels sent (default: the model default)')
+    p.add_argument('--jpeg-quality', type=int, help='ae rate: JPEG quality of the code image (default: the model\'s)')
     p.add_argument('--size', metavar='WxH', help='resize frames on the edge first')
     p.add_argument('--fps', type=float, help='pace the sender (default: as fast as it goes)')
     p.add_argument('--out', default='nanolink-demo', help='output folder (default: %(default)s)')

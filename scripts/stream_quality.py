@@ -1,6 +1,6 @@
 """Stream a folder of images through the real CLIs and compare with OpenCV JPEG at the same bytes.
 
-    python scripts/stream_quality.py --images DIR [--channels 8] [--out stream-quality]
+    python scripts/stream_quality.py --images DIR [--model cae --channels 8 | --model ae --jpeg-quality 75] [--out DIR]
 
 Runs ``host-receiver --save`` and ``edge-sender --camera DIR`` as two processes over loopback, then for
 each image: PSNR (8-bit RGB) and MS-SSIM of the decoded frame, bpp from the wire-message bytes, and the same
@@ -32,7 +32,9 @@ def jpeg_at_most(img, nbytes):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--images', required=True)
-    p.add_argument('--channels', type=int, default=8)
+    p.add_argument('--model', default='cae')
+    p.add_argument('--channels', type=int, help='cae rate point (default: the model default)')
+    p.add_argument('--jpeg-quality', type=int, help='ae rate (default: the model default)')
     p.add_argument('--out', default='stream-quality')
     args = p.parse_args(argv)
     paths = sorted(os.path.join(args.images, f) for f in os.listdir(args.images) if f.lower().endswith(IMAGE_EXTS))
@@ -43,8 +45,10 @@ def main(argv=None):
                              os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet'],
                             stdout=subprocess.PIPE, universal_newlines=True)
     endpoint = host.stdout.readline().strip().split()[-1]
+    rate = (['--channels', str(args.channels)] if args.channels else []) + \
+        (['--jpeg-quality', str(args.jpeg_quality)] if args.jpeg_quality else [])
     subprocess.check_call([sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.images, '--frames', str(n),
-                           '--channels', str(args.channels), '--connect', endpoint, '--quiet'])
+                           '--model', args.model, '--connect', endpoint, '--quiet'] + rate)
     if host.wait(120) != 0:
         raise SystemExit('host-receiver failed')
     rows = [json.loads(l) for l in open(os.path.join(args.out, 'host.jsonl'))]
@@ -57,10 +61,11 @@ def main(argv=None):
         jdec = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
         for name, img, nbytes in (('nanolink', dec, r['bytes']), ('jpeg', jdec, len(jpg))):
             res[name].append((nbytes * 8.0 / px, psnr(src, img), ms_ssim(src[..., ::-1], img[..., ::-1])))
-    lines = ['command: python scripts/stream_quality.py --images {} --channels {}'.format(args.images, args.channels),
+    lines = ['command: python scripts/stream_quality.py --images {} --model {} {}'.format(
+                 args.images, args.model, ' '.join(rate)),
              '{} images from {}'.format(n, args.images), '',
              '| codec | bpp | PSNR (dB) | MS-SSIM |', '|---|---|---|---|']
-    for name, label in (('nanolink', 'nanolink cae, {} channels (real CLIs, message bytes)'.format(args.channels)),
+    for name, label in (('nanolink', 'nanolink {} {} (real CLIs, message bytes)'.format(args.model, ' '.join(rate))),
                         ('jpeg', 'OpenCV JPEG, no larger than the message')):
         a = np.array(res[name])
         lines.append('| {} | {:.4f} | {:.2f} | {:.4f} |'.format(label, a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
