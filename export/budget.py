@@ -28,32 +28,34 @@ DECODER_MS = 50.0
 
 
 def onnx_macs(path, input_shape):
-    """Multiply-accumulates of every Conv in the ONNX graph at a fixed input shape (batch 1)."""
+    """Multiply-accumulates of every Conv in the ONNX graph at a fixed input shape (batch 1).
+
+    Conv output shapes come from running the graph once on zeros in ONNX Runtime (every Conv output made a
+    graph output), which also covers shapes that static inference cannot follow (computed pads)."""
     import onnx
-    from onnx import shape_inference
+    import onnxruntime as ort
     model = onnx.load(path)
     graph = model.graph
-    dims = graph.input[0].type.tensor_type.shape.dim
-    for d, v in zip(dims, input_shape):
-        d.Clear()
-        d.dim_value = v
-    for out in graph.output:
-        out.type.tensor_type.shape.Clear()
-    model = shape_inference.infer_shapes(model)
-    shapes = {}
-    for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input):
-        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    weights = {t.name: list(t.dims) for t in graph.initializer}
+    for node in graph.node:                        # fixed filters may be exported as Constant nodes
+        if node.op_type == 'Constant':
+            for a in node.attribute:
+                if a.name == 'value':
+                    weights[node.output[0]] = list(a.t.dims)
+    convs = [n for n in graph.node if n.op_type == 'Conv']
+    known = {o.name for o in graph.output}
+    for n in convs:
+        if n.output[0] not in known:
+            graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    names = [o.name for o in sess.get_outputs()]
+    outs = dict(zip(names, sess.run(None, {graph.input[0].name: np.zeros(input_shape, np.float32)})))
     total = 0
-    for node in model.graph.node:
-        if node.op_type != 'Conv':
-            continue
-        out = shapes.get(node.output[0])
+    for node in convs:
         w = weights.get(node.input[1])
-        if not out or not w or 0 in out:
-            raise RuntimeError('cannot infer the shape of Conv {} in {}'.format(node.name, path))
-        # out (1, Cout, H, W); w (Cout, Cin/groups, kh, kw)
-        total += int(np.prod(out)) * int(np.prod(w[1:]))
+        if not w:
+            raise RuntimeError('cannot find the weights of Conv {} in {}'.format(node.name, path))
+        total += int(np.prod(outs[node.output[0]].shape)) * int(np.prod(w[1:]))   # out x (Cin/groups * kh * kw)
     return total
 
 
