@@ -144,10 +144,16 @@ def plan(args):
         model_bpp = None
         for model in args.models:
             info = zoo.bundled_model(model)
-            k = args.channels or info.default_channels
-            enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
+            if info.dtype == 'jpeg':                  # ae: its rate is the JPEG quality of the code image
+                q = info.default_channels
+                enc = EdgeEncoder.open(model, None, None, 'cpu', None, args.threads, quality=q)
+                rate = ['--jpeg-quality', str(q)]
+            else:
+                k = args.channels or info.default_channels
+                enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
+                rate = ['--channels', str(k)]
             dec = HostDecoder.open(info, args.decoder, args.device, args.threads)
-            row = Row(model, model, size, ['--model', model, '--channels', str(k)] + args.edge_backend, enc, dec)
+            row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, enc, dec)
             row.psnr, row.bpp = message_quality(enc, dec, frames)
             model_bpp = row.bpp if model_bpp is None else model_bpp
             rows.append(row)
@@ -426,7 +432,8 @@ def build_parser():
     p.add_argument('--warmup', type=int, default=10, help='untimed frames first (default: %(default)s)')
     p.add_argument('--baselines', default='jpeg,raw', help='jpeg,raw or none (default: %(default)s)')
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
-    p.add_argument('--channels', type=int, help='rate point of the models (default: each model\'s default)')
+    p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
+                                                'ae uses its default JPEG quality)')
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='frames to stream (default: the bundled sample)')
     p.add_argument('--engine-device', choices=('cpu', 'cuda'), help='edge-sender --device (default: cpu)')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='host decoder backend')

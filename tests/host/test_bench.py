@@ -30,12 +30,13 @@ SCHEMA = {
 
 def test_bench_runs_rows_and_baselines_and_writes_json_csv_chart(tmp_path):
     out = tmp_path / 'bench'
-    r = cli('nanolink.host.bench', '--sizes', '64,96', '--frames', 6, '--warmup', 2, '--out', out, timeout=300)
+    r = cli('nanolink.host.bench', '--models', 'cae,ae', '--sizes', '64,96', '--frames', 6, '--warmup', 2, '--out', out,
+            timeout=300)
     assert r.returncode == 0, r.stderr
     doc = json.load(open(str(out / 'latency.json')))
     jsonschema.validate(doc, SCHEMA)
     rows = {(row['model'], row['size']): row for row in doc['rows']}
-    assert [m for m, s in rows if s == 64][0] == 'cae' and len(rows) == 6
+    assert [m for m, s in rows if s == 64][:2] == ['cae', 'ae'] and len(rows) == 8
     jpeg = [row for (m, s), row in rows.items() if 'jpeg' in m and s == 96][0]
     cae, raw = rows[('cae', 96)], rows[('raw', 96)]
     assert all(row['frames'] == 6 for row in rows.values())
