@@ -48,7 +48,7 @@ class EdgeConfig:
     device: Optional[str] = None             # cpu or cuda; None: GPU for TensorRT engines, else CPU
     threads: int = 0                         # encoder threads (0: the runtime's default)
     hwm: int = 64                            # frames queued while the host is away
-    send_timeout_ms: int = 1000              # then a frame is dropped
+    send_timeout_ms: int = 1000              # then a frame is dropped; -1: wait for the host (benchmarks)
     latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None         # CurveZMQ folder from nanolink-keys (uses <stream_id>.key_secret)
     jpeg_quality: Optional[int] = None       # ae (default: its manifest's) and the jpeg baseline (default 75)
@@ -89,6 +89,9 @@ def build_parser():
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads (default: runtime default)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
+    p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
+                   help='with the send queue full, wait this long for the host, then drop the frame (default: '
+                        '%(default)s); 0: wait as long as it takes (no frame dropped; the camera loop stalls instead)')
     p.add_argument('--clock-offset', type=float, default=0.0, metavar='S',
                    help='add S seconds to capture times so the host measures end-to-end latency on its own clock '
                         '(latency-bench --role edge estimates it)')
@@ -99,6 +102,8 @@ def config_from_args(args):
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--fps', args.fps)
     cliutil.check_at_least_one('--channels', args.channels)
+    if args.send_timeout < 0:
+        raise NanolinkError('--send-timeout must be >= 0 ms (0: wait for the host), got {}'.format(args.send_timeout))
     if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
         raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(args.jpeg_quality))
     if args.model in CLASSICAL and (args.engine or args.channels):
@@ -112,7 +117,7 @@ def config_from_args(args):
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
-                      entropy=args.entropy)
+                      entropy=args.entropy, send_timeout_ms=args.send_timeout or -1)
 
 
 def run(cfg, stop=None, status_every_s=2.0):

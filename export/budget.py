@@ -144,7 +144,8 @@ def format_report(r):
             budget = '<= {:.0f} ms: {}'.format(DECODER_MS, 'met' if ok else 'MISSED')
         lines.append('{:28s} {:9.0f} {:10.1f} {:>16s}  {}'.format(
             n['network'], n['mac_per_px'], t['median_ms'], '{:.1f}-{:.1f}'.format(t['p5_ms'], t['p95_ms']), budget))
-    lines.append('baselines, same frame and run:')
+    if r['baselines']:
+        lines.append('baselines, same frame and run:')
     for b in r['baselines']:
         t = b['cpu']
         lines.append('  {:54s} {:8.2f} ms ({:.2f}-{:.2f})'.format(b['network'], t['median_ms'], t['p5_ms'], t['p95_ms']))

@@ -6,7 +6,8 @@
 
 For every model and square size asked, one edge-sender process streams --warmup + --frames frames of the
 source (default: the bundled sample, looped, resized to size x size) as fast as it can to one
-host-receiver process, reliably (no --latest): T_N is first capture to last decode of the N timed frames,
+host-receiver process, reliably (no --latest, and the edge waits for a slower host rather than dropping
+frames: --send-timeout 0): T_N is first capture to last decode of the N timed frames,
 Avg = T_N / N. Baseline rows run in the same host-receiver, over the same transport and wire format:
 ``jpeg-qQ`` (OpenCV JPEG at the highest quality whose bytes do not exceed the model's message on the same
 frames) and ``raw`` (the frame's bytes as they are). PSNR and bpp are measured on the source frames with
@@ -196,7 +197,8 @@ def run_edge(args, out, row, endpoint, offset):
     cmd = [sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.source, '--loop', '--size',
            '{0}x{0}'.format(row.size), '--frames', str(args.frames + args.warmup), '--connect', endpoint,
            '--stream-id', row.stream, '--log', os.path.join(out, 'edge-{}.jsonl'.format(row.stream)), '--quiet',
-           '--clock-offset={!r}'.format(offset)] + row.edge_args     # '=': a negative offset is no option
+           '--clock-offset={!r}'.format(offset), '--send-timeout', '0'] + row.edge_args   # '=': negative offsets
+    # --send-timeout 0: the edge waits for a slower host instead of dropping frames, so T_N counts every frame
     if args.fps:
         cmd += ['--fps', str(args.fps)]
     if args.threads:
