@@ -91,7 +91,8 @@ def build_parser():
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
                    help='with the send queue full, wait this long for the host, then drop the frame (default: '
-                        '%(default)s); 0: wait as long as it takes (no frame dropped; the camera loop stalls instead)')
+                        '%(default)s); 0: wait as long as it takes (no frame dropped; the camera loop stalls instead, and at '
+                        'exit the sender waits until every queued frame has left)')
     p.add_argument('--clock-offset', type=float, default=0.0, metavar='S',
                    help='add S seconds to capture times so the host measures end-to-end latency on its own clock '
                         '(latency-bench --role edge estimates it)')
@@ -136,7 +137,8 @@ def run(cfg, stop=None, status_every_s=2.0):
     samples = {k: sample_window() for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
     with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog, \
-            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, latest=cfg.latest, curve=curve) as tx:
+            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, linger_ms=-1 if cfg.send_timeout_ms < 0 else 2000,
+                   latest=cfg.latest, curve=curve) as tx:
         log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
                  cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,
                  encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
