@@ -121,6 +121,18 @@ class StreamLogs(object):
         return False
 
 
+def time_calls(fn, runs, warmup=3):
+    """Milliseconds of each of ``runs`` calls of fn, after ``warmup`` untimed calls (benchmark scripts)."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -13,13 +13,13 @@ import json
 import os
 import platform
 import sys
-import time
 
 import cv2
 import numpy as np
 
 from nanolink.common.backends import OnnxRuntimeBackend
 from nanolink.common.imageproc import prepare
+from nanolink.common.stages import time_calls
 from nanolink.common.zoo import SAMPLE_DIR, bundled_model, load_manifest
 
 ENCODER_MAC_PER_PX = 2500
@@ -60,13 +60,7 @@ def onnx_macs(path, input_shape):
 
 
 def timed(fn, runs, warmup=3):
-    for _ in range(warmup):
-        fn()
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        t.append((time.perf_counter() - t0) * 1000)
+    t = time_calls(fn, runs, warmup)
     return {'median_ms': float(np.median(t)), 'p5_ms': float(np.percentile(t, 5)),
             'p95_ms': float(np.percentile(t, 95))}
 

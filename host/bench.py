@@ -42,7 +42,7 @@ from nanolink.common.classical import ClassicalDecoder, ClassicalEncoder
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.errors import NanolinkError
 from nanolink.common.metrics import psnr
-from nanolink.common.stages import ALL_STAGES, EDGE_STAGES, END_TO_END, percentile, read_jsonl
+from nanolink.common.stages import ALL_STAGES, END_TO_END, percentile, read_jsonl, time_calls
 from nanolink.edge.sources import open_source
 from nanolink.host.demo import _read_first_line, _tail
 
@@ -348,14 +348,7 @@ def micro_benchmark(size, runs=200):
     dumps, loads, pickled = _slides_pickle_roundtrip(features)
 
     def t(fn):
-        for _ in range(5):
-            fn()
-        v = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            v.append((time.perf_counter() - t0) * 1000.0)
-        return float(np.median(v))
+        return float(np.median(time_calls(fn, runs, warmup=5)))
     r = {'size': size, 'payload_bytes': len(payload), 'message_bytes': len(msg),
          'float32_bytes': features.nbytes, 'pickle_bytes': len(pickled),
          'serialise_ms': t(ours_pack), 'deserialise_ms': t(lambda: wire.unpack(msg, spec)),
