@@ -211,6 +211,14 @@ def deflate(payload, level=3):
     return (z, 'bits-zlib') if len(z) < len(payload) else (payload, 'bits')
 
 
+def entropy_code(payload, dtype, mode='zlib'):
+    """The payload and dtype to send: binary codes are zlib-coded when mode is 'zlib' (edge-sender --entropy);
+    other codings (jpeg, raw) pass through."""
+    if dtype == 'bits' and mode == 'zlib':
+        return deflate(payload)
+    return payload, dtype
+
+
 def _uint_list(value, n, name, stream):
     if not isinstance(value, list) or len(value) != n or any(type(x) is not int for x in value):
         raise WireError('{} must be a list of {} integers, got {!r}'.format(name, n, value)[:200], stream)

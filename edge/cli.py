@@ -159,9 +159,7 @@ def run(cfg, stop=None, status_every_s=2.0):
             with clock('gpu_to_cpu'):
                 payload, shape = encoder.fetch(out)
             with clock('entropy'):
-                dtype = info.dtype
-                if dtype == 'bits' and cfg.entropy == 'zlib':
-                    payload, dtype = wire.deflate(payload)
+                payload, dtype = wire.entropy_code(payload, info.dtype, cfg.entropy)
             stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
             stages.update(prev)
             with clock('serialise'):

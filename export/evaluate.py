@@ -56,9 +56,7 @@ def eval_model(name, images, progress, entropy='zlib'):
         for fn, img in images:
             blob, size = enc.preprocess(img)
             payload, shape = enc.fetch(enc.backend.forward(blob))
-            dtype = info.dtype
-            if dtype == 'bits' and entropy == 'zlib':          # as edge-sender does by default
-                payload, dtype = wire.deflate(payload)
+            payload, dtype = wire.entropy_code(payload, info.dtype, entropy)     # as edge-sender sends it
             msg = wire.pack(wire.Frame(stream='eval', seq=0, t_cap=time.time(), model=name, fp=info.fingerprint,
                                        dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
             f = wire.unpack(msg, decoders)

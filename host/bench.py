@@ -113,9 +113,7 @@ def message_quality(encoder, decoder, frames):
         blob, size = encoder.preprocess(f)
         payload, shape = encoder.fetch(encoder.backend.forward(blob))
         info = encoder.info
-        dtype = info.dtype
-        if dtype == 'bits':                                        # as edge-sender sends it (--entropy zlib)
-            payload, dtype = wire.deflate(payload)
+        payload, dtype = wire.entropy_code(payload, info.dtype)   # as edge-sender sends it (--entropy zlib)
         msg = wire.pack(wire.Frame(stream='bench', seq=i, t_cap=time.time(), model=info.name, fp=info.fingerprint,
                                    dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
         frame = wire.unpack(msg, {info.name: {info.fingerprint: decoder}})
