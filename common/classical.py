@@ -60,11 +60,8 @@ class ClassicalEncoder(object):
         self.channels, self.size, self.quality = 3, size, quality
 
     def preprocess(self, frame):
-        from nanolink.common.imageproc import as_bgr
-        frame = as_bgr(frame)
-        if self.size is not None and (frame.shape[1], frame.shape[0]) != tuple(self.size):
-            shrink = self.size[0] * self.size[1] < frame.shape[0] * frame.shape[1]
-            frame = cv2.resize(frame, tuple(self.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        from nanolink.common.imageproc import as_bgr, resize_to
+        frame = resize_to(as_bgr(frame), self.size)
         return np.ascontiguousarray(frame), frame.shape[:2]
 
     def fetch(self, out):

@@ -37,15 +37,21 @@ def as_bgr(frame):
     return frame
 
 
+def resize_to(frame, size):
+    """BGR frame resized to size (width, height), or unchanged when size is None or already that: area
+    interpolation when shrinking, bilinear when enlarging."""
+    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
+    return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def prepare(frame, multiple, size=None):
     """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
 
     size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
     """
-    frame = as_bgr(frame)
-    if size is not None and (frame.shape[1], frame.shape[0]) != tuple(size):
-        shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
-        frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    frame = resize_to(as_bgr(frame), size)
     h, w = frame.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:

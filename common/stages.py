@@ -1,10 +1,11 @@
 """Stage names, the per-frame stage clock, JSON-lines logs and the latency summary table.
 
 One set of names is used everywhere (code, logs, tables, the wire format):
-    edge: capture, preprocess, encode, gpu_to_cpu, entropy, serialise, send
+    edge: capture, preprocess, encode, gpu_to_cpu, entropy, reference, serialise, send
     host: receive, deserialise, decode, postprocess, display
 entropy is the lossless coding of a binary code's payload on the edge CPU (zlib; ~0 when it is off);
-deserialise includes its decoding on the host.
+deserialise includes its decoding on the host. reference is the JPEG coding of the source frame that
+edge-sender --reference-every N sends every N frames for the host's quality monitor (~0 on other frames).
     end_to_end: host display done minus edge capture time (meaningful when both share a clock).
 Backends return from ``forward`` only after the device has finished (they synchronise), so a stage's
 clock never stops on queued GPU work.
@@ -17,7 +18,7 @@ import time
 
 from nanolink.common.errors import NanolinkError
 
-EDGE_STAGES = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'serialise', 'send')
+EDGE_STAGES = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference', 'serialise', 'send')
 HOST_STAGES = ('receive', 'deserialise', 'decode', 'postprocess', 'display')
 END_TO_END = 'end_to_end'
 ALL_STAGES = EDGE_STAGES + HOST_STAGES + (END_TO_END,)

@@ -6,10 +6,11 @@ latest-frame mode possible.
 
 Byte by byte
 ------------
-A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order::
+A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order, and
+optionally a 12th, ``ref``::
 
     offset  bytes                          meaning
-    0       0x8b                           fixmap, 11 entries (a message is at most 16 MiB)
+    0       0x8b / 0x8c                    fixmap, 11 entries (12 with ref; a message is at most 16 MiB)
             0xa1 'v'        0x01           format version: positive fixint 1
             0xa6 'stream'   str            stream id: fixstr 0xa0|n or str8 0xd9 n, UTF-8, 1..64 chars
                                            of [A-Za-z0-9_.:-]
@@ -37,6 +38,12 @@ A message is exactly one msgpack map (MessagePack spec) with these 11 entries, p
                                            serialise and send are the previous frame's (a message cannot
                                            carry the time taken to build or send itself) and are absent
                                            from a stream's first message.
+            0xa3 'ref'      bin            optional (edge-sender --reference-every N): a high-quality JPEG
+                                           of this source frame at [H, W] (the size above, before padding),
+                                           which the host compares its decoded frame with (live PSNR and
+                                           MS-SSIM). Its header must state W x H (checked before decoding).
+                                           Its bytes are link overhead, not the codec's rate: receivers
+                                           report bpp without them.
 
 Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flattened in (y, x, c) order
 (channel fastest) and packed 8 bits per byte, first bit in the most significant bit, the last byte
@@ -74,6 +81,7 @@ MAX_FRAME_SIDE = 4096
 DTYPES = ('bits', 'bits-zlib', 'jpeg', 'raw')
 ZLIB_OF = {'bits-zlib': 'bits'}     # entropy-coded payloads: what they decompress to
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
+OPTIONAL = ('ref',)
 _STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')
 _FP_RE = re.compile(r'^[0-9a-f]{16}$')
 
@@ -91,12 +99,13 @@ class WireError(ValueError):
 class Frame(object):
     """One decoded, validated message (the fields of the table above)."""
 
-    __slots__ = FIELDS
+    __slots__ = FIELDS + OPTIONAL
 
-    def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION):
+    def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION, ref=None):
         self.v, self.stream, self.seq, self.t_cap = v, stream, seq, t_cap
         self.model, self.fp, self.dtype = model, fp, dtype
         self.shape, self.size, self.payload, self.stages = tuple(shape), tuple(size), payload, stages
+        self.ref = ref              # optional reference JPEG of the source frame (bytes) or None
 
     def __repr__(self):
         return 'Frame(stream={!r}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
@@ -142,12 +151,15 @@ def pack(frame):
     stages = {}
     for k, ms in frame.stages.items():
         stages[k] = float(ms)
-    return msgpack.packb({
+    obj = {
         'v': VERSION, 'stream': frame.stream, 'seq': int(frame.seq), 't_cap': float(frame.t_cap),
         'model': frame.model, 'fp': frame.fp, 'dtype': frame.dtype,
         'shape': [int(x) for x in frame.shape], 'size': [int(x) for x in frame.size],
         'payload': frame.payload, 'stages': stages,
-    }, use_bin_type=True)
+    }
+    if frame.ref is not None:
+        obj['ref'] = bytes(frame.ref)
+    return msgpack.packb(obj, use_bin_type=True)
 
 
 def _no_ext(code, data):
@@ -178,7 +190,7 @@ def unpack(data, models):
     missing = [k for k in FIELDS if k not in obj]
     if missing:
         raise WireError('missing field(s) {}'.format(', '.join(missing)), stream)
-    extra = sorted(str(k) for k in obj if k not in FIELDS)
+    extra = sorted(str(k) for k in obj if k not in FIELDS + OPTIONAL)
     if extra:
         raise WireError('unknown field(s) {}'.format(', '.join(extra)[:200]), stream)
     if type(obj['v']) is not int or obj['v'] != VERSION:
@@ -186,7 +198,7 @@ def unpack(data, models):
             obj['v'], VERSION), stream)
     frame = Frame(stream=obj['stream'], seq=obj['seq'], t_cap=obj['t_cap'], model=obj['model'], fp=obj['fp'],
                   shape=_uint_list(obj['shape'], 3, 'shape', stream), size=_uint_list(obj['size'], 2, 'size', stream),
-                  payload=obj['payload'], stages=obj['stages'], dtype=obj['dtype'])
+                  payload=obj['payload'], stages=obj['stages'], dtype=obj['dtype'], ref=obj.get('ref'))
     _check(frame, models)
     if frame.dtype in ZLIB_OF:
         frame.payload = _inflate(frame.payload, payload_length(frame.shape), frame.stream)
@@ -264,6 +276,8 @@ def _check(f, models):
         raise WireError('payload is {} bytes but shape {} implies {}'.format(len(f.payload), list(f.shape), expected), s)
     if expected is None and not f.payload:
         raise WireError('payload is empty', s)
+    if f.ref is not None and (not isinstance(f.ref, (bytes, bytearray)) or f.ref[:2] != b'\xff\xd8'):
+        raise WireError('ref must be a JPEG file (msgpack bin starting with the SOI marker FF D8)', s)
     if not isinstance(f.stages, dict):
         raise WireError('stages must be a map of stage name to milliseconds', s)
     for k, ms in f.stages.items():

@@ -3,6 +3,7 @@
     edge-sender --camera csi://0 --engine cae.trt --connect tcp://192.168.1.10:5555
     edge-sender --camera clip.mp4 --model cae --frames 200 --log edge.jsonl
     edge-sender --camera synthetic --fps 30
+    edge-sender --camera 0 --reference-every 30     # a JPEG q95 of every 30th frame: the host's live PSNR
 
 Exit status: 0 when the source ended or --frames were sent (or on Ctrl-C), 1 when something is missing
 (camera, file, TensorRT, ...: one line says what and what to do), 2 for bad arguments.
@@ -17,19 +18,19 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from nanolink.common import wire
-from nanolink.common.classical import CLASSICAL, ClassicalEncoder
+from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
-from nanolink.common.imageproc import parse_size
+from nanolink.common.imageproc import as_bgr, parse_size, resize_to
 from nanolink.common.transport import Sender
 from nanolink.common.stages import (EDGE_STAGES, StageClock, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.edge.sources import open_source
 
 log = logging.getLogger('nanolink.edge')
-IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy')   # this frame's stages in its message
+IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's stages in its message
 
 
 @dataclass
@@ -54,6 +55,8 @@ class EdgeConfig:
     jpeg_quality: Optional[int] = None       # ae (default: its manifest's) and the jpeg baseline (default 75)
     entropy: str = 'zlib'                    # lossless coding of binary codes: zlib or none
     clock_offset: float = 0.0                # seconds added to capture times (host clock; latency-bench)
+    reference_every: int = 0                 # send a reference JPEG of every N-th source frame (0: never)
+    reference_quality: int = 95              # its JPEG quality
 
 
 def build_parser():
@@ -93,6 +96,12 @@ def build_parser():
                    help='with the send queue full, wait this long for the host, then drop the frame (default: '
                         '%(default)s); 0: wait as long as it takes (no frame dropped; the camera loop stalls instead, and at '
                         'exit the sender waits until every queued frame has left)')
+    p.add_argument('--reference-every', type=int, default=0, metavar='N',
+                   help='every N frames, also send a high-quality JPEG of the source frame, so the host measures '
+                        'live PSNR / MS-SSIM of what it decodes (default: never; costs one JPEG encode and its bytes '
+                        'every N frames, shown as stage "reference")')
+    p.add_argument('--reference-quality', type=int, default=95, metavar='Q',
+                   help='JPEG quality 1..100 of the reference frames (default: %(default)s)')
     p.add_argument('--clock-offset', type=float, default=0.0, metavar='S',
                    help='add S seconds to capture times so the host measures end-to-end latency on its own clock '
                         '(latency-bench --role edge estimates it)')
@@ -107,6 +116,11 @@ def config_from_args(args):
         raise NanolinkError('--send-timeout must be >= 0 ms (0: wait for the host), got {}'.format(args.send_timeout))
     if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
         raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(args.jpeg_quality))
+    if args.reference_every < 0:
+        raise NanolinkError('--reference-every must be >= 0 frames (0: no references), got {}'.format(
+            args.reference_every))
+    if not 1 <= args.reference_quality <= 100:
+        raise NanolinkError('--reference-quality must be in 1..100, got {}'.format(args.reference_quality))
     if args.model in CLASSICAL and (args.engine or args.channels):
         raise NanolinkError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
     try:
@@ -118,7 +132,8 @@ def config_from_args(args):
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
-                      entropy=args.entropy, send_timeout_ms=args.send_timeout or -1)
+                      entropy=args.entropy, send_timeout_ms=args.send_timeout or -1,
+                      reference_every=args.reference_every, reference_quality=args.reference_quality)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -160,13 +175,17 @@ def run(cfg, stop=None, status_every_s=2.0):
                 payload, shape = encoder.fetch(out)
             with clock('entropy'):
                 payload, dtype = wire.entropy_code(payload, info.dtype, cfg.entropy)
+            with clock('reference'):
+                ref = None
+                if cfg.reference_every and seq % cfg.reference_every == 0:
+                    ref = encode_jpeg(resize_to(as_bgr(frame), cfg.size), cfg.reference_quality).tobytes()
             stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
             stages.update(prev)
             with clock('serialise'):
                 try:
                     msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
                                                fp=info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
-                                               stages=stages))
+                                               stages=stages, ref=ref))
                 except wire.WireError as e:
                     raise NanolinkError('cannot send a {}x{} frame: {}; shrink frames with --size WxH'.format(
                         size[1], size[0], e.reason))
@@ -176,8 +195,11 @@ def run(cfg, stop=None, status_every_s=2.0):
                 log.warning('frame %d dropped: the host did not take it within %d ms (is host-receiver running at '
                             '%s?)', seq, cfg.send_timeout_ms, cfg.connect)
             prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}
-            jlog.write({'seq': seq, 'stream': cfg.stream_id, 'bytes': len(msg), 'width': size[1],
-                        'height': size[0], 't_cap': t_cap, 'sent': delivered, 'stages': clock.ms})
+            rec = {'seq': seq, 'stream': cfg.stream_id, 'bytes': len(msg), 'width': size[1], 'height': size[0],
+                   't_cap': t_cap, 'sent': delivered, 'stages': clock.ms}
+            if ref is not None:
+                rec['ref_bytes'] = len(ref)
+            jlog.write(rec)
             for k, v in clock.ms.items():
                 samples[k].append(v)
             total_bytes += len(msg)
@@ -185,7 +207,7 @@ def run(cfg, stop=None, status_every_s=2.0):
             now = time.time()
             if status_every_s and now - t_status >= status_every_s:
                 log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', seq, (seq - n_status) / (now - t_status),
-                         len(msg) * 8.0 / (size[0] * size[1]), clock.ms['encode'])
+                         (len(msg) - len(ref or b'')) * 8.0 / (size[0] * size[1]), clock.ms['encode'])
                 t_status, n_status = now, seq
             if cfg.fps:
                 delay = t0 + seq / cfg.fps - time.time()

@@ -3,14 +3,16 @@
     host-receiver --show
     host-receiver --bind tcp://*:5555 --save out/ --frames 200 --log host.jsonl
     host-receiver --bind tcp://127.0.0.1:* ...      # any free port; the first stdout line names it
+    host-receiver --http 127.0.0.1:8080 --record out.mp4    # browser viewer at http://127.0.0.1:8080/, a video file
 
-The first line on stdout is ``listening on ENDPOINT``. Malformed messages are counted and logged (with the
+The first line on stdout is ``listening on ENDPOINT``; with --http the next is ``viewer on URL``. Malformed messages are counted and logged (with the
 sender's stream id when it can be read) and never stop the receiver. Exit status: 0 after --frames
 decoded frames (or on Ctrl-C), 1 on a setup error or when no frame arrived for --timeout seconds,
 2 for bad arguments.
 """
 import argparse
 import collections
+import contextlib
 import logging
 import sys
 import threading
@@ -28,6 +30,10 @@ from nanolink.common.transport import MULTIPART, Receiver
 from nanolink.common.stages import (END_TO_END, HOST_STAGES, StageClock, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.host.display import FrameSaver, Window
+from nanolink.host.live import LiveView
+from nanolink.host.quality import QualityMonitor
+from nanolink.host.record import Recorder
+from nanolink.host.web import WebViewer, parse_listen
 
 log = logging.getLogger('nanolink.host')
 
@@ -47,18 +53,30 @@ class HostConfig:
     threads: int = 0                    # decoder CPU threads (0: runtime default)
     latest: bool = False                # keep only the newest waiting frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None    # CurveZMQ folder from nanolink-keys: host.key_secret + authorized/
+    http: Optional[str] = None          # HOST:PORT of the browser viewer
+    record: Optional[str] = None        # video file (or a path with {stream}) of the decoded frames
+    record_fps: Optional[float] = None  # its frame rate (None: the stream's own, from capture times)
+    record_fourcc: Optional[str] = None
+    snapshot_dir: str = '.'             # where --show's s key writes PNGs
 
 
 class StreamStats(object):
-    """Per-stream counters and sequence tracking."""
+    """Per-stream counters, sequence tracking and the latest figures the viewers show."""
+
+    FPS_WINDOW_S = 2.0
 
     def __init__(self):
+        self.received = 0         # messages from this stream (decoded or rejected)
         self.decoded = 0
+        self.rejected = 0
         self.lost = 0
         self.reordered = 0
         self.last_seq = None
-        self.bits = 0
+        self.bits = 0             # codec bits (message bytes without the reference frame)
         self.pixels = 0
+        self.ref_bytes = 0
+        self.latest = {}          # the newest decoded frame's figures
+        self._times = collections.deque()
 
     def update(self, seq):
         """A gap counts its frames as lost; a frame older than the newest is reordered and, having been
@@ -72,6 +90,34 @@ class StreamStats(object):
                     self.lost -= 1
         if self.last_seq is None or seq > self.last_seq:
             self.last_seq = seq
+
+    def decoded_frame(self, frame, message_bytes, now):
+        """Count a decoded frame; returns its bpp (codec bytes over the frame's pixels)."""
+        self.update(frame.seq)
+        self.decoded += 1
+        ref = len(frame.ref) if frame.ref is not None else 0
+        pixels = frame.size[0] * frame.size[1]
+        bpp = (message_bytes - ref) * 8.0 / pixels
+        self.bits += (message_bytes - ref) * 8
+        self.pixels += pixels
+        self.ref_bytes += ref
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.FPS_WINDOW_S:
+            self._times.popleft()
+        return bpp
+
+    @property
+    def fps(self):
+        t = self._times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def as_dict(self):
+        """The counters and latest figures as plain JSON-able values (for /stats.json)."""
+        out = {'received': self.received, 'decoded': self.decoded, 'rejected': self.rejected, 'lost': self.lost,
+               'reordered': self.reordered, 'last_seq': self.last_seq, 'fps': round(self.fps, 3),
+               'mean_bpp': self.bits / float(self.pixels) if self.pixels else None, 'ref_bytes': self.ref_bytes}
+        out.update(self.latest)
+        return out
 
 
 class RejectLog(object):
@@ -135,6 +181,17 @@ def build_parser():
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',
                    help='also load an exported model folder (from nanolink-export; repeatable)')
     p.add_argument('--threads', type=int, default=0, help='decoder CPU threads (default: runtime default)')
+    p.add_argument('--http', metavar='HOST:PORT', help='serve a browser viewer there: live video, counters, stage '
+                   'latencies and a latency plot at /, counters at /stats.json (no authentication: 127.0.0.1 keeps it '
+                   'on this machine; port 0 picks a free one, printed as "viewer on URL")')
+    p.add_argument('--record', metavar='PATH', help='write the decoded stream to a video file (.mp4, .avi, .mkv); '
+                   'a PATH with {stream} writes one file per stream')
+    p.add_argument('--record-fps', type=float, metavar='F', help='frame rate written in --record files (default: '
+                   'the stream\'s own, from its capture times)')
+    p.add_argument('--record-fourcc', metavar='CODE', help='video codec of --record files (default: mp4v for .mp4, '
+                   'MJPG for .avi, XVID for .mkv)')
+    p.add_argument('--snapshot-dir', default='.', metavar='DIR',
+                   help='where the s key of --show writes PNG snapshots (default: the current folder)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only warnings and the summary')
     return p
 
@@ -142,29 +199,82 @@ def build_parser():
 def config_from_args(args):
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
+    cliutil.check_positive('--record-fps', args.record_fps)
+    if args.http:
+        parse_listen(args.http)
+    if args.record:
+        from nanolink.host.record import fourcc_for
+        fourcc_for(args.record, args.record_fourcc)
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
                       log=args.log, decoder=args.decoder, device=args.device, models=args.model,
                       model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
-                      curve_keys=args.curve_keys)
+                      curve_keys=args.curve_keys, http=args.http, record=args.record, record_fps=args.record_fps,
+                      record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir)
 
 
-def run(cfg, stop=None, on_listening=None, status_every_s=2.0):
+def run(cfg, stop=None, on_listening=None, status_every_s=2.0, on_viewer=None):
     """Receive until cfg.frames are decoded, ``stop`` is set, or --timeout passes without a frame.
 
-    Returns the summary dict; raises NanolinkError on a timeout.
+    on_listening(endpoint) and on_viewer(url) are called once the socket and the web viewer listen.
+    Returns the summary dict; raises NanolinkError on a timeout. Frames already received are saved and
+    recorded even after a timeout or Ctrl-C.
     """
-    saver = FrameSaver(cfg.save) if cfg.save else None
-    try:
-        return _run(cfg, saver, stop, on_listening, status_every_s)
-    finally:
-        if saver:
-            saver.close()          # frames already received are written even after a timeout or Ctrl-C
+    with contextlib.ExitStack() as outputs:
+        out = _Outputs(cfg, outputs)
+        return _run(cfg, out, stop, on_listening, status_every_s, on_viewer)
 
 
-def _run(cfg, saver, stop, on_listening, status_every_s):
+class _Outputs(object):
+    """Where decoded frames go besides the log: PNG files, a video file, windows, the browser viewer, the
+    quality monitor. Each is optional; each is closed (its queue written out) when the run ends."""
+
+    def __init__(self, cfg, stack):
+        self.saver = self.recorder = self.window = self.web = self.live = None
+        if cfg.save:
+            self.saver = FrameSaver(cfg.save)
+            stack.callback(self.saver.close)
+        if cfg.record:
+            self.recorder = Recorder(cfg.record, cfg.record_fps, cfg.record_fourcc)
+            stack.callback(self.recorder.close)
+        self.quality = QualityMonitor()
+        stack.callback(self.quality.close, False)
+        if cfg.http:
+            self.live = LiveView()
+            self.web = stack.enter_context(WebViewer(cfg.http, self.live))
+        if cfg.show:
+            self.window = Window(snapshot_dir=cfg.snapshot_dir)
+            stack.callback(self.window.close)
+
+    def poll_window(self, stop):
+        """Keys of the --show windows: q quits, s snapshots, space pauses."""
+        if not self.window:
+            return
+        action = self.window.poll()
+        if action == 'quit':
+            stop.set()
+        elif action == 'snapshot':
+            try:
+                for path in self.window.snapshot():
+                    log.info('snapshot: %s', path)
+            except NanolinkError as e:
+                log.warning('%s', e)
+        elif action in ('pause', 'resume'):
+            log.info('display %s', 'paused (space resumes)' if action == 'pause' else 'resumed')
+
+
+def _overlay(frame, st):
+    lines = ['{}  #{}'.format(frame.stream, frame.seq), '{:.1f} fps'.format(st.fps),
+             'latency {:.0f} ms'.format(st.latest['end_to_end_ms']), '{:.3f} bpp'.format(st.latest['bpp'])]
+    q = st.latest.get('quality', {}).get('last')
+    if q:
+        lines.append('PSNR {:.2f} dB{} (#{})'.format(q['psnr'], '' if q['ms_ssim'] is None else
+                                                     ', MS-SSIM {:.4f}'.format(q['ms_ssim']), q['seq']))
+    return lines
+
+
+def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
     stop = stop or threading.Event()
     decoders = load_decoders(cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.model_dirs)
-    window = Window() if cfg.show else None
     streams = collections.defaultdict(StreamStats)
     rejects = RejectLog()
     samples = collections.defaultdict(sample_window)
@@ -172,15 +282,41 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
     t_status, n_status = time.time(), 0
     curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
     with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, StreamLogs(cfg.log) as jlog:
+        def totals():
+            accepted, closed = rx.connection_counts()
+            return {'received': received, 'decoded': decoded, 'rejected': rejects.total,
+                    'reject_reasons': dict(rejects.counts), 'connections': {'accepted': accepted, 'closed': closed},
+                    'quality_skipped': out.quality.skipped}
+
+        def reject(reason, stream, mismatch=False):
+            rejects.add(reason, stream, fingerprint_mismatch=mismatch)
+            if stream:
+                st = streams[stream]
+                st.received += 1
+                st.rejected += 1
+            if out.live:
+                if stream:
+                    out.live.update_stream(stream, streams[stream].as_dict())
+                out.live.update_totals(totals())
+
+        if out.live:
+            out.live.update_totals(totals())
         if on_listening:
             on_listening(rx.endpoint)
+        if out.web and on_viewer:
+            on_viewer(out.web.url)
         last_frame_t = time.time()
         t0 = None
         while not stop.is_set() and (cfg.frames is None or decoded < cfg.frames):
+            for q in out.quality.results():
+                _quality_result(q, streams[q['stream']], out, jlog)
+            out.poll_window(stop)
             if not rx.wait(0.2):
                 if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
                     raise NanolinkError('no frame for {:g} s (decoded {} so far): is edge-sender running and '
                                         'connecting to {}?'.format(cfg.timeout, decoded, rx.endpoint))
+                if out.live:
+                    out.live.update_totals(totals())
                 continue
             clock = StageClock()
             with clock('receive'):
@@ -188,7 +324,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
             received += 1
             last_frame_t = time.time()
             if data is MULTIPART:
-                rejects.add('multipart message: a nanolink frame is one ZeroMQ frame', None)
+                reject('multipart message: a nanolink frame is one ZeroMQ frame', None)
                 continue
             with clock('deserialise'):
                 try:
@@ -196,7 +332,7 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
                 except wire.WireError as e:
                     frame, err = None, e
             if frame is None:
-                rejects.add(err.reason, err.stream, fingerprint_mismatch=err.fingerprint_mismatch)
+                reject(err.reason, err.stream, err.fingerprint_mismatch)
                 continue
             dec = decoders[frame.model][frame.fp]
             with clock('decode'):
@@ -205,48 +341,70 @@ def _run(cfg, saver, stop, on_listening, status_every_s):
                 except wire.WireError as e:       # a payload the codec cannot decode (e.g. a broken JPEG)
                     image, err = None, e
             if image is None:
-                rejects.add(err.reason, err.stream or frame.stream)
+                reject(err.reason, err.stream or frame.stream)
                 continue
             with clock('postprocess'):
                 bgr = dec.postprocess(image, frame)
             st = streams[frame.stream]
-            st.update(frame.seq)
-            st.decoded += 1
-            st.bits += len(data) * 8
-            st.pixels += frame.size[0] * frame.size[1]
+            st.received += 1
+            now = time.time()
+            bpp = st.decoded_frame(frame, len(data), now)
+            st.latest.update({'model': frame.model, 'width': frame.size[1], 'height': frame.size[0], 'bpp': bpp,
+                              'bytes': len(data), 'end_to_end_ms': max(0.0, (now - frame.t_cap) * 1000.0),
+                              'sender_stages': frame.stages})
             with clock('display'):
-                if saver:
-                    saver.save(frame.stream, frame.seq, bgr)
-                if window:
-                    e2e = (time.time() - frame.t_cap) * 1000.0
-                    if not window.show(frame.stream, bgr, [
-                            '{}  #{}'.format(frame.stream, frame.seq),
-                            '{:.1f} fps'.format(n_status and (decoded - n_status) / max(time.time() - t_status, 1e-6)),
-                            'latency {:.0f} ms'.format(e2e),
-                            '{:.3f} bpp'.format(len(data) * 8.0 / (frame.size[0] * frame.size[1]))]):
-                        stop.set()
-            clock.ms[END_TO_END] = max(0.0, (time.time() - frame.t_cap) * 1000.0)
+                if frame.ref is not None:
+                    out.quality.submit(frame, bgr)
+                if out.saver:
+                    out.saver.save(frame.stream, frame.seq, bgr)
+                if out.recorder:
+                    out.recorder.add(frame.stream, frame.t_cap, bgr)
+                if out.window:
+                    out.window.show(frame.stream, frame.seq, bgr, _overlay(frame, st))
+            t_done = time.time()
+            clock.ms[END_TO_END] = max(0.0, (t_done - frame.t_cap) * 1000.0)
             decoded += 1
-            t0 = t0 or time.time()
-            jlog.write({'seq': frame.seq, 'stream': frame.stream, 'bytes': len(data), 'width': frame.size[1],
-                        'height': frame.size[0], 'model': frame.model, 't_cap': frame.t_cap, 't_done': time.time(),
-                        'stages': clock.ms, 'sender_stages': frame.stages})
+            t0 = t0 or t_done
+            st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': clock.ms[END_TO_END]})
+            if out.live:
+                out.live.publish(frame.stream, bgr, st.as_dict(), t_done, clock.ms[END_TO_END])
+                out.live.update_totals(totals())
+            rec = {'seq': frame.seq, 'stream': frame.stream, 'bytes': len(data), 'width': frame.size[1],
+                   'height': frame.size[0], 'model': frame.model, 't_cap': frame.t_cap, 't_done': t_done,
+                   'stages': clock.ms, 'sender_stages': frame.stages}
+            if frame.ref is not None:
+                rec['ref_bytes'] = len(frame.ref)
+            jlog.write(rec)
             for k, v in clock.ms.items():
                 samples[k].append(v)
             for k, v in frame.stages.items():
                 samples[k].append(v)
-            now = time.time()
-            if status_every_s and now - t_status >= status_every_s:
+            if status_every_s and t_done - t_status >= status_every_s:
                 log.info('%d frames decoded, %.1f fps, %d rejected, decode %.1f ms', decoded,
-                         (decoded - n_status) / (now - t_status), rejects.total, clock.ms['decode'])
-                t_status, n_status = now, decoded
-        if window:
-            window.close()
+                         (decoded - n_status) / (t_done - t_status), rejects.total, clock.ms['decode'])
+                t_status, n_status = t_done, decoded
+        out.quality.close(wait=True)           # score the references already received
+        for q in out.quality.results():
+            _quality_result(q, streams[q['stream']], out, jlog)
         rejects.flush()
         accepted, closed = rx.connection_counts()
     return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
             'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
-            'connections': {'accepted': accepted, 'closed': closed}}
+            'connections': {'accepted': accepted, 'closed': closed}, 'quality': dict(out.quality.streams),
+            'quality_skipped': out.quality.skipped,
+            'recorded': out.recorder.files if out.recorder else []}     # filled when the recorder closes, below
+
+
+def _quality_result(q, st, out, jlog):
+    """A finished quality score: into the stream's figures, the log (an "event": "quality" line) and the viewer."""
+    psnr = q['psnr']
+    st.latest['quality'] = out.quality.streams[q['stream']].as_dict()
+    log.info('stream %s frame %d vs its reference: PSNR %.2f dB%s', q['stream'], q['seq'], psnr,
+             '' if q['ms_ssim'] is None else ', MS-SSIM {:.4f}'.format(q['ms_ssim']))
+    jlog.write({'event': 'quality', 'stream': q['stream'], 'seq': q['seq'], 't': time.time(), 'psnr': psnr,
+                'ms_ssim': q['ms_ssim']})
+    if out.live:
+        out.live.update_stream(q['stream'], st.as_dict())
 
 
 def main(argv=None):
@@ -256,8 +414,11 @@ def main(argv=None):
     def listening(endpoint):
         print('listening on {}'.format(endpoint), flush=True)
 
+    def viewer(url):
+        print('viewer on {}'.format(url), flush=True)
+
     try:
-        result = run(config_from_args(args), stop, listening, 0 if args.quiet else 2.0)
+        result = run(config_from_args(args), stop, listening, 0 if args.quiet else 2.0, viewer)
     except NanolinkError as e:
         print('host-receiver: error: {}'.format(e), file=sys.stderr)
         return 1
@@ -266,8 +427,19 @@ def main(argv=None):
         '  connections: {accepted} accepted, {closed} closed (edges stopping, network errors, or a message over the '
         '32 MiB socket limit, which ZeroMQ drops unseen)'.format(**result['connections'])]
     for name, st in sorted(result['streams'].items()):
-        lines.append('  stream {}: {} frames, {} lost, {} reordered, {:.3f} bpp'.format(
-            name, st.decoded, st.lost, st.reordered, st.bits / float(max(st.pixels, 1))))
+        lines.append('  stream {}: {} frames, {} lost, {} reordered, {} rejected, {:.3f} bpp'.format(
+            name, st.decoded, st.lost, st.reordered, st.rejected, st.bits / float(max(st.pixels, 1))))
+        q = result['quality'].get(name)
+        if q and q.n:
+            d = q.as_dict()
+            lines.append('    quality vs {} reference frames: PSNR {:.2f} dB{}'.format(
+                q.n, d['mean_psnr'], '' if d['mean_ms_ssim'] is None else
+                ', MS-SSIM {:.4f}'.format(d['mean_ms_ssim'])))
+    if result['quality_skipped']:
+        lines.append('  {} reference frames not scored (the quality monitor was busy): use a larger '
+                     '--reference-every'.format(result['quality_skipped']))
+    for path, n, fps in result['recorded']:
+        lines.append('  recorded {} ({} frames at {:.2f} fps)'.format(path, n, fps))
     stage_rows = summarise({k: v for k, v in result['stages'].items() if k in HOST_STAGES + (END_TO_END,)})
     lines.append(format_table(stage_rows))
     print('\n'.join(lines), file=sys.stderr)

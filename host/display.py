@@ -1,4 +1,5 @@
-"""Where decoded frames go: an OpenCV window (--show) and PNG files (--save)."""
+"""Where decoded frames go: an OpenCV window (--show) and PNG files (--save). Video files: record.py; the
+browser: web.py."""
 import os
 import queue
 import sys
@@ -31,26 +32,73 @@ def gui_backends():
 
 
 class Window(object):
-    """One OpenCV window per stream with an FPS / latency / bpp overlay. Press q to quit."""
+    """One OpenCV window per stream with an overlay (stream, FPS, bpp, latency, quality).
 
-    def __init__(self, title='nanolink'):
+    Keys (in any of the windows): q or Esc quits, s saves a snapshot of every window's current frame (without
+    the overlay) as PNG, space pauses / resumes the display (frames are still received, decoded, counted,
+    saved, recorded and served; only the windows hold still).
+    """
+
+    def __init__(self, title='nanolink', snapshot_dir='.'):
         if not gui_backends():
             raise NanolinkError('--show: this OpenCV has no GUI (opencv-python-headless?): pip install '
                                 'opencv-python, or use --save DIR to write frames instead')
         if sys.platform.startswith('linux') and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
             raise NanolinkError('--show: no display ($DISPLAY is not set): run on the desktop, use ssh -X, or '
                                 'use --save DIR to write frames instead')
-        self.title = title
+        self.title, self.snapshot_dir = title, snapshot_dir
+        self.paused = False
+        self._shown = {}           # stream -> (seq, image without overlay)
 
-    def show(self, stream, image, overlay):
-        """Draw overlay lines on a copy of image and show it; returns False when the user pressed q."""
+    def name(self, stream):
+        return '{} - {}'.format(self.title, stream)
+
+    def show(self, stream, seq, image, overlay):
+        """Draw overlay lines on a copy of image and show it (unless paused)."""
+        if self.paused:
+            return
+        self._shown[stream] = (seq, image)
         img = image.copy()
         for i, text in enumerate(overlay):
             y = 22 + 22 * i
             cv2.putText(img, text, (9, y + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        cv2.imshow('{} - {}'.format(self.title, stream), img)
-        return (cv2.waitKey(1) & 0xFF) != ord('q')
+        cv2.imshow(self.name(stream), img)
+
+    def poll(self):
+        """Handle window events and keys; returns 'quit', 'snapshot', 'pause', 'resume' or None."""
+        key = cv2.waitKey(1)
+        if key < 0:
+            return None
+        key &= 0xFF
+        if key in (ord('q'), 27):
+            return 'quit'
+        if key == ord('s'):
+            return 'snapshot'
+        if key == ord(' '):
+            self.paused = not self.paused
+            if self.paused:
+                for stream, (seq, image) in self._shown.items():      # say so on the held frame
+                    img = image.copy()
+                    cv2.putText(img, 'PAUSED (space resumes)', (8, img.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX,
+                                0.6, (0, 255, 255), 2, cv2.LINE_AA)
+                    cv2.imshow(self.name(stream), img)
+            return 'pause' if self.paused else 'resume'
+        return None
+
+    def snapshot(self):
+        """Write each window's current frame to snapshot_dir/<stream>-<seq>.png; returns the paths."""
+        try:
+            os.makedirs(self.snapshot_dir, exist_ok=True)
+        except OSError as e:
+            raise NanolinkError('snapshot: cannot create {} ({})'.format(self.snapshot_dir, e.strerror))
+        paths = []
+        for stream, (seq, image) in sorted(self._shown.items()):
+            path = os.path.join(self.snapshot_dir, '{}-{:08d}.png'.format(stream, seq))
+            if not cv2.imwrite(path, image):
+                raise NanolinkError('snapshot: cannot write {} (disk full? permissions?)'.format(path))
+            paths.append(path)
+        return paths
 
     def close(self):
         cv2.destroyAllWindows()

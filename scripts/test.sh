@@ -25,12 +25,18 @@ else
     echo "== no CPython 3.6 found (set NANOLINK_PY36=/path/to/python3.6): skipping the Python 3.6 edge tests"
 fi
 
-# host-receiver --show needs an X server and OpenCV with a GUI (the runtime's OpenCV is headless): CI installs
-# Debian's xvfb and x11-utils; elsewhere the --show tests run when Xvfb is already installed and skip otherwise.
-if ! command -v Xvfb >/dev/null 2>&1 && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== CI: installing xvfb and x11-utils for the --show tests"
-    (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends xvfb x11-utils >/dev/null) \
-        || echo "== could not install xvfb: the --show tests will skip"
+# host-receiver --show needs an X server and OpenCV with a GUI (the runtime's OpenCV is headless), and its key
+# test presses keys with xdotool; the --http viewer's test drives Debian's Chromium through chromedriver. CI
+# installs these Debian packages; elsewhere those tests run when the programs are installed and skip otherwise.
+NEED=""
+command -v Xvfb >/dev/null 2>&1 || NEED="$NEED xvfb x11-utils"
+command -v xdotool >/dev/null 2>&1 || NEED="$NEED xdotool"
+command -v chromium >/dev/null 2>&1 || NEED="$NEED chromium"
+command -v chromedriver >/dev/null 2>&1 || NEED="$NEED chromium-driver"
+if [ -n "$NEED" ] && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== CI: installing$NEED for the --show and browser-viewer tests"
+    (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $NEED >/dev/null) \
+        || echo "== could not install$NEED: the tests that need them will skip"
 fi
 if command -v Xvfb >/dev/null 2>&1; then
     echo "== GUI OpenCV venv for the --show tests (.venv-gui)"

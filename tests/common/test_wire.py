@@ -60,8 +60,22 @@ def test_message_starts_with_a_fixmap_of_the_documented_fields():
     assert list(msgpack.unpackb(msg, raw=False)) == list(wire.FIELDS)
 
 
+def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
+    ref = b'\xff\xd8' + b'\x00' * 100 + b'\xff\xd9'
+    f = make_frame(ref=ref)[0]
+    msg = wire.pack(f)
+    assert msg[0] == 0x80 | (len(wire.FIELDS) + 1)
+    assert list(msgpack.unpackb(msg, raw=False)) == list(wire.FIELDS) + ['ref']
+    g = wire.unpack(msg, MODELS)
+    assert g.ref == ref and g.payload == f.payload
+    assert wire.unpack(wire.pack(make_frame()[0]), MODELS).ref is None
+
+
 @pytest.mark.parametrize('data, reason', [
     (b'', 'not a msgpack message'),
+    (raw(ref=b'PNG...'), 'ref must be a JPEG'),
+    (raw(ref='\xff\xd8 text'), 'ref must be a JPEG'),
+    (raw(ref=12), 'ref must be a JPEG'),
     (b'\xc1', 'not a msgpack message'),
     (b'\x92\x01\x02', 'must be a msgpack map'),
     (raw()[:-5], 'not a msgpack message'),

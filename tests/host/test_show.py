@@ -4,9 +4,11 @@ NANOLINK_GUI_PYTHON."""
 import os
 import shutil
 import subprocess
+import threading
 import sys
 import time
 
+import cv2
 import pytest
 
 
@@ -77,3 +79,79 @@ def test_show_without_a_display_is_a_clear_error():
                         '--frames', '1'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                        env=dict(os.environ, DISPLAY='', WAYLAND_DISPLAY=''), timeout=60)
     assert r.returncode == 1 and 'no display' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_show_keys_snapshot_pause_and_quit(tmp_path, display):
+    """s writes the shown frame as PNG, space holds the window still while frames keep arriving (two snapshots
+    while paused are the same frame), q quits with the usual summary. Keys are typed with xdotool."""
+    if shutil.which('xdotool') is None:
+        pytest.skip('xdotool is not installed (apt-get install xdotool; CI does)')
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM='xcb')
+    snaps = tmp_path / 'snaps'
+    host = subprocess.Popen([GUI_PYTHON, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--show',
+                             '--snapshot-dir', str(snaps), '--log', str(tmp_path / 'host.jsonl'), '--timeout', '60'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env)
+    err_lines = []
+    reader = threading.Thread(target=lambda: err_lines.extend(iter(host.stderr.readline, '')), daemon=True)
+    edge = None
+    try:
+        line = host.stdout.readline().strip()
+        assert line.startswith('listening on '), line
+        reader.start()
+        edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://320x240',
+                                 '--fps', '8', '--connect', line.split()[-1], '--stream-id', 'cam', '--quiet'],
+                                stderr=subprocess.DEVNULL)
+        xenv = dict(os.environ, DISPLAY=display)
+
+        def xdo(*args):
+            return subprocess.run(['xdotool'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, env=xenv, timeout=30)
+
+        deadline = time.time() + 60
+        wid = ''
+        while not wid and time.time() < deadline:
+            wid = xdo('search', '--name', 'nanolink - cam').stdout.split()
+            time.sleep(0.3)
+        assert wid, 'no window'
+
+        def press(key, until, what):
+            xdo('windowfocus', '--sync', wid[-1])
+            xdo('key', key)
+            end = time.time() + 30
+            while time.time() < end:
+                if until():
+                    return
+                time.sleep(0.2)
+            raise AssertionError('after key {!r}: no {}; host log:\n{}'.format(key, what, ''.join(err_lines)[-2000:]))
+
+        def logged(words):
+            return lambda: any(words in l for l in err_lines)
+
+        def pngs():
+            return sorted(os.listdir(str(snaps))) if snaps.is_dir() else []
+
+        def frames_logged():
+            return len(open(str(tmp_path / 'host.jsonl')).readlines())
+
+        press('s', lambda: len(pngs()) == 1, 'snapshot')
+        img = cv2.imread(str(snaps / pngs()[0]))
+        assert img is not None and img.shape == (240, 320, 3) and pngs()[0].startswith('cam-')
+        press('space', logged('display paused'), '"paused" line')
+        os.remove(str(snaps / pngs()[0]))
+        press('s', lambda: len(pngs()) == 1, 'snapshot while paused')
+        held, n_held = pngs()[0], frames_logged()
+        time.sleep(1.5)                                   # frames keep arriving and being decoded...
+        assert frames_logged() > n_held + 4
+        os.remove(str(snaps / held))
+        press('s', lambda: len(pngs()) == 1, 'second snapshot while paused')
+        assert pngs() == [held]                           # ...but the window still shows the held frame
+        press('space', logged('display resumed'), '"resumed" line')
+        press('q', lambda: host.poll() is not None, 'exit')
+        assert host.wait(30) == 0
+        reader.join(10)
+        assert any('decoded, 0 rejected' in l for l in err_lines), ''.join(err_lines)
+    finally:
+        for p in (edge, host):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()

@@ -1,0 +1,153 @@
+"""host-receiver --record PATH: decoded streams as video files (OpenCV VideoWriter), on a writer thread.
+
+    --record out.mp4              one stream: out.mp4; further streams: out.<stream>.mp4
+    --record 'rec/{stream}.mp4'   one file per stream
+    --record out.avi              MJPG in AVI; .mp4 uses mp4v, .mkv XVID; --record-fourcc overrides
+
+The frame rate written in the file is --record-fps, or else the stream's own rate estimated from the capture
+times of its first frames (so playback runs at the speed of the camera, not of the receiver). A stream whose
+frame size changes continues in a new file, ``<name>.part2.mp4`` and so on, since a video file has one size.
+Frames are queued to the writer (bounded: the receive loop waits rather than dropping a frame) and all
+queued frames are written at exit.
+"""
+import logging
+import os
+import queue
+import threading
+
+import cv2
+
+from nanolink.common.errors import NanolinkError
+
+log = logging.getLogger('nanolink.host')
+FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.avi': 'MJPG', '.mkv': 'XVID'}
+ESTIMATE_FRAMES = 10        # frames whose capture times set the frame rate when --record-fps is not given
+
+
+def fourcc_for(path, fourcc=None):
+    ext = os.path.splitext(path)[1].lower()
+    code = fourcc or FOURCC.get(ext)
+    if code is None:
+        raise NanolinkError('--record {}: unknown video extension "{}"; use .mp4, .avi or .mkv, or give '
+                            '--record-fourcc'.format(path, ext))
+    if len(code) != 4:
+        raise NanolinkError('--record-fourcc must be 4 characters (e.g. mp4v, MJPG, avc1), got "{}"'.format(code))
+    return code
+
+
+def estimate_fps(times):
+    """Frames per second from capture times (median interval), within 1..240; 25 with fewer than 2 times."""
+    if len(times) < 2:
+        return 25.0
+    gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
+    if not gaps:
+        return 25.0
+    return min(240.0, max(1.0, 1.0 / gaps[len(gaps) // 2]))
+
+
+class _Track(object):
+    """One stream's current file."""
+
+    def __init__(self, base):
+        self.base, self.part, self.writer, self.size, self.path = base, 1, None, None, None
+        self.pending, self.times, self.frames = [], [], 0
+
+
+class Recorder(object):
+    def __init__(self, path, fps=None, fourcc=None, max_pending=64):
+        self.path, self.fps = path, fps
+        self.fourcc = fourcc_for(path, fourcc)
+        d = os.path.dirname(path.replace('{stream}', 'x'))
+        try:
+            if d:
+                os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise NanolinkError('--record {}: cannot create the folder ({})'.format(path, e.strerror))
+        self.files = []                 # (path, frames written, fps) of finished files, for the summary
+        self._tracks = {}
+        self._first = None
+        self._queue = queue.Queue(max_pending)
+        self._error = None
+        self._thread = threading.Thread(target=self._loop, name='recorder', daemon=True)
+        self._thread.start()
+
+    def add(self, stream, t_cap, image):
+        """Queue a decoded BGR frame of ``stream`` captured at t_cap."""
+        if self._error:
+            raise NanolinkError(self._error)
+        self._queue.put((stream, t_cap, image))
+
+    def _base(self, stream):
+        if '{stream}' in self.path:
+            return self.path.replace('{stream}', stream)
+        if self._first is None:
+            self._first = stream
+        if stream == self._first:
+            return self.path
+        root, ext = os.path.splitext(self.path)
+        return '{}.{}{}'.format(root, stream, ext)
+
+    def _loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            try:
+                self._write(*item)
+            except NanolinkError as e:
+                self._error = str(e)
+        for track in self._tracks.values():
+            try:
+                self._finish(track)
+            except NanolinkError as e:
+                self._error = str(e)
+
+    def _write(self, stream, t_cap, image):
+        track = self._tracks.get(stream)
+        if track is None:
+            track = self._tracks[stream] = _Track(self._base(stream))
+        size = (image.shape[1], image.shape[0])
+        if track.size is not None and size != track.size:
+            self._finish(track)
+            track.part += 1
+            log.warning('--record: stream %s changed size to %dx%d, continuing in a new file', stream, *size)
+        track.size = size
+        if track.writer is None:
+            track.pending.append(image)
+            track.times.append(t_cap)
+            if self.fps or len(track.pending) >= ESTIMATE_FRAMES:
+                self._open(track)
+            return
+        track.writer.write(image)
+        track.frames += 1
+
+    def _open(self, track):
+        root, ext = os.path.splitext(track.base)
+        track.path = track.base if track.part == 1 else '{}.part{}{}'.format(root, track.part, ext)
+        fps = self.fps or estimate_fps(track.times)
+        w = cv2.VideoWriter(track.path, cv2.VideoWriter_fourcc(*self.fourcc), fps, track.size)
+        if not w.isOpened():
+            raise NanolinkError('--record {}: OpenCV cannot write {} video here (no encoder for that codec?): try '
+                                '--record out.avi (MJPG)'.format(track.path, self.fourcc))
+        track.writer, track.fps = w, fps
+        for image in track.pending:
+            w.write(image)
+        track.frames += len(track.pending)
+        track.pending, track.times = [], []
+
+    def _finish(self, track):
+        if track.writer is None and track.pending:
+            self._open(track)
+        if track.writer is not None:
+            track.writer.release()
+            self.files.append((track.path, track.frames, track.fps))
+            log.info('--record: wrote %s (%d frames at %.2f fps)', track.path, track.frames, track.fps)
+        track.writer, track.frames, track.size = None, 0, None
+
+    def close(self):
+        """Write every queued frame and close the files."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error:
+            raise NanolinkError(self._error)
