@@ -5,7 +5,7 @@
     nanolink-report logs/*.jsonl                   # host-receiver --log 'logs/{stream}.jsonl' files
 
 Records are grouped by stream over all the files. Per stream it prints the frames, mean bytes/frame and
-bpp, fps over the log (from the capture times), frames lost (gaps in seq), the quality records' PSNR and
+bpp (message bytes without reference frames), fps over the log (from the capture times), frames lost (gaps in seq), the quality records' PSNR and
 MS-SSIM when there are any, and the stage table (median, min-max, n). Edge stages come from the edge log
 when one is given for the stream, otherwise from the host log's sender_stages; host stages and end_to_end
 from the host log. Only frames that reached the host count when a host log is given.
@@ -112,6 +112,11 @@ def frames_of(g):
     return sorted(out, key=lambda f: f['t_cap'])
 
 
+def _codec_bytes(f):
+    """A frame's message bytes without its reference JPEG (edge-sender --reference-every): the codec's rate."""
+    return f['bytes'] - f.get('ref_bytes', 0)
+
+
 def _mean(values):
     return sum(values) / len(values) if values else None
 
@@ -127,8 +132,9 @@ def stream_numbers(g):
         seqs = sorted(set(f['seq'] for f in frames))
         span = frames[-1]['t_cap'] - frames[0]['t_cap']
         numbers.update(
-            bytes_per_frame=_mean([f['bytes'] for f in frames]),
-            bpp=_mean([f['bytes'] * 8.0 / (f['width'] * f['height']) for f in frames if f['width'] * f['height']]),
+            bytes_per_frame=_mean([_codec_bytes(f) for f in frames]),
+            bpp=_mean([_codec_bytes(f) * 8.0 / (f['width'] * f['height']) for f in frames if f['width'] * f['height']]),
+            reference_bytes=sum(f.get('ref_bytes', 0) for f in frames),
             fps=(len(frames) - 1) / span if span > 0 else None,
             lost=seqs[-1] - seqs[0] + 1 - len(seqs),
             stages=summarise(samples),
