@@ -290,12 +290,13 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
 
         def reject(reason, stream, mismatch=False):
             rejects.add(reason, stream, fingerprint_mismatch=mismatch)
-            if stream:
+            known = stream in streams       # only streams that delivered a frame: a flood of made-up ids must
+            if known:                       # not grow memory (they are counted in the totals and reasons)
                 st = streams[stream]
                 st.received += 1
                 st.rejected += 1
             if out.live:
-                if stream:
+                if known:
                     out.live.update_stream(stream, streams[stream].as_dict())
                 out.live.update_totals(totals())
 

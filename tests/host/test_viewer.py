@@ -105,6 +105,18 @@ def test_stats_json_and_mjpeg_stream_follow_the_live_stream(tmp_path, host_proce
         q = s2['streams']['cam1']['quality']
         assert 22.0 < q['last']['psnr'] < 45.0 and 0.85 < q['last']['ms_ssim'] <= 1.0, q
         assert s2['received'] >= s2['decoded'] > s1['decoded']
+        # a rejected message of this stream is counted on it; one of a stream that never decoded only in the totals
+        import msgpack
+        import zmq
+        from nanolink.common.transport import Sender
+        ctx = zmq.Context()
+        with Sender(host.endpoint, context=ctx) as tx:
+            for name in ('cam1', 'ghost'):
+                assert tx.send(msgpack.packb({'v': 1, 'stream': name, 'seq': 0}))
+            s3 = wait_for(lambda: (lambda s: s['rejected'] >= 2 and s)(stats(url)), what='rejections counted')
+        ctx.term()
+        assert s3['streams']['cam1']['rejected'] == 1 and 'ghost' not in s3['streams']
+        assert list(s3['reject_reasons'].values()) == [2] and 'missing field(s) t_cap' in list(s3['reject_reasons'])[0]
         # MJPEG: successive parts are successive decoded frames of the right size
         a, b, c = mjpeg_parts(url + 'stream/cam1.mjpg', 3)
         assert a.shape == b.shape == c.shape == (512, 768, 3)
