@@ -24,6 +24,7 @@ import socketserver
 import threading
 
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import unquote
 
 from nanolink.common.errors import NanolinkError
 
@@ -62,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         live = self.server.live
-        path = self.path.split('?', 1)[0]
+        path = unquote(self.path.split('?', 1)[0])        # stream ids may hold ':' (the page escapes it)
         try:
             if path in ('/', '/index.html'):
                 self._send(200, 'text/html; charset=utf-8', PAGE.encode('utf-8'))

@@ -269,7 +269,7 @@ def test_page_in_headless_chromium_shows_changing_video_and_growing_counters(tmp
     edges = [start_edge(host.endpoint, '--camera', SAMPLE, '--loop', '--fps', '4', '--reference-every', '8',
                         stream='front-cam'),
              start_edge(host.endpoint, '--camera', 'synthetic://512x384', '--fps', '4', '--model', 'cae',
-                        stream='dock-cam')]
+                        stream='dock:cam.2')]               # ':' and '.' are legal in stream ids: URL-escaped
     driver = chromium(tmp_path)
     try:
         driver.set_page_load_timeout(30)
@@ -280,11 +280,11 @@ def test_page_in_headless_chromium_shows_changing_video_and_growing_counters(tmp
                                          'return e ? e.textContent : null;', selector)
 
         def number(stream, key):
-            t = text('#stream-{} td[data-k="{}"]'.format(stream, key))
+            t = text('[id="stream-{}"] td[data-k="{}"]'.format(stream, key))
             return int(t) if t and t.isdigit() else None
 
         first = wait_for(lambda: number('front-cam', 'decoded'), 60, 'the page to show decoded frames')
-        pixels = ('const i = document.querySelector("#stream-" + arguments[0] + " img");'
+        pixels = ('const i = document.querySelector(\'[id="stream-\' + arguments[0] + \'"] img\');'
                   'if (!i.complete || !i.naturalWidth) return null;'
                   'const c = document.createElement("canvas"); c.width = 96; c.height = 64;'
                   'const g = c.getContext("2d"); g.drawImage(i, 0, 0, 96, 64);'
@@ -295,7 +295,8 @@ def test_page_in_headless_chromium_shows_changing_video_and_growing_counters(tmp
         shot2 = driver.execute_script(pixels, 'front-cam')
         diff = np.abs(np.array(shot1[2], float) - np.array(shot2[2], float)).mean()
         assert diff > 2.0, 'the picture did not change ({:.2f})'.format(diff)
-        wait_for(lambda: number('dock-cam', 'decoded'), 60, 'the second stream')
+        wait_for(lambda: number('dock:cam.2', 'decoded'), 60, 'the second stream')
+        assert wait_for(lambda: driver.execute_script(pixels, 'dock:cam.2'), 30, 'its picture')[:2] == [512, 384]
         wait_for(lambda: '/' in (text('#stream-front-cam td[data-k="psnr"]') or ''), 60,
                  'a PSNR from the quality monitor')
         totals = text('#totals')
