@@ -295,10 +295,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                 st = streams[stream]
                 st.received += 1
                 st.rejected += 1
-            if out.live:
-                if known:
-                    out.live.update_stream(stream, streams[stream].as_dict())
-                out.live.update_totals(totals())
+            if out.live and known:
+                out.live.update_stream(stream, streams[stream].as_dict())
 
         if out.live:
             out.live.update_totals(totals())
@@ -309,6 +307,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
         last_frame_t = time.time()
         t0 = None
         while not stop.is_set() and (cfg.frames is None or decoded < cfg.frames):
+            if out.live:                       # the viewer's totals, as of the previous message
+                out.live.update_totals(totals())
             for q in out.quality.results():
                 _quality_result(q, streams[q['stream']], out, jlog)
             out.poll_window(stop)
@@ -316,8 +316,6 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                 if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
                     raise NanolinkError('no frame for {:g} s (decoded {} so far): is edge-sender running and '
                                         'connecting to {}?'.format(cfg.timeout, decoded, rx.endpoint))
-                if out.live:
-                    out.live.update_totals(totals())
                 continue
             clock = StageClock()
             with clock('receive'):
@@ -369,7 +367,6 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': clock.ms[END_TO_END]})
             if out.live:
                 out.live.publish(frame.stream, bgr, st.as_dict(), t_done, clock.ms[END_TO_END])
-                out.live.update_totals(totals())
             rec = {'seq': frame.seq, 'stream': frame.stream, 'bytes': len(data), 'width': frame.size[1],
                    'height': frame.size[0], 'model': frame.model, 't_cap': frame.t_cap, 't_done': t_done,
                    'stages': clock.ms, 'sender_stages': frame.stages}

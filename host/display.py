@@ -104,7 +104,56 @@ class Window(object):
         cv2.destroyAllWindows()
 
 
-class FrameSaver(object):
+class QueuedWriter(object):
+    """A writer thread behind a bounded queue, for outputs too slow for the receive loop (PNG, video files).
+
+    ``put`` only queues (and blocks when ``max_pending`` items wait: nothing is dropped and memory stays
+    bounded); the thread calls ``write(item)`` for each, then ``finish()`` once at the end. A NanolinkError
+    raised there is kept and raised again by the next ``put`` or by ``close``, which writes everything still
+    queued first.
+    """
+
+    def __init__(self, max_pending, name):
+        self._queue = queue.Queue(max_pending)
+        self._error = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, item):
+        if self._error:
+            raise NanolinkError(self._error)
+        self._queue.put(item)
+
+    def write(self, item):
+        raise NotImplementedError
+
+    def finish(self):
+        """Called on the writer thread after the last item."""
+
+    def _loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            self._guarded(self.write, item)
+        self._guarded(self.finish)
+
+    def _guarded(self, fn, *args):
+        try:
+            fn(*args)
+        except NanolinkError as e:
+            self._error = str(e)
+
+    def close(self):
+        """Write every queued item, finish, and stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error:
+            raise NanolinkError(self._error)
+
+
+class FrameSaver(QueuedWriter):
     """Writes DIR/<stream>/<seq, 8 digits>.png (files sort in sequence order) on a writer thread.
 
     PNG encoding takes tens of milliseconds, so ``save`` only queues the frame (the receive loop keeps
@@ -118,35 +167,18 @@ class FrameSaver(object):
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise NanolinkError('--save {}: cannot create the folder ({})'.format(folder, e.strerror))
-        self._queue = queue.Queue(max_pending)
-        self._error = None
-        self._thread = threading.Thread(target=self._write_loop, name='png-writer', daemon=True)
-        self._thread.start()
+        QueuedWriter.__init__(self, max_pending, 'png-writer')
 
     def path(self, stream, seq):
         return os.path.join(self.folder, stream, '{:08d}.png'.format(seq))
 
     def save(self, stream, seq, image):
-        if self._error:
-            raise NanolinkError(self._error)
-        self._queue.put((self.path(stream, seq), image))
+        self.put((self.path(stream, seq), image))
 
-    def _write_loop(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            path, image = item
-            d = os.path.dirname(path)
-            if not os.path.isdir(d):
-                os.makedirs(d, exist_ok=True)
-            if not cv2.imwrite(path, image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                self._error = '--save: cannot write {} (disk full? permissions?)'.format(path)
-
-    def close(self):
-        """Write every queued frame, then stop the writer."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error:
-            raise NanolinkError(self._error)
+    def write(self, item):
+        path, image = item
+        d = os.path.dirname(path)
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+        if not cv2.imwrite(path, image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise NanolinkError('--save: cannot write {} (disk full? permissions?)'.format(path))

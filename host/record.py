@@ -12,12 +12,11 @@ queued frames are written at exit.
 """
 import logging
 import os
-import queue
-import threading
 
 import cv2
 
 from nanolink.common.errors import NanolinkError
+from nanolink.host.display import QueuedWriter
 
 log = logging.getLogger('nanolink.host')
 FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.avi': 'MJPG', '.mkv': 'XVID'}
@@ -53,7 +52,7 @@ class _Track(object):
         self.pending, self.times, self.frames = [], [], 0
 
 
-class Recorder(object):
+class Recorder(QueuedWriter):
     def __init__(self, path, fps=None, fourcc=None, max_pending=64):
         self.path, self.fps = path, fps
         self.fourcc = fourcc_for(path, fourcc)
@@ -66,16 +65,11 @@ class Recorder(object):
         self.files = []                 # (path, frames written, fps) of finished files, for the summary
         self._tracks = {}
         self._first = None
-        self._queue = queue.Queue(max_pending)
-        self._error = None
-        self._thread = threading.Thread(target=self._loop, name='recorder', daemon=True)
-        self._thread.start()
+        QueuedWriter.__init__(self, max_pending, 'recorder')
 
     def add(self, stream, t_cap, image):
         """Queue a decoded BGR frame of ``stream`` captured at t_cap."""
-        if self._error:
-            raise NanolinkError(self._error)
-        self._queue.put((stream, t_cap, image))
+        self.put((stream, t_cap, image))
 
     def _base(self, stream):
         if '{stream}' in self.path:
@@ -87,22 +81,12 @@ class Recorder(object):
         root, ext = os.path.splitext(self.path)
         return '{}.{}{}'.format(root, stream, ext)
 
-    def _loop(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            try:
-                self._write(*item)
-            except NanolinkError as e:
-                self._error = str(e)
+    def finish(self):
         for track in self._tracks.values():
-            try:
-                self._finish(track)
-            except NanolinkError as e:
-                self._error = str(e)
+            self._guarded(self._finish, track)
 
-    def _write(self, stream, t_cap, image):
+    def write(self, item):
+        stream, t_cap, image = item
         track = self._tracks.get(stream)
         if track is None:
             track = self._tracks[stream] = _Track(self._base(stream))
@@ -143,11 +127,3 @@ class Recorder(object):
             self.files.append((track.path, track.frames, track.fps))
             log.info('--record: wrote %s (%d frames at %.2f fps)', track.path, track.frames, track.fps)
         track.writer, track.frames, track.size = None, 0, None
-
-    def close(self):
-        """Write every queued frame and close the files."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error:
-            raise NanolinkError(self._error)
