@@ -129,8 +129,8 @@ class HostDecoder(object):
         if self.dtype == 'jpeg':                                # ae: JPEG-coded 8-bit code image
             from nanolink.common.classical import decode_jpeg
             code = decode_jpeg(frame.payload, frame.shape, frame.stream)
-            return self.backend.run(code[None].astype(np.float32))   # (1, 3, 2h, 2w) float32
-        return self.backend.run(self.symbols(frame))            # (1, 3, 4h, 4w) float32
+            return self.backend.run(code[None].astype(np.float32))   # (1, 2h, 2w, 3) BGR uint8
+        return self.backend.run(self.symbols(frame))            # (1, 4h, 4w, 3) BGR uint8
 
     def postprocess(self, image, frame):
         return imageproc.finish(image, frame.size)

@@ -63,10 +63,10 @@ def prepare(frame, multiple, size=None):
 
 
 def finish(image, size):
-    """Decoder output float (1, 3, Hp, Wp) RGB ~[0, 1] -> BGR uint8 (H, W, 3) cropped to size (H, W)."""
+    """Decoder output (1, Hp, Wp, 3) BGR uint8 (the learned decoders round to bytes themselves) -> (H, W, 3)
+    cropped to size (H, W); no copy when there is no padding to crop off."""
+    if image.dtype != np.uint8 or image.ndim != 4 or image.shape[3] != 3:
+        raise NanolinkError('a decoder returned {} {}, not (1, H, W, 3) uint8 BGR: re-export it with this version '
+                            '(nanolink-export)'.format(image.dtype, image.shape))
     h, w = size
-    rgb = image[0, :, :h, :w]
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    for c in range(3):      # RGB planes -> BGR interleaved, rounded and clipped
-        out[:, :, 2 - c] = np.clip(rgb[c] * 255.0 + 0.5, 0, 255)
-    return out
+    return np.ascontiguousarray(image[0, :h, :w])

@@ -1,4 +1,4 @@
-"""nanolink-build-engine: build a TensorRT engine from an exported ONNX encoder or decoder, on the target.
+"""nanolink-build-engine: build a TensorRT engine from an exported ONNX encoder, on the target.
 
     nanolink-build-engine --onnx cae-enc-k8.onnx --out cae.trt --fp16 --shape 1x3x720x1280 [--workspace 1024]
     nanolink-build-engine --model cae --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
@@ -18,6 +18,9 @@ the engine and its ``.json`` are the same kind of file either way.
 (byte values 0..255, exact in fp16): TensorRT 8.2 has no UINT8 network outputs, and one file then serves
 every TensorRT version. The edge casts the code back to bytes; the device-to-host copy of a 1008² frame
 at k = 8 is 127 KB.
+
+Decoders are not built: they return display-ready uint8 BGR bytes, which TensorRT 8.2 cannot output; hosts
+decode with ONNX Runtime (its CUDA provider with ``--device cuda``) or torch.
 """
 import argparse
 import json
@@ -59,6 +62,18 @@ def onnx_metadata(path):
     if METADATA_KEY not in meta:
         raise NanolinkError('{} carries no nanolink metadata: export it with nanolink-export'.format(path))
     return meta[METADATA_KEY]
+
+
+def refuse_decoder(path):
+    """A clear error for an exported decoder (listed as such in the manifest.json beside it)."""
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
+    if os.path.isfile(manifest):
+        with open(manifest) as f:
+            if json.load(f).get('files', {}).get('decoder') == os.path.basename(path):
+                raise NanolinkError('{} is a decoder: decoders return uint8 BGR bytes, which TensorRT 8.2 cannot '
+                                    'output, and run on the host with ONNX Runtime (host-receiver --device cuda) or '
+                                    'torch; build engines from an encoder (--model NAME or its -enc ONNX file)'.format(
+                                        path))
 
 
 def _metadata_from_manifest(path):
@@ -186,7 +201,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-build-engine', description=__doc__.split('\n')[0])
     p.add_argument('--via', choices=('onnx', 'torch2trt'), default='onnx',
                    help='onnx: parse an exported ONNX file (default); torch2trt: convert the torch encoder')
-    p.add_argument('--onnx', help='exported encoder or decoder (nanolink-export); needed with --via onnx')
+    p.add_argument('--onnx', help='exported encoder (nanolink-export); needed with --via onnx')
     p.add_argument('--model', help='a bundled model name, e.g. cae (instead of --onnx; with --via torch2trt)')
     p.add_argument('--checkpoint', help='--via torch2trt: a training checkpoint or exported NAME.pt')
     p.add_argument('--channels', type=int, help='with --model: code channels k, a rate point (default: the '
@@ -208,6 +223,7 @@ def main(argv=None):
         shape = parse_shape(args.shape)
         if args.via == 'onnx':
             onnx_path = args.onnx or bundled_encoder(args.model, args.channels)
+            refuse_decoder(onnx_path)
             meta = onnx_metadata(onnx_path)
             print('equivalent: ' + trtexec_line(onnx_path, args.out, 'image' if shape[1] == 3 else 'symbols', shape,
                                                 args.fp16, args.workspace), flush=True)

@@ -190,9 +190,9 @@ class CodeImageAE(nn.Module):
         gradient it made the codes costlier and the pictures worse (README), so the bundled ae trains the
         decoder only (--train-only decoder, step one of Jiang et al.'s alternating optimisation); while the
         correction is zero the exported encoder is the average pool alone.
-    Decoder (host, ~3.6 kMAC per output pixel), on the JPEG-decoded code c:
-        x_hat = bilinear_up2(c) + PixelShuffle(2)(conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> conv 1x1 -> ReLU
-                -> conv 3x3)(c)
+    Decoder (host), on the JPEG-decoded code c:
+        x_hat = bilinear_up2(c) + PixelShuffle(2)(conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers
+                -> conv 1x1 -> ReLU -> conv 3x3)(c)
     Trained end to end through the real JPEG codec (straight-through gradient), with q drawn at random from
     the training range, so one decoder serves every quality.
     """
@@ -201,6 +201,7 @@ class CodeImageAE(nn.Module):
     class Config:
         enc_widths: Tuple[int, int] = (32, 24)
         dec_width: int = 32
+        dec_layers: int = 1                           # 3x3 (dec_width -> dec_width) convolutions after the first
         rate_points: Tuple[int, ...] = (50, 75, 85, 95)   # JPEG qualities of the code image
         default_channels: int = 75                    # the default quality (the name is the manifest's)
         train_quality: Tuple[int, int] = (35, 95)     # qualities drawn in training
@@ -224,9 +225,12 @@ class CodeImageAE(nn.Module):
         nn.init.zeros_(self.encoder[-1].weight)      # start from code = avgpool2(x): a plain half-size picture
         nn.init.zeros_(self.encoder[-1].bias)
         d = c.dec_width
+        mid = []
+        for _ in range(c.dec_layers):
+            mid += [_conv(d, d, 3), nn.ReLU(inplace=True)]
         self.decoder = nn.Sequential(
             _conv(3, d, 3), nn.ReLU(inplace=True),
-            _conv(d, d, 3), nn.ReLU(inplace=True),
+            *mid,
             _conv(d, d, 1), nn.ReLU(inplace=True),
             _conv(d, 3 * self.stride ** 2, 3),
             nn.PixelShuffle(self.stride),
@@ -297,15 +301,29 @@ class CodeEncoder(nn.Module):
 
 
 class CodeDecoder(nn.Module):
-    """What the host runs for ``ae``: code (1, h, w, 3) BGR bytes as float32 -> image (1, 3, 2h, 2w) RGB ~[0, 1]."""
+    """What the host runs for ``ae``: code (1, h, w, 3) BGR bytes as float32 -> display-ready image (1, 2h, 2w, 3)
+    BGR uint8.
+
+    The same function as ``model.synthesis`` followed by rounding to bytes, rearranged for a CPU host: the BGR
+    order and the 0..255 scale are folded into the first and last convolutions, and the bilinear skip is
+    applied before the pixel shuffle as fixed 3x3 stencils at half resolution (DisplayBytes has the shuffle)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        layers = list(model.decoder.children())          # conv 3x3 (3 -> d), ..., conv 3x3 (d -> 12), PixelShuffle(2)
+        first = layers[0]
+        bgr_first = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, first.stride, first.padding)
+        bgr_first.weight.data.copy_(first.weight.data[:, [2, 1, 0]])     # takes BGR instead of RGB
+        bgr_first.bias.data.copy_(first.bias.data)
+        self.body = nn.Sequential(bgr_first, *layers[1:-2])
+        self.head = display_conv(layers[-2], model.stride)
+        self.register_buffer('skip', bilinear_up2_stencils())
+        self.out = DisplayBytes(model.stride)
 
     def forward(self, code):
-        c = swap_rb(code.permute(0, 3, 1, 2)) / 255.0
-        return self.model.synthesis(c)
+        c = code.permute(0, 3, 1, 2)                                        # (1, 3, h, w) BGR byte values
+        skip = F.conv2d(F.pad(c, (1, 1, 1, 1), mode='replicate'), self.skip)  # bilinear x2, byte scale
+        return self.out(self.head(self.body(c / 255.0 - 0.5)) + skip)
 
 
 class PackedEncoder(nn.Module):
@@ -353,14 +371,62 @@ class PackedEncoder(nn.Module):
 
 
 class SymbolDecoder(nn.Module):
-    """What the host runs: symbols (1, C, h, w) in {-1, 0, +1} -> image (1, 3, 4h, 4w), ~[0, 1]."""
+    """What the host runs for ``cae``: symbols (1, C, h, w) in {-1, 0, +1} -> display-ready image (1, 4h, 4w, 3)
+    BGR uint8: ``model.decode_symbols`` rounded to bytes, with the + 0.5, the BGR order and the 0..255 scale
+    folded into the last 1x1 convolution (DisplayBytes has the shuffle)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        layers = list(model.decoder.children())          # ..., conv 1x1 (d -> 3 * 16), PixelShuffle(4)
+        self.body = nn.Sequential(*layers[:-2])
+        self.head = display_conv(layers[-2], model.stride, offset=0.5)
+        self.out = DisplayBytes(model.stride)
 
     def forward(self, s):
-        return self.model.decode_symbols(s)
+        return self.out(self.head(self.body(s)))
+
+
+def display_order(r):
+    """Channel permutation from PixelShuffle(r)'s order (c, a, b) over RGB to DisplayBytes' order (a, b, c') over
+    BGR, where a and b are the row and column phase of the output pixel."""
+    return [(2 - cb) * r * r + a * r + b for a in range(r) for b in range(r) for cb in range(3)]
+
+
+def display_conv(conv, r, offset=0.0):
+    """A copy of ``conv`` (the layer before PixelShuffle(r), output ~[0, 1] RGB after adding ``offset``) whose
+    outputs are byte values + 0.5 in DisplayBytes' order, so that truncation rounds to the nearest byte."""
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+    order = display_order(r)
+    out.weight.data.copy_(conv.weight.data[order] * 255.0)
+    out.bias.data.copy_((conv.bias.data[order] + offset) * 255.0 + 0.5)
+    return out
+
+
+def bilinear_up2_stencils():
+    """x2 bilinear upsampling (align_corners=False, edge pixels repeated) of a 3-channel image as a conv of its
+    1-pixel replicate-padded input: 12 3x3 filters, one per output phase and channel in DisplayBytes' order."""
+    taps = {0: torch.tensor([0.25, 0.75, 0.0]), 1: torch.tensor([0.0, 0.75, 0.25])}   # out[2i + a] from x[i-1..i+1]
+    w = torch.zeros(12, 3, 3, 3)
+    for n, (a, b, c) in enumerate((a, b, c) for a in range(2) for b in range(2) for c in range(3)):
+        w[n, c] = torch.outer(taps[a], taps[b])
+    return w
+
+
+class DisplayBytes(nn.Module):
+    """(1, 3 r^2, h, w) byte values + 0.5 in display_order(r) -> (1, r h, r w, 3) BGR uint8: clip, truncate, and
+    the pixel shuffle done as r row phases, each a channels-last transpose, interleaved by one concat of whole
+    rows. ONNX Runtime's CPU DepthToSpace and 6-D transposes cost 2-3x more at 1008^2 (measured, README)."""
+
+    def __init__(self, r):
+        super().__init__()
+        self.r = r
+
+    def forward(self, z):
+        r = self.r
+        y = z.clamp(0, 255).to(torch.uint8)
+        n, _, h, w = y.shape
+        rows = [y[:, 3 * r * a:3 * r * (a + 1)].permute(0, 2, 3, 1).reshape(n, h, 1, r * w, 3) for a in range(r)]
+        return torch.cat(rows, 2).reshape(n, r * h, r * w, 3)
 
 
 def count_macs(module, x):

@@ -6,7 +6,8 @@
 Graphs use ONNX opset 13 (TensorRT 8.2 parses up to 13) with dynamic height and width: the encoder takes
 ``image`` float32 (1, 3, H, W) RGB in [0, 1], H and W multiples of the model's ``multiple``, and returns
 ``code`` uint8 (1, H/4, W/4 * k / 8), the wire payload; the decoder takes ``symbols`` float32
-(1, C, H/4, W/4) in {-1, 0, +1} (0 = channel not sent) and returns ``image`` float32 (1, 3, H, W).
+(1, C, H/4, W/4) in {-1, 0, +1} (0 = channel not sent) and returns ``image`` uint8 (1, H, W, 3), BGR bytes
+ready to show (ae: ``code`` float32 (1, H/2, W/2, 3) BGR byte values in, the same ``image`` out).
 """
 import argparse
 import dataclasses
@@ -62,15 +63,63 @@ def _set_metadata(path, meta):
 
 def export_onnx(module, example, path, input_name, output_name, meta, dyn_in=None, dyn_out=None):
     dyn = {input_name: dyn_in or {2: 'height', 3: 'width'},
-           output_name: dyn_out or ({1: 'height', 2: 'width'} if output_name == 'code' else {2: 'height', 3: 'width'})}
+           output_name: dyn_out or {1: 'height', 2: 'width'}}        # outputs are channels-last (code, image)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(module, example, path, input_names=[input_name], output_names=[output_name],
                           dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
+    _drop_byte_concat_casts(path)
     _set_metadata(path, meta)
 
 
+def _drop_byte_concat_casts(path):
+    """torch's exporter widens uint8 tensors to int64 around every Concat and narrows the result back; both
+    casts are exact no-ops on bytes and cost a full-frame pass each (the decoders' DisplayBytes). Remove them
+    where shape inference proves every widened input is uint8 and the only consumer narrows to uint8."""
+    import onnx
+    from onnx import TensorProto
+    m = onnx.load(path)
+    g = m.graph
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in list(onnx.shape_inference.infer_shapes(m).graph.value_info) + list(g.input) + list(g.output)}
+    producer = {o: n for n in g.node for o in n.output}
+    consumers = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def cast_to(node, dtype):
+        return node is not None and node.op_type == 'Cast' and node.attribute[0].i == dtype
+
+    graph_outputs = {o.name for o in g.output}
+    drop, rename = set(), {}
+    for n in g.node:
+        if n.op_type != 'Concat':
+            continue
+        ins = [producer.get(i) for i in n.input]
+        outs = consumers.get(n.output[0], [])
+        if (all(cast_to(p, TensorProto.INT64) and types.get(p.input[0]) == TensorProto.UINT8
+                and len(consumers[p.output[0]]) == 1 for p in ins)
+                and len(outs) == 1 and cast_to(outs[0], TensorProto.UINT8) and outs[0].output[0] not in graph_outputs):
+            for p in ins:
+                drop.add(id(p))
+                rename[p.output[0]] = p.input[0]
+            drop.add(id(outs[0]))
+            rename[outs[0].output[0]] = n.output[0]
+    if not drop:
+        return
+    keep = [n for n in g.node if id(n) not in drop]
+    for n in keep:
+        n.input[:] = [rename.get(i, i) for i in n.input]
+    del g.node[:]
+    g.node.extend(keep)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
 CODE_DTYPES = {'uint8': torch.uint8, 'float16': torch.float16}
+DECODER_OUT = {'output': 'image', 'output_shape': [1, 'H', 'W', 3], 'output_dtype': 'uint8',
+               'note_output': 'BGR bytes ready to show; the host crops the padding off'}
 
 
 def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
@@ -99,9 +148,8 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
     manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
                                     'output': 'code', 'output_shape': [1, 'H/4', 'W/4*k/8'], 'output_dtype': code_dtype},
-                        'decoder': {'input': 'symbols', 'input_shape': [1, model.config.channels, 'H/4', 'W/4'],
-                                    'input_dtype': 'float32', 'output': 'image', 'output_shape': [1, 3, 'H', 'W'],
-                                    'output_dtype': 'float32'}})
+                        'decoder': dict(DECODER_OUT, input='symbols', input_dtype='float32',
+                                        input_shape=[1, model.config.channels, 'H/4', 'W/4'])})
     manifest.update(extra_manifest or {})
     with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
@@ -128,8 +176,8 @@ def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
                                     'output': 'code', 'output_shape': [1, 'H/2', 'W/2', 3], 'output_dtype': code_dtype,
                                     'note': 'BGR byte values; the edge codes them with JPEG at the chosen quality'},
-                        'decoder': {'input': 'code', 'input_shape': [1, 'H/2', 'W/2', 3], 'input_dtype': 'float32',
-                                    'output': 'image', 'output_shape': [1, 3, 'H', 'W'], 'output_dtype': 'float32'}})
+                        'decoder': dict(DECODER_OUT, input='code', input_dtype='float32',
+                                        input_shape=[1, 'H/2', 'W/2', 3])})
     manifest.update(extra_manifest or {})
     with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

@@ -23,6 +23,7 @@ import os
 import random
 import sys
 import time
+from typing import Tuple
 
 import cv2
 import numpy as np
@@ -56,6 +57,51 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     train_only: str = ''                 # 'decoder': freeze the encoder (alternating optimisation, Jiang 2017)
+    arch: Tuple[str, ...] = ()           # model Config overrides, e.g. ('dec_width=16', 'dec_layers=2')
+
+
+HELP = {
+    'data': 'folder of training images, searched recursively',
+    'val': 'validation folder (Kodak); an empty string disables validation',
+    'out': 'run folder: last.pt (checkpoint, resumed automatically), val.csv, val.jsonl, curve.png',
+    'init': 'start from the weights of this checkpoint (fresh optimiser); ignored when OUT/last.pt exists',
+    'steps': 'optimiser steps in total',
+    'batch': 'crops per step',
+    'crop': 'training crop side in pixels (> 160 when --alpha > 0: 5-scale MS-SSIM)',
+    'lr': 'peak learning rate (cosine decay to lr / 50)',
+    'alpha': 'weight of (1 - MS-SSIM) in the loss; the rest is L1 (or MSE with --l2)',
+    'l2': 'mix MSE instead of L1',
+    'stochastic_frac': 'cae: share of steps with the stochastic binariser',
+    'min_scale': 'random downscale of the source image before cropping (lower bound)',
+    'val_every': 'steps between validations',
+    'ckpt_every': 'steps between checkpoints',
+    'seed': 'random seed (crops, flips, rates, initialisation)',
+    'threads': 'torch CPU threads',
+    'train_only': '"decoder": train the decoder only, encoder frozen',
+    'arch': 'model architecture override KEY=VALUE, repeatable (e.g. dec_width=16; tuples as 32,24); '
+            'the keys are the model Config fields, printed by python -m nanolink.export.models',
+}
+
+
+def arch_overrides(model, items):
+    """['dec_width=16', 'enc_widths=32,24'] -> {field: typed value} for model's Config; SystemExit on a bad one."""
+    fields = {f.name: f for f in dataclasses.fields(MODELS[model].Config)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition('=')
+        if not sep or key not in fields:
+            raise SystemExit('nanolink-train: --arch {}: use KEY=VALUE with KEY one of {}'.format(
+                item, ', '.join(sorted(fields))))
+        default = fields[key].default
+        try:
+            if isinstance(default, tuple):
+                out[key] = tuple(int(v) for v in text.split(','))
+            else:
+                out[key] = type(default)(text)
+        except ValueError:
+            raise SystemExit('nanolink-train: --arch {}: {} must be {}'.format(
+                item, key, 'comma-separated integers' if isinstance(default, tuple) else type(default).__name__))
+    return out
 
 
 def list_images(folder):
@@ -184,7 +230,7 @@ def train(cfg):
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, **arch_overrides(cfg.model, cfg.arch))
     if cfg.train_only not in ('', 'decoder'):
         raise SystemExit('nanolink-train: --train-only must be "decoder" or empty, got "{}"'.format(cfg.train_only))
     params = model.decoder.parameters() if cfg.train_only == 'decoder' else model.parameters()
@@ -247,17 +293,22 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog='nanolink-train', description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = TrainConfig()
-    p.add_argument('--model', default=d.model, choices=sorted(MODELS))
+    p.add_argument('--model', default=d.model, choices=sorted(MODELS), help='model to train')
     for f in dataclasses.fields(TrainConfig):
         if f.name == 'model':
             continue
         flag = '--' + f.name.replace('_', '-')
-        if f.type is bool or isinstance(f.default, bool):
-            p.add_argument(flag, action='store_true', default=f.default)
+        if f.name == 'arch':
+            p.add_argument(flag, action='append', default=[], metavar='KEY=VALUE', help=HELP[f.name])
+        elif f.type is bool or isinstance(f.default, bool):
+            p.add_argument(flag, action='store_true', default=f.default, help=HELP[f.name])
         else:
-            p.add_argument(flag, type=type(f.default), default=f.default)
+            p.add_argument(flag, type=type(f.default), default=f.default, help=HELP[f.name])
     args = p.parse_args(argv)
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg.arch = tuple(cfg.arch)
+    arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
+    return cfg
 
 
 def main(argv=None):
