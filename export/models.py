@@ -200,12 +200,15 @@ class CodeImageAE(nn.Module):
     @dataclasses.dataclass
     class Config:
         enc_widths: Tuple[int, int] = (32, 24)
-        dec_width: int = 32
-        dec_layers: int = 1                           # 3x3 (dec_width -> dec_width) convolutions after the first
+        dec_width: int = 16                           # 16 = ONNX Runtime's CPU conv block (AVX-512): no padding
+        dec_layers: int = 2                           # 3x3 (dec_width -> dec_width) convolutions after the first
         rate_points: Tuple[int, ...] = (50, 75, 85, 95)   # JPEG qualities of the code image
         default_channels: int = 75                    # the default quality (the name is the manifest's)
         train_quality: Tuple[int, int] = (35, 95)     # qualities drawn in training
         channels: int = 3                             # the code image's channels
+
+    # values of fields that checkpoints written before the field existed were trained with
+    legacy_config = {'dec_layers': 1}
 
     stride = 2
     multiple = 2

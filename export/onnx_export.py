@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from nanolink.common.zoo import METADATA_KEY, bundled_model
-from nanolink.export.models import PackedEncoder, build_model
+from nanolink.export.models import MODELS, PackedEncoder, build_model
 
 OPSET = 13
 
@@ -40,6 +40,8 @@ def load_checkpoint(path):
     ck = torch.load(path, map_location='cpu', weights_only=False)
     cfg = dict(ck['model_config'])
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    for k, v in getattr(MODELS.get(ck['model_name']), 'legacy_config', {}).items():
+        cfg.setdefault(k, v)                     # a checkpoint older than the field
     model = build_model(ck['model_name'], **cfg)
     model.load_state_dict(ck['model'])
     model.eval()

@@ -118,3 +118,31 @@ def test_bad_arch_override_names_the_keys(arch, message, capsys):
     with pytest.raises(SystemExit) as e:
         train.main(['--model', 'ae', '--arch', arch])
     assert message in str(e.value)
+
+
+def test_ceiling_script_decoder_beats_bilinear_on_the_sample():
+    import re
+    import subprocess
+    import sys
+    from nanolink.common.zoo import SAMPLE_DIR
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, os.path.join(root, 'scripts', 'ae_ceiling.py'), '--images', SAMPLE_DIR],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dec = float(re.search(r'decoder ae \w+ \(width \d+\): ([\d.]+) dB', r.stdout).group(1))
+    bil = float(re.search(r'bilinear upsampling: ([\d.]+) dB', r.stdout).group(1))
+    assert dec > bil + 0.5, r.stdout
+    bad = subprocess.run([sys.executable, os.path.join(root, 'scripts', 'ae_ceiling.py'), '--images', root + '/nope'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert bad.returncode == 2 and 'no PNG or JPEG images' in bad.stderr
+
+
+def test_checkpoint_older_than_dec_layers_loads_as_one_middle_layer(tmp_path):
+    import dataclasses
+    old = build_model('ae', dec_width=8, dec_layers=1)
+    cfg = dataclasses.asdict(old.config)
+    del cfg['dec_layers']                                      # as written before the field existed
+    path = str(tmp_path / 'old.pt')
+    torch.save({'model': old.state_dict(), 'model_name': 'ae', 'model_config': cfg}, path)
+    model, ident = onnx_export.load_checkpoint(path)
+    assert model.config.dec_layers == 1 and ident['fingerprint'] == onnx_export.fingerprint(old.state_dict())
