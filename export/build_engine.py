@@ -64,25 +64,29 @@ def onnx_metadata(path):
     return meta[METADATA_KEY]
 
 
+def _manifest_beside(path):
+    """The manifest.json that nanolink-export wrote beside an exported file, as a dict, or None."""
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
+    if not os.path.isfile(manifest):
+        return None
+    with open(manifest) as f:
+        return json.load(f)
+
+
 def refuse_decoder(path):
     """A clear error for an exported decoder (listed as such in the manifest.json beside it)."""
-    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
-    if os.path.isfile(manifest):
-        with open(manifest) as f:
-            if json.load(f).get('files', {}).get('decoder') == os.path.basename(path):
-                raise NanolinkError('{} is a decoder: decoders return uint8 BGR bytes, which TensorRT 8.2 cannot '
-                                    'output, and run on the host with ONNX Runtime (host-receiver --device cuda) or '
-                                    'torch; build engines from an encoder (--model NAME or its -enc ONNX file)'.format(
-                                        path))
+    m = _manifest_beside(path)
+    if m and m.get('files', {}).get('decoder') == os.path.basename(path):
+        raise NanolinkError('{} is a decoder: decoders return uint8 BGR bytes, which TensorRT 8.2 cannot output, and '
+                            'run on the host with ONNX Runtime (host-receiver --device cuda) or torch; build engines '
+                            'from an encoder (--model NAME or its -enc ONNX file)'.format(path))
 
 
 def _metadata_from_manifest(path):
-    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
-    if not os.path.isfile(manifest):
+    m = _manifest_beside(path)
+    if m is None:
         raise NanolinkError('cannot read the model identity of {}: install onnx or onnxruntime, or keep the '
                             'manifest.json that nanolink-export wrote beside it'.format(path))
-    with open(manifest) as f:
-        m = json.load(f)
     base = os.path.basename(path)
     files = m.get('files', {})
     code_channels = None
@@ -93,7 +97,8 @@ def _metadata_from_manifest(path):
     if files.get('decoder') == base or base in (files.get('encoder'), files.get('encoder_float16')):
         code_channels = m['channels']
     if code_channels is None:
-        raise NanolinkError('{} is not listed in {}: export it with nanolink-export'.format(base, manifest))
+        raise NanolinkError('{} is not listed in the manifest.json beside it: export it with nanolink-export'.format(
+            path))
     ident = {k: m[k] for k in ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points',
                                'default_channels', 'dtype')}
     if m['dtype'] == 'bits':                      # binary-code networks carry their channel count

@@ -220,3 +220,22 @@ def test_build_engine_refuses_a_decoder_and_names_the_fix(capsys):
     err = capsys.readouterr()[1]
     assert 'is a decoder' in err and 'ONNX Runtime' in err and '--model NAME' in err
     assert not os.path.exists('never.trt')
+
+
+def test_identity_from_manifest_needs_the_file_listed_there(tmp_path):
+    import json as _json
+    import shutil
+    from nanolink.common.errors import NanolinkError
+    from nanolink.export import build_engine
+    info = zoo.bundled_model('cae')
+    shutil.copy(os.path.join(os.path.dirname(info.decoder), 'manifest.json'), str(tmp_path))
+    stray = str(tmp_path / 'other.onnx')
+    shutil.copy(info.encoders[8], stray)
+    with pytest.raises(NanolinkError, match='not listed in the manifest.json beside it'):
+        build_engine._metadata_from_manifest(stray)
+    listed = str(tmp_path / os.path.basename(info.encoders[8]))
+    shutil.copy(info.encoders[8], listed)
+    assert _json.loads(build_engine._metadata_from_manifest(listed))['code_channels'] == 8
+    build_engine.refuse_decoder(listed)                       # an encoder passes
+    with pytest.raises(NanolinkError, match='no nanolink metadata|cannot read'):
+        build_engine._metadata_from_manifest(str(tmp_path / 'sub' / 'x.onnx'))
