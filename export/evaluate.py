@@ -20,6 +20,7 @@ results.json::
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -113,6 +114,22 @@ def bd_rate(anchor, test):
     return float((np.exp((it - ia) / (hi - lo)) - 1) * 100)
 
 
+def at_bpp(curve, bpp):
+    """(psnr, ms_ssim) of a baseline sweep at ``bpp``, linear in log-rate between the two sweep points around it;
+    None outside the sweep. curve: result rows of one baseline (means over the folder)."""
+    pts = sorted(curve, key=lambda r: r['bpp'])
+    for r in pts:
+        if r['bpp'] == bpp:
+            return r['psnr'], r['ms_ssim']
+    for lo, hi in zip(pts, pts[1:]):
+        if lo['bpp'] <= bpp <= hi['bpp'] and hi['bpp'] > lo['bpp']:
+            t = (math.log(bpp) - math.log(lo['bpp'])) / (math.log(hi['bpp']) - math.log(lo['bpp']))
+            ms = (None if lo['ms_ssim'] is None or hi['ms_ssim'] is None
+                  else lo['ms_ssim'] + t * (hi['ms_ssim'] - lo['ms_ssim']))
+            return lo['psnr'] + t * (hi['psnr'] - lo['psnr']), ms
+    return None
+
+
 def plot(results, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -169,21 +186,34 @@ def main(argv=None):
         results += eval_baseline(name, images, progress)
     bd = {}
     if 'jpeg' in baselines:
-        anchor = [(r['bpp'], r['psnr']) for r in results if r['model'] == 'jpeg']
+        jpeg = [r for r in results if r['model'] == 'jpeg']
+        anchor = [(r['bpp'], r['psnr']) for r in jpeg]
         for name in args.model:
             bd[name] = bd_rate(anchor, [(r['bpp'], r['psnr']) for r in results if r['model'] == name])
+        for r in results:
+            if 'rate_point' in r:
+                same = at_bpp(jpeg, r['bpp'])
+                r['jpeg_same_bpp'] = None if same is None else {'psnr': same[0], 'ms_ssim': same[1]}
     with open(args.out, 'w') as f:
         json.dump({'images': args.images, 'count': len(images), 'results': results, 'bd_rate_vs_jpeg': bd}, f, indent=1)
     if args.plot:
         plot(results, args.plot)
-    print('{:<8} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM'))
+    vs = 'jpeg' in baselines
+    print('{:<8} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM')
+          + ('   vs JPEG at the same bpp: dPSNR  dMS-SSIM' if vs else ''))
     for r in results:
         if 'rate_point' in r:
             setting = '{}={}'.format('q' if r.get('rate') == 'jpeg_quality' else 'k', r['rate_point'])
         else:
             setting = 'q={}'.format(r['quality'])
-        print('{:<8} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
-                                                        '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-'))
+        line = '{:<8} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
+                                                          '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-')
+        if vs and 'rate_point' in r:
+            same = r['jpeg_same_bpp']
+            line += '   {:>30}'.format('outside the JPEG sweep' if same is None else '{:+.2f} dB {:>9}'.format(
+                r['psnr'] - same['psnr'], '-' if same['ms_ssim'] is None or r['ms_ssim'] is None
+                else '{:+.4f}'.format(r['ms_ssim'] - same['ms_ssim'])))
+        print(line)
     for name, v in bd.items():
         print('BD-rate of {} vs JPEG (PSNR): {}'.format(name, 'n/a (no overlap)' if v is None else '{:+.1f} %'.format(v)))
     return 0

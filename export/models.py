@@ -80,6 +80,7 @@ class LossyCAE(nn.Module):
         channels: int = 16                 # binary channels at H/4 (16 -> 1.0 bpp at full rate)
         enc_widths: Tuple[int, int] = (16, 48)   # encoder widths at H/2 and H/4
         dec_width: int = 64                # decoder width at H/4
+        dec_layers: int = 1                # 3x3 (dec_width -> dec_width) convolutions after the first
         rate_points: Tuple[int, ...] = (4, 8, 16)  # channel counts the decoder is trained for
         default_channels: int = 8          # what edge-sender sends unless asked otherwise
 
@@ -100,9 +101,12 @@ class LossyCAE(nn.Module):
             _conv(e1, c.channels, 3),
         )
         d = c.dec_width
+        mid = []
+        for _ in range(c.dec_layers):
+            mid += [_conv(d, d, 3), nn.ReLU(inplace=True)]
         self.decoder = nn.Sequential(
             _conv(c.channels, d, 3), nn.ReLU(inplace=True),
-            _conv(d, d, 3), nn.ReLU(inplace=True),
+            *mid,
             _conv(d, d, 1), nn.ReLU(inplace=True),
             _conv(d, 3 * self.stride ** 2, 1),
             nn.PixelShuffle(self.stride),

@@ -16,6 +16,16 @@ def test_bd_rate_of_a_curve_needing_10_percent_fewer_bits():
     assert evaluate.bd_rate(anchor, [(1.0, 40.0), (2.0, 45.0)]) is None      # no PSNR overlap
 
 
+def test_jpeg_at_the_same_bpp_is_interpolated_in_log_rate():
+    curve = [{'bpp': 0.5, 'psnr': 29.0, 'ms_ssim': 0.94}, {'bpp': 0.25, 'psnr': 25.0, 'ms_ssim': None},
+             {'bpp': 1.0, 'psnr': 33.0, 'ms_ssim': 0.98}]
+    assert evaluate.at_bpp(curve, 0.5) == (29.0, 0.94)
+    psnr, ms = evaluate.at_bpp(curve, 0.5 * 2 ** 0.25)           # a quarter of the way in log-rate
+    assert psnr == pytest.approx(30.0) and ms == pytest.approx(0.95)
+    assert evaluate.at_bpp(curve, 0.3)[1] is None                 # MS-SSIM missing at one end
+    assert evaluate.at_bpp(curve, 0.2) is None and evaluate.at_bpp(curve, 1.2) is None
+
+
 def test_codec_eval_on_two_small_images_matches_the_schema(tmp_path, sample_frame):
     imgs = tmp_path / 'imgs'
     imgs.mkdir()
@@ -56,3 +66,9 @@ def test_codec_eval_covers_ae_rate_points_and_bd_rate(tmp_path, sample_frame):
     assert [r['rate_point'] for r in ae] == [50, 75, 85, 95]
     assert ae[0]['bpp'] < ae[1]['bpp'] < ae[2]['bpp'] and ae[0]['psnr'] < ae[2]['psnr']
     assert set(res['bd_rate_vs_jpeg']) == {'ae', 'cae'}
+    jpeg = [r for r in res['results'] if r['model'] == 'jpeg']
+    for r in ae:                                                            # JPEG at the same bpp, this run
+        same = r['jpeg_same_bpp']
+        lo = max(j['psnr'] for j in jpeg if j['bpp'] <= r['bpp'])
+        hi = min(j['psnr'] for j in jpeg if j['bpp'] >= r['bpp'])
+        assert lo <= same['psnr'] <= hi

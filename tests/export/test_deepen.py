@@ -1,0 +1,59 @@
+"""scripts/deepen_decoder.py: a deeper decoder that starts out decoding exactly like the trained one."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from nanolink.export.models import build_model          # noqa: E402
+from nanolink.export.onnx_export import load_checkpoint   # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      'scripts', 'deepen_decoder.py')
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+
+
+@pytest.mark.parametrize('name, arch', [('cae', {'dec_width': 16}), ('ae', {'dec_width': 8})])
+def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch):
+    torch.manual_seed(1)
+    old = build_model(name, **arch)
+    with torch.no_grad():
+        for p in old.parameters():            # trained-looking weights: no zero layers, biases included
+            p.add_(torch.randn_like(p) * 0.05)
+    src, dst = str(tmp_path / 'old.pt'), str(tmp_path / 'deep.pt')
+    torch.save({'model': old.state_dict(), 'model_name': name, 'model_config': dataclasses.asdict(old.config)}, src)
+    r = _run(src, '--add', '2', '--out', dst)
+    assert r.returncode == 0, r.stderr
+    a, _ = load_checkpoint(src)
+    b, ident = load_checkpoint(dst)
+    assert b.config.dec_layers == a.config.dec_layers + 2
+    assert len(list(b.decoder.parameters())) == len(list(a.decoder.parameters())) + 4
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        if name == 'cae':
+            s = torch.sign(torch.randn(1, a.config.channels, 8, 12))
+            s[:, 5:] = 0                                               # a truncated code
+            assert torch.equal(a.encode_bits(x), b.encode_bits(x))
+            ya, yb = a.decode_symbols(s), b.decode_symbols(s)
+        else:
+            c = a.analysis(x)
+            assert torch.equal(c, b.analysis(x))
+            ya, yb = a.synthesis(c), b.synthesis(c)
+    assert (ya - yb).abs().max() < 1e-5
+    assert (ya - ya.mean()).abs().max() > 1e-2                         # not a constant picture
+
+
+def test_deepen_refuses_zero_layers(tmp_path):
+    m = build_model('cae', dec_width=16)
+    src = str(tmp_path / 'old.pt')
+    torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config)}, src)
+    r = _run(src, '--add', '0', '--out', str(tmp_path / 'x.pt'))
+    assert r.returncode == 2 and '--add must be at least 1' in r.stderr
+    assert not os.path.exists(str(tmp_path / 'x.pt'))
