@@ -13,7 +13,9 @@ results.json::
 
     {"images": "DIR", "count": N,
      "results": [{"model": "cae", "rate_point": 8, "rate": "channels", "bpp": f, "psnr": f, "ms_ssim": f|null,
-                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...]},
+                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...],
+                  "jpeg_same_bpp": {"psnr": f, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
+                                                # this bpp, linear in log-rate; null outside the sweep
                  {"model": "ae", "rate_point": 75, "rate": "jpeg_quality", ...},
                  {"model": "jpeg", "quality": 50, ...}, ...],
      "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better

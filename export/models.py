@@ -69,7 +69,7 @@ class LossyCAE(nn.Module):
         -> conv 1x1 -> ReLU -> conv 3x3 -> tanh    (B, C, H/4, W/4)
         -> binarise                                (B, C, H/4, W/4) in {-1, +1}
     Decoder (host): symbols (B, C, H/4, W/4) in {-1, 0, +1}, 0 = channel not sent
-        -> conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> conv 1x1 -> ReLU -> conv 1x1 -> PixelShuffle(4)
+        -> conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> conv 1x1 -> ReLU -> conv 1x1 -> PixelShuffle(4)
         -> (B, 3, H, W)
     The first k channels decode on their own (the decoder is trained with random truncation), so one
     model serves every rate point: bpp = k / 16 before entropy coding.
