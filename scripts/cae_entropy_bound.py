@@ -62,6 +62,7 @@ def main(argv=None):
         p.error('no PNG or JPEG images in {}'.format(args.images))
     import cv2
     import torch
+    from nanolink.common import wire
     from nanolink.common.zoo import bundled_model
     from nanolink.export.onnx_export import load_checkpoint
     model, ident = load_checkpoint(bundled_model('cae').torch)
@@ -75,7 +76,7 @@ def main(argv=None):
         with torch.no_grad():
             b = model.encode_bits(x)[0, :args.channels].numpy().astype(np.uint8)      # (k, h/4, w/4)
         px += h * w
-        wire_order = np.packbits(b.transpose(1, 2, 0).ravel()).tobytes()           # (y, x, c), as nanolink.common.wire
+        wire_order = wire.pack_bits(b)                                             # the edge's payload order
         planar = np.packbits(b.ravel()).tobytes()
         sizes = {'packed bits (no coding)': len(wire_order) * 8}
         for level in (1, 3, 9):
