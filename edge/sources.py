@@ -30,6 +30,13 @@ CSI_PIPELINE = ('nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),
                 'video/x-raw, format=BGR ! appsink drop=true max-buffers=1')
 
 
+def image_paths(folder):
+    """Sorted paths of the images (IMAGE_EXTS, any case) directly in ``folder``; [] when it is not a folder."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
+
+
 class Source(object):
     description = ''
 
@@ -219,7 +226,7 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
     if spec.startswith('file://'):
         spec = spec[len('file://'):]
     if os.path.isdir(spec):
-        paths = sorted(os.path.join(spec, f) for f in os.listdir(spec) if f.lower().endswith(IMAGE_EXTS))
+        paths = image_paths(spec)
         if not paths:
             raise NanolinkError('--camera {}: the folder has no images ({})'.format(spec, ', '.join(IMAGE_EXTS)))
         return ImageFolderSource(paths, loop, 'image folder {} ({} images)'.format(spec, len(paths)))

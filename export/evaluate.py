@@ -35,7 +35,7 @@ from pytorch_msssim import ms_ssim as torch_ms_ssim
 from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.metrics import psnr
-from nanolink.edge.sources import IMAGE_EXTS
+from nanolink.edge.sources import image_paths
 
 QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 BASELINES = {'jpeg': ('.jpg', cv2.IMWRITE_JPEG_QUALITY), 'webp': ('.webp', cv2.IMWRITE_WEBP_QUALITY)}
@@ -151,12 +151,13 @@ def plot(results, path):
 def load_images(folder):
     if not os.path.isdir(folder):
         raise SystemExit('codec-eval: --images {} is not a folder'.format(folder))
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
-    if not names:
+    paths = image_paths(folder)
+    if not paths:
         raise SystemExit('codec-eval: no images in {}'.format(folder))
     out = []
-    for n in names:
-        img = cv2.imread(os.path.join(folder, n), cv2.IMREAD_COLOR)
+    for path in paths:
+        n = os.path.basename(path)
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise SystemExit('codec-eval: cannot read {}'.format(n))
         out.append((n, img))

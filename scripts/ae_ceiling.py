@@ -7,8 +7,6 @@ decoder without JPEG: no JPEG quality can do better than this. Bilinear upsampli
 baseline. PSNR over 8-bit RGB, mean over the images.
 """
 import argparse
-import glob
-import os
 import sys
 
 import cv2
@@ -17,6 +15,7 @@ import numpy as np
 from nanolink.common.codec import HostDecoder
 from nanolink.common.metrics import psnr
 from nanolink.common.zoo import bundled_model, load_manifest
+from nanolink.edge.sources import image_paths
 
 
 def main(argv=None):
@@ -24,7 +23,7 @@ def main(argv=None):
     p.add_argument('--images', required=True, help='folder of PNG/JPEG images with even width and height')
     p.add_argument('--model-dir', action='append', default=[], help='an exported ae folder (default: the bundled ae)')
     args = p.parse_args(argv)
-    files = sorted(glob.glob(os.path.join(args.images, '*.png')) + glob.glob(os.path.join(args.images, '*.jpg')))
+    files = image_paths(args.images)
     if not files:
         p.error('no PNG or JPEG images in {}'.format(args.images))
     infos = [load_manifest(d) for d in args.model_dir] or [bundled_model('ae')]

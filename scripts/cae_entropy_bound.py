@@ -15,11 +15,12 @@ per input pixel over the folder:
 import argparse
 import bz2
 import lzma
-import os
 import sys
 import zlib
 
 import numpy as np
+
+from nanolink.edge.sources import image_paths
 
 
 def conditional_entropy(bits, contexts):
@@ -56,9 +57,8 @@ def main(argv=None):
     p.add_argument('--images', required=True, help='folder of PNG or JPEG images')
     p.add_argument('--channels', type=int, default=8, help='cae rate point (channels sent, default %(default)s)')
     args = p.parse_args(argv)
-    names = sorted(f for f in os.listdir(args.images) if f.lower().endswith(('.png', '.jpg', '.jpeg'))) \
-        if os.path.isdir(args.images) else []
-    if not names:
+    paths = image_paths(args.images)
+    if not paths:
         p.error('no PNG or JPEG images in {}'.format(args.images))
     import cv2
     import torch
@@ -69,8 +69,8 @@ def main(argv=None):
     if args.channels not in ident['rate_points']:
         p.error('--channels must be one of {}'.format(ident['rate_points']))
     sums, px = {}, 0
-    for n in names:
-        img = cv2.imread(os.path.join(args.images, n), cv2.IMREAD_COLOR)
+    for path in paths:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
         h, w = img.shape[0] // model.multiple * model.multiple, img.shape[1] // model.multiple * model.multiple
         x = torch.from_numpy(np.ascontiguousarray(img[:h, :w, ::-1])).permute(2, 0, 1)[None].float() / 255.0
         with torch.no_grad():
@@ -89,7 +89,7 @@ def main(argv=None):
         for k, v in sizes.items():
             sums[k] = sums.get(k, 0.0) + v
     print('cae (fingerprint {}), {} channels, {} images in {}: bits per input pixel'.format(
-        ident['fingerprint'], args.channels, len(names), args.images))
+        ident['fingerprint'], args.channels, len(paths), args.images))
     ref = sums['zlib level 3, wire order']
     for k, v in sums.items():
         print('  {:<52} {:.4f} bpp  ({:+.1f} % vs zlib level 3)'.format(k, v / px, 100.0 * (v / ref - 1)))

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from nanolink.common.metrics import ms_ssim, psnr
-from nanolink.edge.sources import IMAGE_EXTS
+from nanolink.edge.sources import image_paths
 
 
 def jpeg_at_most(img, nbytes):
@@ -37,7 +37,7 @@ def main(argv=None):
     p.add_argument('--jpeg-quality', type=int, help='ae rate (default: the model default)')
     p.add_argument('--out', default='stream-quality')
     args = p.parse_args(argv)
-    paths = sorted(os.path.join(args.images, f) for f in os.listdir(args.images) if f.lower().endswith(IMAGE_EXTS))
+    paths = image_paths(args.images)
     n = len(paths)
     os.makedirs(args.out, exist_ok=True)
     host = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--frames',
