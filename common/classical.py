@@ -124,6 +124,7 @@ class ClassicalDecoder(object):
     def __init__(self, name):
         self.info = info = classical_info(name)
         self.backend = ClassicalBackend(name)
+        self.variant = 'fast'
         self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
 
     def decode(self, frame):

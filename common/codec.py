@@ -107,16 +107,19 @@ class JpegCodeEncoder(EdgeEncoder):
 class HostDecoder(object):
     """Decoder half: validated wire Frame -> BGR uint8 image at the frame's size."""
 
-    def __init__(self, info, backend):
-        self.info, self.backend = info, backend
+    def __init__(self, info, backend, variant=zoo.FAST):
+        self.info, self.backend, self.variant = info, backend, variant
         self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
 
     @classmethod
-    def open(cls, info, decoder='onnxruntime', device='cpu', threads=0):
-        path = info.decoder if decoder == 'onnxruntime' else info.torch
+    def open(cls, info, decoder='onnxruntime', device='cpu', threads=0, variant=zoo.FAST):
+        """The model's ``variant`` decoder ('fast', or one of its decoder_variants such as 'quality': the same
+        bits, a heavier network) on ``decoder`` runtime (onnxruntime | torch)."""
+        path = info.decoder_file(variant, decoder)
         if not path or not os.path.isfile(path):
-            raise NanolinkError('model {} has no {} decoder file ({})'.format(info.name, decoder, path or 'none'))
-        return cls(info, open_backend(path, 'decoder', None, device, threads))
+            raise NanolinkError('model {} has no {} {} decoder file ({})'.format(info.name, variant, decoder,
+                                                                             path or 'none'))
+        return cls(info, open_backend(path, 'decoder', None, device, threads), variant)
 
     def symbols(self, frame):
         c, h, w = frame.shape
@@ -136,9 +139,12 @@ class HostDecoder(object):
         return imageproc.finish(image, frame.size)
 
 
-def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=()):
+def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=(), variant=zoo.FAST):
     """{name: {fingerprint: decoder}} for bundled models (all, or ``names``), extra model folders and the
-    classical baselines (jpeg, raw; nanolink.common.classical)."""
+    classical baselines (jpeg, raw; nanolink.common.classical).
+
+    ``variant`` other than 'fast' (e.g. 'quality') picks that decoder for every model that ships it and the fast
+    one for the others (each decoder's ``variant`` says which); it is an error when no model ships it."""
     from nanolink.common.classical import CLASSICAL, ClassicalDecoder
     infos = list(zoo.bundled_models().values())
     infos += [zoo.load_manifest(d) for d in extra_dirs]
@@ -151,9 +157,14 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
         infos = [i for i in infos if i.name in names]
     if not infos and not (names and set(names) & set(CLASSICAL)):
         raise NanolinkError('no decoder to load: the package has no bundled weights and no --model-dir was given')
+    if variant != zoo.FAST and not any(variant in i.variants for i in infos):
+        raise NanolinkError('--decoder-variant {}: none of the models loaded here ({}) ships a {} decoder; use '
+                            '--decoder-variant {}'.format(variant, ', '.join(sorted(set(i.name for i in infos))),
+                                                          variant, zoo.FAST))
     out = {}
     for info in infos:
-        out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads)
+        v = variant if variant in info.variants else zoo.FAST
+        out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads, v)
     for name in CLASSICAL:
         if not names or name in names:
             dec = ClassicalDecoder(name)

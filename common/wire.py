@@ -20,7 +20,8 @@ optionally a 12th, ``ref``::
             0xa5 'model'    str            model name (e.g. "cae"), must be one the receiver knows
             0xa2 'fp'       str            weights fingerprint: 16 lowercase hex chars (first 64 bits of
                                            the SHA-256 of the weights); the receiver must hold a decoder
-                                           with the same fingerprint
+                                           with the same fingerprint (any of the model's decoders: its
+                                           decoder variants read the same bits and keep this fingerprint)
             0xa5 'dtype'    str            payload coding: "bits" (learned codes, bit-packed), "bits-zlib"
                                            (the same, zlib-compressed), "jpeg" or "raw" (below); it must be
                                            the coding of the named model (bits or bits-zlib for "bits")

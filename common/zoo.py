@@ -5,6 +5,10 @@ Each bundled model lives in ``nanolink/common/weights/<name>/`` with a ``manifes
 the files (one ONNX encoder per rate point, one ONNX decoder, the torch checkpoint) and the weights
 fingerprint that every wire message carries. Exported ONNX files also carry the manifest's identity in
 their metadata (key ``nanolink``), so ``--engine some.onnx`` knows which model it runs.
+
+A model may also ship decoder variants (``decoder_variants``: a heavier ``quality`` decoder for GPU hosts),
+trained on the frozen encoder: they read the same bits, so frames keep the model's fingerprint whichever decoder
+the host runs; each variant records its own ``weights_fingerprint``.
 """
 import json
 import os
@@ -17,6 +21,7 @@ from nanolink.common.errors import NanolinkError
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample')
 METADATA_KEY = 'nanolink'
+FAST = 'fast'                      # the decoder in files.decoder: the one that meets the CPU budget
 
 
 @dataclass
@@ -34,6 +39,16 @@ class ModelInfo:
     decoder: str = ''              # ONNX decoder path
     torch: str = ''                # torch checkpoint path
     manifest: dict = field(default_factory=dict)             # the whole manifest.json
+    variants: Dict[str, Dict[str, str]] = field(default_factory=dict)  # decoder variant -> {runtime: path}
+
+    def decoder_file(self, variant='fast', runtime='onnxruntime'):
+        """Path of the decoder ``variant`` ('fast': the default one) for ``runtime`` (onnxruntime | torch)."""
+        if variant == FAST:
+            return self.decoder if runtime == 'onnxruntime' else self.torch
+        if variant not in self.variants:
+            raise NanolinkError('model {} has no "{}" decoder; its decoders: {}'.format(
+                self.name, variant, ', '.join([FAST] + sorted(self.variants))))
+        return self.variants[variant].get(runtime, '')
 
 
 def load_manifest(path):
@@ -54,7 +69,9 @@ def load_manifest(path):
         encoder=os.path.join(d, files['encoder']) if files.get('encoder') else '',
         decoder=os.path.join(d, files['decoder']) if files.get('decoder') else '',
         torch=os.path.join(d, files['torch']) if files.get('torch') else '',
-        manifest=m)
+        manifest=m,
+        variants={v: {'onnxruntime': os.path.join(d, e['files']['decoder']),
+                      'torch': os.path.join(d, e['files']['torch'])} for v, e in m.get('decoder_variants', {}).items()})
 
 
 def bundled_models():

@@ -1,6 +1,7 @@
 """codec-eval: rate-distortion of nanolink models and classical baselines on a folder of images.
 
     codec-eval --images ../shared/data/kodak --model cae --baselines jpeg,webp --out results.json --plot rd.png
+    codec-eval --images DIR --model cae --model cae:quality ...     # also the quality decoder of the same bits
 
 For every image (any size: padded to the model's multiple by the edge code, cropped back by the host code)
 and every rate point of each model, the frame goes through the real edge encoder (ONNX Runtime), the real
@@ -12,7 +13,9 @@ RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 
 results.json::
 
     {"images": "DIR", "count": N,
-     "results": [{"model": "cae", "rate_point": 8, "rate": "channels", "bpp": f, "psnr": f, "ms_ssim": f|null,
+     "results": [{"model": "cae", "decoder": "fast", "rate_point": 8, "rate": "channels", "bpp": f, "psnr": f,
+                  "ms_ssim": f|null,                            # "model" is the --model spec: "cae:quality"
+                                                                # has "decoder": "quality"
                   "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...],
                   "jpeg_same_bpp": {"psnr": f, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
                                                 # this bpp, linear in log-rate; null outside the sweep
@@ -34,6 +37,7 @@ from pytorch_msssim import ms_ssim as torch_ms_ssim
 
 from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
+from nanolink.common.errors import NanolinkError
 from nanolink.common.metrics import psnr
 from nanolink.edge.sources import image_paths
 
@@ -48,9 +52,18 @@ def msssim_or_none(a, b):
     return float(torch_ms_ssim(t(a), t(b), data_range=255).item())
 
 
-def eval_model(name, images, progress, entropy='zlib'):
+def parse_model(spec):
+    """'cae' -> (cae's ModelInfo, 'fast'); 'cae:quality' -> (.., 'quality'); NanolinkError for an unknown one."""
+    name, _, variant = spec.partition(':')
     info = zoo.bundled_model(name)
-    dec = HostDecoder.open(info)
+    info.decoder_file(variant or zoo.FAST)
+    return info, variant or zoo.FAST
+
+
+def eval_model(spec, images, progress, entropy='zlib'):
+    info, variant = parse_model(spec)
+    name = info.name
+    dec = HostDecoder.open(info, variant=variant)
     decoders = {name: {info.fingerprint: dec}}
     rows = []
     for k in info.rate_points:                     # binary channels (cae) or JPEG qualities (ae)
@@ -66,9 +79,9 @@ def eval_model(name, images, progress, entropy='zlib'):
             out = dec.postprocess(dec.decode(f), f)
             per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
                         'ms_ssim': msssim_or_none(img, out)})
-        rows.append(summarise_rows({'model': name, 'rate_point': k,
+        rows.append(summarise_rows({'model': spec, 'decoder': variant, 'rate_point': k,
                                     'rate': 'jpeg_quality' if info.dtype == 'jpeg' else 'channels'}, per))
-        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(name, 'q' if info.dtype == 'jpeg' else 'k', k, rows[-1]['bpp'],
+        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(spec, 'q' if info.dtype == 'jpeg' else 'k', k, rows[-1]['bpp'],
                                                           rows[-1]['psnr']))
     return rows
 
@@ -167,7 +180,9 @@ def load_images(folder):
 def main(argv=None):
     p = argparse.ArgumentParser(prog='codec-eval', description=__doc__.split('\n')[0])
     p.add_argument('--images', required=True, help='folder of images (any size)')
-    p.add_argument('--model', action='append', default=[], help='bundled model (repeatable)')
+    p.add_argument('--model', action='append', default=[], metavar='NAME[:DECODER]',
+                   help='bundled model, optionally with a decoder variant (cae:quality; default: its fast decoder); '
+                        'repeatable')
     p.add_argument('--baselines', default='jpeg,webp', help='comma-separated: jpeg, webp, or "" (default: %(default)s)')
     p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
                    help='lossless coding of binary codes, as edge-sender --entropy (default: %(default)s)')
@@ -180,6 +195,11 @@ def main(argv=None):
         p.error('unknown baseline(s) {}, should be among {}'.format(','.join(bad), ','.join(BASELINES)))
     if not args.model and not baselines:
         p.error('nothing to evaluate: give --model and/or --baselines')
+    for spec in args.model:                             # an unknown model or decoder fails before any work
+        try:
+            parse_model(spec)
+        except NanolinkError as e:
+            p.error('--model {}: {}; write NAME or NAME:DECODER'.format(spec, e))
     images = load_images(args.images)
     progress = lambda s: print('codec-eval: ' + s, file=sys.stderr, flush=True)
     results = []
@@ -202,14 +222,14 @@ def main(argv=None):
     if args.plot:
         plot(results, args.plot)
     vs = 'jpeg' in baselines
-    print('{:<8} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM')
+    print('{:<12} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM')
           + ('   vs JPEG at the same bpp: dPSNR  dMS-SSIM' if vs else ''))
     for r in results:
         if 'rate_point' in r:
             setting = '{}={}'.format('q' if r.get('rate') == 'jpeg_quality' else 'k', r['rate_point'])
         else:
             setting = 'q={}'.format(r['quality'])
-        line = '{:<8} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
+        line = '{:<12} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
                                                           '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-')
         if vs and 'rate_point' in r:
             same = r['jpeg_same_bpp']

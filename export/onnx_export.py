@@ -2,6 +2,8 @@
 
     nanolink-export --checkpoint runs/cae/last.pt --out exported/cae
     nanolink-export --model cae --out exported/cae        # the bundled weights
+    nanolink-export --checkpoint runs/cae-q/last.pt --decoder-variant quality --out exported/cae
+                                                          # adds a heavier decoder of the same bits
 
 Graphs use ONNX opset 13 (TensorRT 8.2 parses up to 13) with dynamic height and width: the encoder takes
 ``image`` float32 (1, 3, H, W) RGB in [0, 1], H and W multiples of the model's ``multiple``, and returns
@@ -19,7 +21,8 @@ import warnings
 
 import torch
 
-from nanolink.common.zoo import METADATA_KEY, bundled_model
+from nanolink.common.errors import NanolinkError
+from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
 from nanolink.export.models import MODELS, PackedEncoder, build_model
 
 OPSET = 13
@@ -187,6 +190,51 @@ def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
     return manifest
 
 
+def export_decoder_variant(model, out_dir, variant, extra=None):
+    """Add ``model``'s decoder to the exported model in out_dir as decoder variant ``variant`` (e.g. 'quality').
+
+    A variant reads the bits of out_dir's encoders, so model must hold exactly the same encoder weights (train it
+    with ``nanolink-train --init OUT_DIR/NAME.pt --train-only decoder``); frames keep out_dir's fingerprint. Writes
+    NAME-dec-VARIANT.onnx and NAME-VARIANT.pt and the manifest's ``decoder_variants[variant]``."""
+    base = load_manifest(out_dir)
+    if variant == FAST or not variant.isalnum():
+        raise NanolinkError('--decoder-variant {}: name a variant other than "fast" (letters and digits, e.g. '
+                            'quality)'.format(variant))
+    ident = identity(model)
+    for key in ('name', 'stride', 'multiple', 'channels', 'rate_points', 'dtype'):
+        if ident[key] != base.manifest[key]:
+            raise NanolinkError('{} {} is not {}\'s {} {}: a decoder variant must read that model\'s bits'.format(
+                key, ident[key], out_dir, key, base.manifest[key]))
+    base_model, _ = load_checkpoint(base.torch)
+    if fingerprint(model.encoder.state_dict()) != fingerprint(base_model.encoder.state_dict()):
+        raise NanolinkError('the encoder weights differ from those of {} (fingerprint {}): a decoder variant must be '
+                            'trained on the frozen encoder (nanolink-train --init {} --train-only decoder); export a '
+                            'new model to its own folder instead'.format(out_dir, base.fingerprint, base.torch))
+    name = ident['name']
+    files = {'decoder': '{}-dec-{}.onnx'.format(name, variant), 'torch': '{}-{}.pt'.format(name, variant)}
+    meta = {k: base.manifest[k] for k in ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points',
+                                          'default_channels', 'dtype')}
+    meta.update(decoder_variant=variant, weights_fingerprint=ident['fingerprint'])
+    if model.wire_dtype == 'jpeg':
+        export_onnx(model.decoder_module().eval(), torch.randint(0, 256, (1, 32, 48, 3)).float(),
+                    os.path.join(out_dir, files['decoder']), 'code', 'image', meta, dyn_in={1: 'height', 2: 'width'})
+    else:
+        meta['code_channels'] = model.config.channels
+        export_onnx(model.decoder_module().eval(), torch.zeros(1, model.config.channels, 16, 24),
+                    os.path.join(out_dir, files['decoder']), 'symbols', 'image', meta)
+    torch.save({'model': model.state_dict(), 'model_name': name,
+                'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
+    manifest = dict(base.manifest)
+    entry = dict(files=files, architecture=dataclasses.asdict(model.config), weights_fingerprint=ident['fingerprint'],
+                 reads_fingerprint=base.fingerprint)
+    entry.update(extra or {})
+    manifest['decoder_variants'] = dict(manifest.get('decoder_variants', {}), **{variant: entry})
+    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write('\n')
+    return entry
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-export', description=__doc__.split('\n')[0])
     src = p.add_mutually_exclusive_group(required=True)
@@ -195,7 +243,11 @@ def main(argv=None):
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--code-dtype', choices=sorted(CODE_DTYPES), default='uint8',
                    help='encoder output type: uint8, or float16 for TensorRT 8.2 / JetPack 4.6 (default: %(default)s)')
-    p.add_argument('--manifest-extra', help='JSON file merged into manifest.json (training data, metrics)')
+    p.add_argument('--manifest-extra', help='JSON file merged into manifest.json (training data, metrics), or into '
+                                            'the variant\'s entry with --decoder-variant')
+    p.add_argument('--decoder-variant', metavar='NAME',
+                   help='add only the checkpoint\'s decoder to the model already exported in --out, as decoder '
+                        'variant NAME (e.g. quality): same encoder weights required, same fingerprint on the wire')
     args = p.parse_args(argv)
     path = args.checkpoint or bundled_model(args.model).torch
     if not os.path.isfile(path):
@@ -205,6 +257,15 @@ def main(argv=None):
     if args.manifest_extra:
         with open(args.manifest_extra) as f:
             extra = json.load(f)
+    if args.decoder_variant:
+        try:
+            entry = export_decoder_variant(model, args.out, args.decoder_variant, extra)
+        except NanolinkError as e:
+            print('nanolink-export: error: {}'.format(e), file=sys.stderr)
+            return 1
+        print('exported the {} decoder (weights {}, reads fingerprint {}) into {}'.format(
+            args.decoder_variant, entry['weights_fingerprint'], entry['reads_fingerprint'], args.out))
+        return 0
     elif args.model:
         m = bundled_model(args.model).manifest
         extra = {k: m[k] for k in ('training', 'metrics') if k in m}

@@ -151,7 +151,8 @@ def plan(args):
                 k = args.channels or info.default_channels
                 enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
                 rate = ['--channels', str(k)]
-            dec = HostDecoder.open(info, args.decoder, args.device, args.threads)
+            variant = args.decoder_variant if args.decoder_variant in info.variants else zoo.FAST   # as the host
+            dec = HostDecoder.open(info, args.decoder, args.device, args.threads, variant)
             row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, enc, dec)
             row.psnr, row.bpp = message_quality(enc, dec, frames)
             model_bpp = row.bpp if model_bpp is None else model_bpp
@@ -173,7 +174,7 @@ def plan(args):
 def start_host(args, out, frames_total=None):
     """host-receiver as a subprocess; frames_total None: it runs until SIGINT."""
     cmd = [sys.executable, '-m', 'nanolink.host.cli', '--bind', args.bind, '--log', os.path.join(out, 'host.jsonl'),
-           '--decoder', args.decoder, '--device', args.device, '--quiet']
+           '--decoder', args.decoder, '--decoder-variant', args.decoder_variant, '--device', args.device, '--quiet']
     if frames_total:
         cmd += ['--frames', str(frames_total), '--timeout', str(args.timeout)]
     for m in sorted(set(args.models) | set(b for b in args.baselines)):
@@ -431,6 +432,8 @@ def build_parser():
     p.add_argument('--engine-device', choices=('cpu', 'cuda'), help='edge-sender --device (default: cpu)')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='host decoder backend')
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='host decoder device')
+    p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
+                   help='host decoder of models that ship a quality one, as host-receiver (default: %(default)s)')
     p.add_argument('--threads', type=int, default=0, help='encoder/decoder threads (default: runtime default)')
     p.add_argument('--role', default='both', choices=('both', 'edge', 'host'),
                    help='both on this machine, or one half for a two-machine run')
@@ -526,13 +529,16 @@ def run(args):
     title = ('latency-bench: {} timed frames per row after {} warm-up, reliable mode, {}, edge {} / host {} {}; '
              'median (p5-p95) ms'.format(args.frames, args.warmup, 'paced at {:g} fps'.format(args.fps) if args.fps
                                          else 'unpaced', args.engine_device or 'cpu', args.decoder, args.device))
+    if args.decoder_variant != zoo.FAST:
+        title += '; {} decoder where a model ships one'.format(args.decoder_variant)
     print(format_rows(results, title))
     print()
     print(format_micro(micro))
     if args.out:
         meta = {'command': 'latency-bench ' + ' '.join(sys.argv[1:]) if sys.argv else '', 'role': args.role,
                 'fps': args.fps,
-                'warmup': args.warmup, 'cores': os.cpu_count(), 'decoder': args.decoder, 'device': args.device}
+                'warmup': args.warmup, 'cores': os.cpu_count(), 'decoder': args.decoder, 'device': args.device,
+                'decoder_variant': args.decoder_variant}
         write_outputs(args.out, results, micro, meta)
         print('wrote {0}/latency.json, {0}/latency.csv, {0}/latency.png'.format(args.out))
     return 0

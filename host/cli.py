@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from nanolink.common import wire
-from nanolink.common.codec import load_decoders
+from nanolink.common.codec import HostDecoder, load_decoders
 from nanolink.common.errors import NanolinkError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
@@ -47,6 +47,7 @@ class HostConfig:
     timeout: Optional[float] = None     # exit 1 when no frame arrives for this many seconds
     log: Optional[str] = None           # JSON-lines per-frame log
     decoder: str = 'onnxruntime'        # onnxruntime | torch
+    decoder_variant: str = 'fast'       # fast | quality (models that ship a quality decoder; the others: fast)
     device: str = 'cpu'                 # cpu | cuda
     models: List[str] = field(default_factory=list)      # restrict to these bundled models
     model_dirs: List[str] = field(default_factory=list)  # extra exported model folders
@@ -176,6 +177,10 @@ def build_parser():
                                                  '(e.g. logs/{stream}.jsonl) writes one file per stream')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='decoder runtime')
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
+    p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
+                   help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
+                        'ship one (cae; for GPU hosts, with --device cuda), reading the same bits; the other models '
+                        'keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
                    help='decode only this bundled model (repeatable; default: all bundled models)')
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',
@@ -206,8 +211,8 @@ def config_from_args(args):
         from nanolink.host.record import fourcc_for
         fourcc_for(args.record, args.record_fourcc)
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
-                      log=args.log, decoder=args.decoder, device=args.device, models=args.model,
-                      model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
+                      log=args.log, decoder=args.decoder, decoder_variant=args.decoder_variant, device=args.device,
+                      models=args.model, model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, http=args.http, record=args.record, record_fps=args.record_fps,
                       record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir)
 
@@ -274,7 +279,12 @@ def _overlay(frame, st):
 
 def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
     stop = stop or threading.Event()
-    decoders = load_decoders(cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.model_dirs)
+    decoders = load_decoders(cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.model_dirs, cfg.decoder_variant)
+    for name, by_fp in sorted(decoders.items()):
+        for fp, dec in sorted(by_fp.items()):
+            if isinstance(dec, HostDecoder):       # learned models (jpeg and raw have one decoder)
+                log.info('model %s (fingerprint %s): %s decoder on %s %s', name, fp, dec.variant, cfg.decoder,
+                         cfg.device)
     streams = collections.defaultdict(StreamStats)
     rejects = RejectLog()
     samples = collections.defaultdict(sample_window)
@@ -348,9 +358,9 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             st.received += 1
             now = time.time()
             bpp = st.decoded_frame(frame, len(data), now)
-            st.latest.update({'model': frame.model, 'width': frame.size[1], 'height': frame.size[0], 'bpp': bpp,
-                              'bytes': len(data), 'end_to_end_ms': max(0.0, (now - frame.t_cap) * 1000.0),
-                              'sender_stages': frame.stages})
+            st.latest.update({'model': frame.model, 'decoder': dec.variant, 'width': frame.size[1],
+                              'height': frame.size[0], 'bpp': bpp, 'bytes': len(data),
+                              'end_to_end_ms': max(0.0, (now - frame.t_cap) * 1000.0), 'sender_stages': frame.stages})
             with clock('display'):
                 if frame.ref is not None:
                     out.quality.submit(frame, bgr)
@@ -368,7 +378,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             if out.live:
                 out.live.publish(frame.stream, bgr, st.as_dict(), t_done, clock.ms[END_TO_END])
             rec = {'seq': frame.seq, 'stream': frame.stream, 'bytes': len(data), 'width': frame.size[1],
-                   'height': frame.size[0], 'model': frame.model, 't_cap': frame.t_cap, 't_done': t_done,
+                   'height': frame.size[0], 'model': frame.model, 'decoder': dec.variant, 't_cap': frame.t_cap,
+                   't_done': t_done,
                    'stages': clock.ms, 'sender_stages': frame.stages}
             if frame.ref is not None:
                 rec['ref_bytes'] = len(frame.ref)

@@ -1,0 +1,106 @@
+"""Decoder variants: a heavier decoder of the same bits, exported into a model folder (nanolink-export
+--decoder-variant), loaded by the host (HostDecoder.open(variant=...)) and refused when its encoder differs."""
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from nanolink.common import wire, zoo                       # noqa: E402
+from nanolink.common.codec import EdgeEncoder, HostDecoder  # noqa: E402
+from nanolink.common.errors import NanolinkError            # noqa: E402
+from nanolink.export import onnx_export                     # noqa: E402
+from nanolink.export.models import build_model              # noqa: E402
+
+
+def _save(model, path):
+    torch.save({'model': model.state_dict(), 'model_name': model.model_name,
+                'model_config': dataclasses.asdict(model.config)}, path)
+
+
+def _deeper_cae(base_pt, encoder_noise=0.0):
+    """The bundled cae with one more (random) middle decoder layer; the encoder copied, or perturbed."""
+    base, _ = onnx_export.load_checkpoint(base_pt)
+    cfg = dataclasses.replace(base.config, dec_layers=base.config.dec_layers + 1)
+    torch.manual_seed(0)
+    deep = build_model('cae', **dataclasses.asdict(cfg))
+    deep.encoder.load_state_dict(base.encoder.state_dict())
+    if encoder_noise:
+        with torch.no_grad():
+            next(deep.encoder.parameters()).add_(encoder_noise)
+    deep.eval()
+    return deep
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    out = str(tmp_path / 'cae')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    with open(os.path.join(out, 'manifest.json')) as f:
+        m = json.load(f)
+    for v in m.pop('decoder_variants', {}).values():        # start from the fast decoder only
+        for fn in v['files'].values():
+            os.remove(os.path.join(out, fn))
+    with open(os.path.join(out, 'manifest.json'), 'w') as f:
+        json.dump(m, f)
+    return out
+
+
+def _message(info, enc, frame):
+    blob, size = enc.preprocess(frame)
+    payload, shape = enc.fetch(enc.backend.forward(blob))
+    payload, dtype = wire.entropy_code(payload, info.dtype, 'zlib')
+    return wire.pack(wire.Frame(stream='t', seq=0, t_cap=time.time(), model=info.name, fp=info.fingerprint,
+                                dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
+
+
+def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, sample_frame):
+    ck = str(tmp_path / 'deep.pt')
+    deep = _deeper_cae(os.path.join(model_dir, 'cae.pt'))
+    _save(deep, ck)
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', model_dir]) == 0
+    info = zoo.load_manifest(model_dir)
+    base = zoo.bundled_model('cae')
+    assert info.fingerprint == base.fingerprint                # frames keep the model's fingerprint
+    entry = info.manifest['decoder_variants']['hq']
+    assert entry['reads_fingerprint'] == base.fingerprint
+    assert entry['weights_fingerprint'] == onnx_export.identity(deep)['fingerprint'] != base.fingerprint
+    assert entry['architecture']['dec_layers'] == base.manifest['architecture'].get('dec_layers', 1) + 1
+    meta = json.loads(__import__('onnx').load(info.decoder_file('hq')).metadata_props[0].value)
+    assert meta['fingerprint'] == base.fingerprint and meta['decoder_variant'] == 'hq'
+
+    enc = EdgeEncoder.open('cae', channels=8)               # the bundled encoder: the edge does not change
+    frame = sample_frame[:128, :192]
+    fast = HostDecoder.open(info)
+    hq = HostDecoder.open(info, variant='hq')
+    hq_torch = HostDecoder.open(info, 'torch', variant='hq')
+    f = wire.unpack(_message(info, enc, frame), {'cae': {info.fingerprint: hq}})
+    a = hq.postprocess(hq.decode(f), f)
+    b = hq_torch.postprocess(hq_torch.decode(f), f)
+    c = fast.postprocess(fast.decode(f), f)
+    assert a.shape == c.shape == frame.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1    # ONNX and torch run the same variant
+    with torch.no_grad():                                    # ... which is the checkpoint's decoder
+        ref = deep.decoder_module()(torch.from_numpy(hq.symbols(f))).numpy()[0][:128, :192]
+    assert np.abs(a.astype(int) - ref.astype(int)).max() <= 1
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 1   # a different network than the fast one
+    with pytest.raises(NanolinkError, match='no "best" decoder; its decoders: fast, hq'):
+        HostDecoder.open(info, variant='best')
+
+
+def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, capsys):
+    ck = str(tmp_path / 'other.pt')
+    _save(_deeper_cae(os.path.join(model_dir, 'cae.pt'), encoder_noise=1e-3), ck)
+    before = open(os.path.join(model_dir, 'manifest.json')).read()
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
+    err = capsys.readouterr()[1]
+    assert 'encoder weights differ' in err and '--train-only decoder' in err
+    assert open(os.path.join(model_dir, 'manifest.json')).read() == before
+    assert not os.path.exists(os.path.join(model_dir, 'cae-dec-quality.onnx'))
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'fast', '--out', model_dir]) == 1
+    assert 'other than "fast"' in capsys.readouterr()[1]
