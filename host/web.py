@@ -222,7 +222,8 @@ async function tick() {
   document.getElementById("empty").style.display = names.length ? "none" : "block";
   for (const name of names) {
     const st = s.streams[name], el = card(name), q = st.quality || {}, last = q.last || {};
-    el.querySelector("h2").textContent = `${name}  ·  ${st.model}  ·  ${st.width}x${st.height}`;
+    const dec = st.decoder && st.decoder !== "fast" ? ` (${st.decoder} decoder)` : "";
+    el.querySelector("h2").textContent = `${name}  ·  ${st.model}${dec}  ·  ${st.width}x${st.height}`;
     rows(el.querySelector(".counters"), [
       ["frames received", st.received, "received"], ["decoded", st.decoded, "decoded"],
       ["rejected", st.rejected, "rejected"], ["lost", st.lost, "lost"], ["reordered", st.reordered],
