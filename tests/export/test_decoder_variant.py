@@ -104,3 +104,16 @@ def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, caps
     assert not os.path.exists(os.path.join(model_dir, 'cae-dec-quality.onnx'))
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'fast', '--out', model_dir]) == 1
     assert 'other than "fast"' in capsys.readouterr()[1]
+
+
+def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder():
+    info = zoo.bundled_model('cae')
+    entry = info.manifest['decoder_variants']['quality']
+    quality, ident = onnx_export.load_checkpoint(info.decoder_file('quality', 'torch'))
+    base, base_ident = onnx_export.load_checkpoint(info.torch)
+    assert base_ident['fingerprint'] == info.fingerprint == entry['reads_fingerprint']
+    assert ident['fingerprint'] == entry['weights_fingerprint'] != info.fingerprint
+    assert onnx_export.fingerprint(quality.encoder.state_dict()) == onnx_export.fingerprint(base.encoder.state_dict())
+    assert quality.config.dec_layers == entry['architecture']['dec_layers'] > base.config.dec_layers
+    meta = json.loads(__import__('onnx').load(info.decoder_file('quality')).metadata_props[0].value)
+    assert meta['fingerprint'] == info.fingerprint and meta['weights_fingerprint'] == ident['fingerprint']

@@ -207,8 +207,12 @@ def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
     out = str(tmp_path / 'budget.json')
     assert budget_script.main(['--size', '64', '--runs', '1', '--out', out]) == 0
     report = json.load(open(out))
-    assert [n['k'] for n in report['networks']] == [4, 8, 16, 16]
-    assert 'cae-enc-k8.onnx' in capsys.readouterr()[0]
+    assert [(n['role'], n.get('variant'), n['k']) for n in report['networks']] == [
+        ('encoder', None, 4), ('encoder', None, 8), ('encoder', None, 16), ('decoder', 'fast', 16),
+        ('decoder', 'quality', 16)]
+    assert report['networks'][-1]['mac_per_px'] > 2.5 * report['networks'][-2]['mac_per_px']
+    text = capsys.readouterr()[0]
+    assert 'cae-enc-k8.onnx' in text and 'for GPU hosts: no CPU budget' in text
     with pytest.raises(SystemExit):
         budget_script.main(['--size', '60'])
 
