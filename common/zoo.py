@@ -41,7 +41,7 @@ class ModelInfo:
     manifest: dict = field(default_factory=dict)             # the whole manifest.json
     variants: Dict[str, Dict[str, str]] = field(default_factory=dict)  # decoder variant -> {runtime: path}
 
-    def decoder_file(self, variant='fast', runtime='onnxruntime'):
+    def decoder_file(self, variant=FAST, runtime='onnxruntime'):
         """Path of the decoder ``variant`` ('fast': the default one) for ``runtime`` (onnxruntime | torch)."""
         if variant == FAST:
             return self.decoder if runtime == 'onnxruntime' else self.torch

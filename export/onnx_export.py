@@ -205,6 +205,9 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
         if ident[key] != base.manifest[key]:
             raise NanolinkError('{} {} is not {}\'s {} {}: a decoder variant must read that model\'s bits'.format(
                 key, ident[key], out_dir, key, base.manifest[key]))
+    if not base.torch or not os.path.isfile(base.torch):
+        raise NanolinkError('{} has no torch checkpoint to compare encoder weights with: export the model there with '
+                            'nanolink-export first'.format(out_dir))
     base_model, _ = load_checkpoint(base.torch)
     if fingerprint(model.encoder.state_dict()) != fingerprint(base_model.encoder.state_dict()):
         raise NanolinkError('the encoder weights differ from those of {} (fingerprint {}): a decoder variant must be '

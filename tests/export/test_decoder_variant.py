@@ -104,6 +104,9 @@ def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, caps
     assert not os.path.exists(os.path.join(model_dir, 'cae-dec-quality.onnx'))
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'fast', '--out', model_dir]) == 1
     assert 'other than "fast"' in capsys.readouterr()[1]
+    os.remove(os.path.join(model_dir, 'cae.pt'))
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
+    assert 'no torch checkpoint to compare encoder weights with' in capsys.readouterr()[1]
 
 
 def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder():
