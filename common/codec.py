@@ -163,8 +163,8 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
                                                           variant, zoo.FAST))
     out = {}
     for info in infos:
-        v = variant if variant in info.variants else zoo.FAST
-        out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads, v)
+        out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads,
+                                                                           info.variant_or_fast(variant))
     for name in CLASSICAL:
         if not names or name in names:
             dec = ClassicalDecoder(name)

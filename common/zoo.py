@@ -50,6 +50,11 @@ class ModelInfo:
                 self.name, variant, ', '.join([FAST] + sorted(self.variants))))
         return self.variants[variant].get(runtime, '')
 
+    def variant_or_fast(self, variant):
+        """``variant`` if this model ships it, else 'fast' (a host asked for the quality decoder decodes the models
+        without one with their fast decoder, and says so)."""
+        return variant if variant in self.variants else FAST
+
 
 def load_manifest(path):
     """Read a manifest.json (or the folder holding one) into a ModelInfo with absolute file paths."""

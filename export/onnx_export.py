@@ -58,6 +58,18 @@ def identity(model):
             'default_channels': c.default_channels, 'dtype': model.wire_dtype}
 
 
+def save_checkpoint(model, path):
+    """The torch checkpoint that load_checkpoint reads: weights, model name and Config."""
+    torch.save({'model': model.state_dict(), 'model_name': model.model_name,
+                'model_config': dataclasses.asdict(model.config)}, path)
+
+
+def write_manifest(out_dir, manifest):
+    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write('\n')
+
+
 def _set_metadata(path, meta):
     import onnx
     m = onnx.load(path)
@@ -148,17 +160,14 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
     s = torch.zeros(1, model.config.channels, 16, 24)
     export_onnx(model.decoder_module().eval(), s, os.path.join(out_dir, files['decoder']), 'symbols', 'image',
                 dict(ident, code_channels=model.config.channels))
-    torch.save({'model': model.state_dict(), 'model_name': name,
-                'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
+    save_checkpoint(model, os.path.join(out_dir, files['torch']))
     manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
                                     'output': 'code', 'output_shape': [1, 'H/4', 'W/4*k/8'], 'output_dtype': code_dtype},
                         'decoder': dict(DECODER_OUT, input='symbols', input_dtype='float32',
                                         input_shape=[1, model.config.channels, 'H/4', 'W/4'])})
     manifest.update(extra_manifest or {})
-    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write('\n')
+    write_manifest(out_dir, manifest)
     return manifest
 
 
@@ -175,8 +184,7 @@ def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
     c = torch.randint(0, 256, (1, 32, 48, 3)).float()
     export_onnx(model.decoder_module().eval(), c, os.path.join(out_dir, files['decoder']), 'code', 'image', ident,
                 dyn_in={1: 'height', 2: 'width'})
-    torch.save({'model': model.state_dict(), 'model_name': name,
-                'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
+    save_checkpoint(model, os.path.join(out_dir, files['torch']))
     manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
                                     'output': 'code', 'output_shape': [1, 'H/2', 'W/2', 3], 'output_dtype': code_dtype,
@@ -184,9 +192,7 @@ def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
                         'decoder': dict(DECODER_OUT, input='code', input_dtype='float32',
                                         input_shape=[1, 'H/2', 'W/2', 3])})
     manifest.update(extra_manifest or {})
-    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write('\n')
+    write_manifest(out_dir, manifest)
     return manifest
 
 
@@ -225,16 +231,13 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
         meta['code_channels'] = model.config.channels
         export_onnx(model.decoder_module().eval(), torch.zeros(1, model.config.channels, 16, 24),
                     os.path.join(out_dir, files['decoder']), 'symbols', 'image', meta)
-    torch.save({'model': model.state_dict(), 'model_name': name,
-                'model_config': dataclasses.asdict(model.config)}, os.path.join(out_dir, files['torch']))
+    save_checkpoint(model, os.path.join(out_dir, files['torch']))
     manifest = dict(base.manifest)
     entry = dict(files=files, architecture=dataclasses.asdict(model.config), weights_fingerprint=ident['fingerprint'],
                  reads_fingerprint=base.fingerprint)
     entry.update(extra or {})
     manifest['decoder_variants'] = dict(manifest.get('decoder_variants', {}), **{variant: entry})
-    with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write('\n')
+    write_manifest(out_dir, manifest)
     return entry
 
 

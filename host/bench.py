@@ -151,8 +151,8 @@ def plan(args):
                 k = args.channels or info.default_channels
                 enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
                 rate = ['--channels', str(k)]
-            variant = args.decoder_variant if args.decoder_variant in info.variants else zoo.FAST   # as the host
-            dec = HostDecoder.open(info, args.decoder, args.device, args.threads, variant)
+            dec = HostDecoder.open(info, args.decoder, args.device, args.threads,
+                                   info.variant_or_fast(args.decoder_variant))          # as host-receiver
             row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, enc, dec)
             row.psnr, row.bpp = message_quality(enc, dec, frames)
             model_bpp = row.bpp if model_bpp is None else model_bpp

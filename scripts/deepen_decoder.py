@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nanolink.export.models import build_model
-from nanolink.export.onnx_export import load_checkpoint
+from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
 
 
 def deepen(model, add):
@@ -61,8 +61,7 @@ def main(argv=None):
     diff = (a - b).abs().max().item()
     if diff > 1e-5:
         raise SystemExit('deepen_decoder: the deepened decoder differs by {:.3g}; not written'.format(diff))
-    torch.save({'model': new.state_dict(), 'model_name': new.model_name,
-                'model_config': dataclasses.asdict(new.config)}, args.out)
+    save_checkpoint(new, args.out)
     print('{}: decoder {} -> {} middle layers, same output (max diff {:.1e}); wrote {}'.format(
         args.checkpoint, model.config.dec_layers, new.config.dec_layers, diff, args.out))
     return 0

@@ -18,11 +18,6 @@ from nanolink.export import onnx_export                     # noqa: E402
 from nanolink.export.models import build_model              # noqa: E402
 
 
-def _save(model, path):
-    torch.save({'model': model.state_dict(), 'model_name': model.model_name,
-                'model_config': dataclasses.asdict(model.config)}, path)
-
-
 def _deeper_cae(base_pt, encoder_noise=0.0):
     """The bundled cae with one more (random) middle decoder layer; the encoder copied, or perturbed."""
     base, _ = onnx_export.load_checkpoint(base_pt)
@@ -62,7 +57,7 @@ def _message(info, enc, frame):
 def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, sample_frame):
     ck = str(tmp_path / 'deep.pt')
     deep = _deeper_cae(os.path.join(model_dir, 'cae.pt'))
-    _save(deep, ck)
+    onnx_export.save_checkpoint(deep, ck)
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', model_dir]) == 0
     info = zoo.load_manifest(model_dir)
     base = zoo.bundled_model('cae')
@@ -95,7 +90,7 @@ def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, samp
 
 def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, capsys):
     ck = str(tmp_path / 'other.pt')
-    _save(_deeper_cae(os.path.join(model_dir, 'cae.pt'), encoder_noise=1e-3), ck)
+    onnx_export.save_checkpoint(_deeper_cae(os.path.join(model_dir, 'cae.pt'), encoder_noise=1e-3), ck)
     before = open(os.path.join(model_dir, 'manifest.json')).read()
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
     err = capsys.readouterr()[1]
