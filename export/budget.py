@@ -2,9 +2,10 @@
 
     python -m nanolink.export.budget --model cae --size 1008 --runs 30 --out docs/budget.json
 
-For each encoder (rate point) and decoder (the fast one and any variant such as ``quality``): multiply-accumulates per input pixel counted from the ONNX
-graph itself (every Conv node, shapes inferred at the given frame size), and the ONNX Runtime CPU time at
-size x size (median and p5-p95 over --runs after warm-up). In the same run, as baselines on the same frame:
+For each encoder (rate point) and decoder (the fast one and any variant such as ``quality``):
+multiply-accumulates per input pixel counted from the ONNX graph itself (every Conv node, shapes inferred at
+the given frame size), and the ONNX Runtime CPU time at size x size (median and p5-p95 over --runs after
+warm-up). In the same run, as baselines on the same frame:
 OpenCV JPEG encode and decode at the quality whose bytes match the code, and a raw copy of the frame.
 Budgets: encoder <= 2500 MAC/px and <= 33 ms; fast decoder <= 50 ms (2-core CPU).
 """

@@ -76,8 +76,9 @@ def _manifest_beside(path):
 def refuse_decoder(path):
     """A clear error for an exported decoder (listed as such in the manifest.json beside it)."""
     m = _manifest_beside(path)
-    decoders = [m.get('files', {}).get('decoder')] if m else []
-    decoders += [v['files']['decoder'] for v in (m or {}).get('decoder_variants', {}).values()]
+    m = m or {}
+    decoders = [m.get('files', {}).get('decoder')]
+    decoders += [v['files']['decoder'] for v in m.get('decoder_variants', {}).values()]
     if os.path.basename(path) in decoders:
         raise NanolinkError('{} is a decoder: decoders return uint8 BGR bytes, which TensorRT 8.2 cannot output, and '
                             'run on the host with ONNX Runtime (host-receiver --device cuda) or torch; build engines '

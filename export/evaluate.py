@@ -81,8 +81,8 @@ def eval_model(spec, images, progress, entropy='zlib'):
                         'ms_ssim': msssim_or_none(img, out)})
         rows.append(summarise_rows({'model': spec, 'decoder': variant, 'rate_point': k,
                                     'rate': 'jpeg_quality' if info.dtype == 'jpeg' else 'channels'}, per))
-        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(spec, 'q' if info.dtype == 'jpeg' else 'k', k, rows[-1]['bpp'],
-                                                          rows[-1]['psnr']))
+        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(spec, 'q' if info.dtype == 'jpeg' else 'k', k,
+                                                          rows[-1]['bpp'], rows[-1]['psnr']))
     return rows
 
 
