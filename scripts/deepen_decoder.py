@@ -1,13 +1,21 @@
-"""Deepen a trained decoder without changing what it computes: a warm start for a larger fast decoder.
+"""Deepen and widen a trained decoder without changing what it computes: a warm start for a larger decoder.
 
     python scripts/deepen_decoder.py runs/cae/last.pt --add 1 --out runs/cae-L2-init.pt
+    python scripts/deepen_decoder.py nanolink/common/weights/ae/ae.pt --add 4 --width 32 --out runs/ae-q-init.pt
     nanolink-train --model cae --init runs/cae-L2-init.pt --arch dec_layers=2 ...
 
-The decoders of ``cae`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``. Each added
-3x3 convolution is the identity (a Dirac kernel, zero bias) inserted after the existing middle layers; its input is
-a ReLU output (>= 0), so conv + ReLU returns its input unchanged and the deepened model decodes exactly as the old
-one (checked here on random symbols before the file is written). The encoder is copied unchanged. Training then
-starts from the old model's quality instead of from scratch (Net2Net, Chen et al. 2016).
+The decoders of ``cae`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``.
+
+- ``--add N``: each added 3x3 convolution is the identity (a Dirac kernel, zero bias) inserted after the existing
+  middle layers; its input is a ReLU output (>= 0), so conv + ReLU returns its input unchanged (Net2DeeperNet).
+- ``--width W``: every hidden layer gets W - dec_width new units. The old units keep their weights and get zero
+  weights from the new units; the new units start from the usual random initialisation, and the layers after
+  them (the output layer included) read them with zero weights. So the new units change nothing until training
+  moves those zero weights, and their gradients are not zero from the first step (their activations are not).
+
+The deepened and widened model decodes exactly as the old one (checked here on random symbols before the file is
+written). The encoder is copied unchanged. Training then starts from the old model's quality instead of from
+scratch (Net2Net, Chen et al. 2016).
 """
 import argparse
 import dataclasses
@@ -20,36 +28,56 @@ from nanolink.export.models import build_model
 from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
 
 
-def deepen(model, add):
-    """-> a new model with ``add`` more identity 3x3 layers in its decoder, same outputs as ``model``."""
-    if add < 1:
-        raise ValueError('--add must be at least 1, got {}'.format(add))
-    cfg = dataclasses.replace(model.config, dec_layers=model.config.dec_layers + add)
+def _convs(decoder):
+    return [m for m in decoder.children() if isinstance(m, nn.Conv2d)]
+
+
+def _copy_into(dst, src):
+    """dst (a wider conv) computes src's outputs in its first outputs and ignores its extra inputs there; its extra
+    outputs keep their initialisation."""
+    o, i = src.weight.shape[:2]
+    with torch.no_grad():
+        dst.weight[:o, :i] = src.weight
+        dst.weight[:o, i:] = 0
+        dst.bias[:o] = src.bias
+
+
+def deepen(model, add, width=None):
+    """-> a new model with ``add`` more identity 3x3 layers in its decoder and ``width`` hidden units per layer
+    (default: unchanged), decoding exactly like ``model``."""
+    old_width = model.config.dec_width
+    width = old_width if width is None else width
+    if width < old_width:
+        raise ValueError('--width must be at least the current decoder width {}, got {}'.format(old_width, width))
+    if add < 0 or (add == 0 and width == old_width):
+        raise ValueError('--add must be at least 1 (or give --width above the current {}), got --add {}'.format(
+            old_width, add))
+    cfg = dataclasses.replace(model.config, dec_layers=model.config.dec_layers + add, dec_width=width)
     new = build_model(model.model_name, **dataclasses.asdict(cfg))
     new.eval()
     new.encoder.load_state_dict(model.encoder.state_dict())
-    old = list(model.decoder.children())
-    keep = 2 + 2 * model.config.dec_layers                 # first conv + ReLU, then (conv, ReLU) per middle layer
-    layers = list(new.decoder.children())
-    for src, dst in zip(old[:keep], layers[:keep]):
-        dst.load_state_dict(src.state_dict())
-    for conv in layers[keep:keep + 2 * add:2]:
+    old, fresh = _convs(model.decoder), _convs(new.decoder)
+    keep = 1 + model.config.dec_layers                  # the first conv and the old middle convs
+    for src, dst in zip(old[:keep], fresh[:keep]):
+        _copy_into(dst, src)
+    for conv in fresh[keep:keep + add]:
         nn.init.dirac_(conv.weight)
         nn.init.zeros_(conv.bias)
-    for src, dst in zip(old[keep:], layers[keep + 2 * add:]):
-        dst.load_state_dict(src.state_dict())
+    for src, dst in zip(old[keep:], fresh[keep + add:]):
+        _copy_into(dst, src)
     return new
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('checkpoint', help='a nanolink-train checkpoint (last.pt)')
-    p.add_argument('--add', type=int, default=1, help='3x3 layers to add to the decoder')
-    p.add_argument('--out', required=True, help='where to write the deepened checkpoint (for nanolink-train --init)')
+    p.add_argument('--add', type=int, default=1, help='3x3 layers to add to the decoder (0 with --width)')
+    p.add_argument('--width', type=int, default=None, help='new decoder width (default: unchanged)')
+    p.add_argument('--out', required=True, help='where to write the new checkpoint (for nanolink-train --init)')
     args = p.parse_args(argv)
     model, _ = load_checkpoint(args.checkpoint)
     try:
-        new = deepen(model, args.add)
+        new = deepen(model, args.add, args.width)
     except ValueError as e:
         p.error(str(e))
     torch.manual_seed(0)
@@ -60,10 +88,11 @@ def main(argv=None):
         b = new.synthesis(s) if hasattr(new, 'synthesis') else new.decode_symbols(s)
     diff = (a - b).abs().max().item()
     if diff > 1e-5:
-        raise SystemExit('deepen_decoder: the deepened decoder differs by {:.3g}; not written'.format(diff))
+        raise SystemExit('deepen_decoder: the new decoder differs by {:.3g}; not written'.format(diff))
     save_checkpoint(new, args.out)
-    print('{}: decoder {} -> {} middle layers, same output (max diff {:.1e}); wrote {}'.format(
-        args.checkpoint, model.config.dec_layers, new.config.dec_layers, diff, args.out))
+    print('{}: decoder {} -> {} middle layers, width {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
+        args.checkpoint, model.config.dec_layers, new.config.dec_layers, model.config.dec_width,
+        new.config.dec_width, diff, args.out))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""scripts/deepen_decoder.py: a deeper decoder that starts out decoding exactly like the trained one."""
+"""scripts/deepen_decoder.py: a deeper or wider decoder that starts out decoding exactly like the trained one."""
 import dataclasses
 import os
 import subprocess
@@ -20,8 +20,13 @@ def _run(*args):
                           universal_newlines=True, timeout=120)
 
 
-@pytest.mark.parametrize('name, arch', [('cae', {'dec_width': 16}), ('ae', {'dec_width': 8})])
-def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch):
+@pytest.mark.parametrize('name, arch, add, width', [
+    ('cae', {'dec_width': 16}, 2, None),
+    ('ae', {'dec_width': 8}, 2, None),
+    ('ae', {'dec_width': 8}, 1, 12),          # deeper and wider
+    ('cae', {'dec_width': 16}, 0, 24),        # wider only
+])
+def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch, add, width):
     torch.manual_seed(1)
     old = build_model(name, **arch)
     with torch.no_grad():
@@ -29,12 +34,16 @@ def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch):
             p.add_(torch.randn_like(p) * 0.05)
     src, dst = str(tmp_path / 'old.pt'), str(tmp_path / 'deep.pt')
     torch.save({'model': old.state_dict(), 'model_name': name, 'model_config': dataclasses.asdict(old.config)}, src)
-    r = _run(src, '--add', '2', '--out', dst)
+    r = _run(src, '--add', str(add), '--out', dst, *(['--width', str(width)] if width else []))
     assert r.returncode == 0, r.stderr
     a, _ = load_checkpoint(src)
     b, ident = load_checkpoint(dst)
-    assert b.config.dec_layers == a.config.dec_layers + 2
-    assert len(list(b.decoder.parameters())) == len(list(a.decoder.parameters())) + 4
+    assert b.config.dec_layers == a.config.dec_layers + add
+    assert b.config.dec_width == (width or a.config.dec_width)
+    assert len(list(b.decoder.parameters())) == len(list(a.decoder.parameters())) + 2 * add
+    if width:
+        first = next(m for m in b.decoder.children() if isinstance(m, torch.nn.Conv2d))
+        assert first.weight[arch['dec_width']:].abs().sum() > 0      # the new units are live, not dead zeros
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
         if name == 'cae':
@@ -56,4 +65,7 @@ def test_deepen_refuses_zero_layers(tmp_path):
     torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config)}, src)
     r = _run(src, '--add', '0', '--out', str(tmp_path / 'x.pt'))
     assert r.returncode == 2 and '--add must be at least 1' in r.stderr
+    assert not os.path.exists(str(tmp_path / 'x.pt'))
+    r = _run(src, '--add', '1', '--width', '8', '--out', str(tmp_path / 'x.pt'))
+    assert r.returncode == 2 and '--width must be at least the current decoder width 16' in r.stderr
     assert not os.path.exists(str(tmp_path / 'x.pt'))
