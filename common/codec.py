@@ -158,9 +158,9 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
     if not infos and not (names and set(names) & set(CLASSICAL)):
         raise NanolinkError('no decoder to load: the package has no bundled weights and no --model-dir was given')
     if variant != zoo.FAST and not any(variant in i.variants for i in infos):
+        loaded = set(i.name for i in infos) | (set(names or CLASSICAL) & set(CLASSICAL))
         raise NanolinkError('--decoder-variant {}: none of the models loaded here ({}) ships a {} decoder; use '
-                            '--decoder-variant {}'.format(variant, ', '.join(sorted(set(i.name for i in infos))),
-                                                          variant, zoo.FAST))
+                            '--decoder-variant {}'.format(variant, ', '.join(sorted(loaded)), variant, zoo.FAST))
     out = {}
     for info in infos:
         out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads,

@@ -179,8 +179,8 @@ def build_parser():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
-                        'ship one (cae; for GPU hosts, with --device cuda), reading the same bits; the other models '
-                        'keep their fast decoder, as the start-up log says (default: %(default)s)')
+                        'ship one (the bundled cae and ae do; for GPU hosts, with --device cuda), reading the same '
+                        'bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
                    help='decode only this bundled model (repeatable; default: all bundled models)')
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',

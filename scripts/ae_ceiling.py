@@ -1,6 +1,6 @@
 """Quality ceiling of an ``ae`` decoder: Kodak (or any folder) decoded from a lossless code.
 
-    python scripts/ae_ceiling.py --images ../shared/data/kodak [--model-dir DIR ...]
+    python scripts/ae_ceiling.py --images ../shared/data/kodak [--model-dir DIR ...] [--decoder-variant fast quality]
 
 The code is the 8-bit half-size picture the bundled ``ae`` encoder sends (2x2 average, rounded), given to the
 decoder without JPEG: no JPEG quality can do better than this. Bilinear upsampling of the same code is the
@@ -14,7 +14,7 @@ import numpy as np
 
 from nanolink.common.codec import HostDecoder
 from nanolink.common.metrics import psnr
-from nanolink.common.zoo import bundled_model, load_manifest
+from nanolink.common.zoo import FAST, bundled_model, load_manifest
 from nanolink.edge.sources import image_paths
 
 
@@ -22,6 +22,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--images', required=True, help='folder of PNG/JPEG images with even width and height')
     p.add_argument('--model-dir', action='append', default=[], help='an exported ae folder (default: the bundled ae)')
+    p.add_argument('--decoder-variant', nargs='+', default=[FAST], metavar='NAME',
+                   help='decoders to measure: fast and/or the variants the models ship (default: fast)')
     args = p.parse_args(argv)
     files = image_paths(args.images)
     if not files:
@@ -37,9 +39,15 @@ def main(argv=None):
     for info in infos:
         if info.dtype != 'jpeg':
             p.error('{} is not an ae-type model (its code is not an image)'.format(info.name))
-        dec = HostDecoder.open(info)
-        key = '{} {} (width {})'.format(info.name, info.fingerprint, info.manifest['architecture']['dec_width'])
-        rows[key] = [psnr(img, dec.backend.run(code[None].astype(np.float32))[0]) for img, code in pairs]
+        for variant in args.decoder_variant:
+            if variant != FAST and variant not in info.variants:
+                p.error('{} {} ships no {} decoder (it has: {})'.format(
+                    info.name, info.fingerprint, variant, ', '.join([FAST] + sorted(info.variants))))
+            dec = HostDecoder.open(info, variant=variant)
+            arch = (info.manifest if variant == FAST else info.manifest['decoder_variants'][variant])['architecture']
+            key = '{} {} {} (width {}, {} middle layers)'.format(info.name, info.fingerprint, variant,
+                                                                  arch['dec_width'], arch['dec_layers'])
+            rows[key] = [psnr(img, dec.backend.run(code[None].astype(np.float32))[0]) for img, code in pairs]
     base = [psnr(img, cv2.resize(code, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)) for img, code in pairs]
     print('{} images from {}, lossless half-size code (no JPEG), mean PSNR:'.format(len(files), args.images))
     for key, v in rows.items():

@@ -126,12 +126,17 @@ def test_ceiling_script_decoder_beats_bilinear_on_the_sample():
     import sys
     from nanolink.common.zoo import SAMPLE_DIR
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    r = subprocess.run([sys.executable, os.path.join(root, 'scripts', 'ae_ceiling.py'), '--images', SAMPLE_DIR],
+    script = os.path.join(root, 'scripts', 'ae_ceiling.py')
+    r = subprocess.run([sys.executable, script, '--images', SAMPLE_DIR, '--decoder-variant', 'fast', 'quality'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    dec = float(re.search(r'decoder ae \w+ \(width \d+\): ([\d.]+) dB', r.stdout).group(1))
+    dec = {v: float(re.search(r'decoder ae \w+ {} \(width \d+, \d+ middle layers\): ([\d.]+) dB'.format(v),
+                              r.stdout).group(1)) for v in ('fast', 'quality')}
     bil = float(re.search(r'bilinear upsampling: ([\d.]+) dB', r.stdout).group(1))
-    assert dec > bil + 0.5, r.stdout
+    assert dec['quality'] > dec['fast'] > bil + 0.5, r.stdout
+    r = subprocess.run([sys.executable, script, '--images', SAMPLE_DIR, '--decoder-variant', 'hq'],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert r.returncode == 2 and 'ships no hq decoder (it has: fast, quality)' in r.stderr
     bad = subprocess.run([sys.executable, os.path.join(root, 'scripts', 'ae_ceiling.py'), '--images', root + '/nope'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert bad.returncode == 2 and 'no PNG or JPEG images' in bad.stderr

@@ -104,8 +104,9 @@ def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, caps
     assert 'no torch checkpoint to compare encoder weights with' in capsys.readouterr()[1]
 
 
-def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder():
-    info = zoo.bundled_model('cae')
+@pytest.mark.parametrize('name', ['cae', 'ae'])
+def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder(name):
+    info = zoo.bundled_model(name)
     entry = info.manifest['decoder_variants']['quality']
     quality, ident = onnx_export.load_checkpoint(info.decoder_file('quality', 'torch'))
     base, base_ident = onnx_export.load_checkpoint(info.torch)

@@ -79,16 +79,17 @@ def test_codec_eval_runs_a_decoder_variant_on_the_same_bits(tmp_path, sample_fra
     imgs.mkdir()
     cv2.imwrite(str(imgs / 'a.png'), sample_frame[:256, :384])
     out = tmp_path / 'results.json'
-    assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--model', 'cae:quality', '--baselines', 'jpeg',
-                          '--out', str(out)]) == 0
+    assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--model', 'cae:quality', '--model', 'ae',
+                          '--model', 'ae:quality', '--baselines', 'jpeg', '--out', str(out)]) == 0
     res = json.load(open(str(out)))
-    fast = [r for r in res['results'] if r['model'] == 'cae']
-    quality = [r for r in res['results'] if r['model'] == 'cae:quality']
-    assert [r['decoder'] for r in fast + quality] == ['fast'] * 3 + ['quality'] * 3
-    for f, q in zip(fast, quality):
-        assert f['rate_point'] == q['rate_point'] and f['bpp'] == q['bpp']       # the same wire messages
-        assert q['psnr'] > f['psnr']
-    assert set(res['bd_rate_vs_jpeg']) == {'cae', 'cae:quality'}
+    for name, rates in (('cae', 3), ('ae', 4)):
+        fast = [r for r in res['results'] if r['model'] == name]
+        quality = [r for r in res['results'] if r['model'] == name + ':quality']
+        assert [r['decoder'] for r in fast + quality] == ['fast'] * rates + ['quality'] * rates
+        for f, q in zip(fast, quality):
+            assert f['rate_point'] == q['rate_point'] and f['bpp'] == q['bpp']       # the same wire messages
+            assert q['psnr'] > f['psnr']
+    assert set(res['bd_rate_vs_jpeg']) == {'cae', 'cae:quality', 'ae', 'ae:quality'}
     with pytest.raises(SystemExit) as e:
-        evaluate.main(['--images', str(imgs), '--model', 'ae:quality', '--out', str(out)])
+        evaluate.main(['--images', str(imgs), '--model', 'cae:hq', '--out', str(out)])
     assert e.value.code == 2
