@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from nanolink.common.codec import HostDecoder
+from nanolink.common.errors import NanolinkError
 from nanolink.common.metrics import psnr
 from nanolink.common.zoo import FAST, bundled_model, load_manifest
 from nanolink.edge.sources import image_paths
@@ -40,10 +41,10 @@ def main(argv=None):
         if info.dtype != 'jpeg':
             p.error('{} is not an ae-type model (its code is not an image)'.format(info.name))
         for variant in args.decoder_variant:
-            if variant != FAST and variant not in info.variants:
-                p.error('{} {} ships no {} decoder (it has: {})'.format(
-                    info.name, info.fingerprint, variant, ', '.join([FAST] + sorted(info.variants))))
-            dec = HostDecoder.open(info, variant=variant)
+            try:
+                dec = HostDecoder.open(info, variant=variant)
+            except NanolinkError as e:
+                p.error(str(e))
             arch = (info.manifest if variant == FAST else info.manifest['decoder_variants'][variant])['architecture']
             key = '{} {} {} (width {}, {} middle layers)'.format(info.name, info.fingerprint, variant,
                                                                   arch['dec_width'], arch['dec_layers'])

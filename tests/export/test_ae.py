@@ -136,7 +136,7 @@ def test_ceiling_script_decoder_beats_bilinear_on_the_sample():
     assert dec['quality'] > dec['fast'] > bil + 0.5, r.stdout
     r = subprocess.run([sys.executable, script, '--images', SAMPLE_DIR, '--decoder-variant', 'hq'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-    assert r.returncode == 2 and 'ships no hq decoder (it has: fast, quality)' in r.stderr
+    assert r.returncode == 2 and 'model ae has no "hq" decoder; its decoders: fast, quality' in r.stderr
     bad = subprocess.run([sys.executable, os.path.join(root, 'scripts', 'ae_ceiling.py'), '--images', root + '/nope'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert bad.returncode == 2 and 'no PNG or JPEG images' in bad.stderr
