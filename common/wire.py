@@ -29,9 +29,10 @@ optionally a 12th, ``ref``::
                                            width; "bits": 1 <= C <= the model's channels, 1 <= h, w <= 1024;
                                            "jpeg", "raw": C = 3, the code image's h, w <= 4096
             0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs, 1..4096;
-                                           h * stride - multiple < H <= h * stride, likewise W (the
-                                           sender padded the frame to the model's multiple; the host
-                                           crops the padding off)
+                                           h * stride - multiple < H <= h * stride, likewise W, and
+                                           h * stride, w * stride multiples of the model's multiple (the
+                                           sender padded the frame to that multiple; the host crops the
+                                           padding off)
             0xa7 'payload'  bin            0xc4 n8 / 0xc5 n16 / 0xc6 n32, then the bytes (below)
             0xa6 'stages'   map            fixmap: sender stage name -> f64 milliseconds, names from
                                            nanolink.common.stages.EDGE_STAGES, finite, 0 <= ms < 1e6.
@@ -57,7 +58,7 @@ after the zlib stream. The receiver decompresses with that bound (no zip bombs) 
 returned Frame carries the packed bits.
 
 Payload, dtype "jpeg": one JPEG file of the h x w code image, whose header must state h x w (checked before
-decoding). For model "ae" the code image is the learned 8-bit code at H/2 x W/2; for the baseline model
+decoding). For model "ae" the code image is the learned 8-bit code at H/2 x W/2; for "ae-full" and the baseline model
 "jpeg" (nanolink.common.classical, stride 1) it is the frame itself. dtype "raw" (model "raw"): the BGR
 frame as H * W * 3 bytes, row-major. "jpeg" and "raw" as models are baselines for benchmarks.
 
@@ -300,6 +301,6 @@ def _check(f, models):
         raise WireError('shape {} has {} channels but model {} has {}'.format(
             list(f.shape), c, f.model, spec.channels), s)
     for side, n in zip(f.size, (h, w)):
-        if not n * spec.stride - spec.multiple < side <= n * spec.stride:
+        if not n * spec.stride - spec.multiple < side <= n * spec.stride or n * spec.stride % spec.multiple:
             raise WireError('size {} does not fit code shape {} at stride {} (padding to a multiple of {})'.format(
                 list(f.size), list(f.shape), spec.stride, spec.multiple), s)

@@ -100,6 +100,7 @@ def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
     (raw(shape=[32, 16, 24], payload=b'\x00' * (32 * 16 * 24 // 8)), 'channels but model'),
     (raw(size=[64]), 'size must be'),
     (raw(size=[100, 90]), 'does not fit code shape'),
+    (raw(shape=[8, 15, 24], size=[58, 90], payload=b'\x00' * (8 * 15 * 24 // 8)), 'does not fit code shape'),
     (raw(size=[0, 90]), 'out of range'),
     (raw(payload=b'\x00' * 10), 'payload is 10 bytes'),
     (raw(payload='text'), 'payload must be binary'),
