@@ -67,10 +67,12 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', default='ae', help='bundled model used without --engine (default: %(default)s); '
-                                                  'jpeg or raw: classical baselines over the same transport')
-    p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the ae model\'s code image '
-                                                               '(default: the model\'s) or of --model jpeg (default 75)')
+    p.add_argument('--model', default='ae', help='bundled model used without --engine (default: %(default)s): ae, '
+                                                  'ae-full or cae; jpeg or raw: classical baselines over the same '
+                                                  'transport')
+    p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
+                                                               'ae-full (default: the model\'s) or of --model jpeg '
+                                                               '(default 75)')
     p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
                    help='lossless coding of binary codes before sending (default: %(default)s; sent only when shorter)')
     p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '

@@ -172,8 +172,10 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
 
 
 def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
-    """ae: one encoder (image -> 8-bit BGR code image at H/2, which the edge codes with JPEG), one decoder."""
+    """ae, ae-full: one encoder (image -> 8-bit BGR code image at H/s, s = 2 or 1, which the edge codes with JPEG),
+    one decoder."""
     ident = identity(model)
+    code_h, code_w = ('H', 'W') if model.stride == 1 else ('H/{}'.format(model.stride), 'W/{}'.format(model.stride))
     name = ident['name']
     suffix = '' if code_dtype == 'uint8' else '-' + code_dtype
     files = {'encoder': '{}-enc{}.onnx'.format(name, suffix), 'decoder': '{}-dec.onnx'.format(name),
@@ -187,10 +189,10 @@ def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
     save_checkpoint(model, os.path.join(out_dir, files['torch']))
     manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
                     io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
-                                    'output': 'code', 'output_shape': [1, 'H/2', 'W/2', 3], 'output_dtype': code_dtype,
+                                    'output': 'code', 'output_shape': [1, code_h, code_w, 3], 'output_dtype': code_dtype,
                                     'note': 'BGR byte values; the edge codes them with JPEG at the chosen quality'},
                         'decoder': dict(DECODER_OUT, input='code', input_dtype='float32',
-                                        input_shape=[1, 'H/2', 'W/2', 3])})
+                                        input_shape=[1, code_h, code_w, 3])})
     manifest.update(extra_manifest or {})
     write_manifest(out_dir, manifest)
     return manifest

@@ -142,7 +142,7 @@ def main(argv=None):
     p.add_argument('--frames', type=int, default=100, help='frames to stream (default: %(default)s)')
     p.add_argument('--model', default='ae', help='bundled model (default: %(default)s)')
     p.add_argument('--channels', type=int, help='cae rate point: binary channels sent (default: the model default)')
-    p.add_argument('--jpeg-quality', type=int, help='ae rate: JPEG quality of the code image (default: the model\'s)')
+    p.add_argument('--jpeg-quality', type=int, help='ae / ae-full rate: JPEG quality of the code image (default: the model\'s)')
     p.add_argument('--size', metavar='WxH', help='resize frames on the edge first')
     p.add_argument('--fps', type=float, help='pace the sender (default: as fast as it goes)')
     p.add_argument('--out', default='nanolink-demo', help='output folder (default: %(default)s)')

@@ -1,4 +1,4 @@
-"""ae in torch: shapes, budget, training through real JPEG, export parity with ONNX Runtime."""
+"""ae and ae-full in torch: shapes, budget, training through real JPEG, export parity with ONNX Runtime."""
 import json
 import os
 
@@ -13,16 +13,26 @@ from nanolink.export import onnx_export, train          # noqa: E402
 from nanolink.export.models import budget, build_model, jpeg_round_trip   # noqa: E402
 
 
-def test_shapes_rates_and_budget():
-    m = build_model('ae').eval()
+@pytest.mark.parametrize('name, code_side, rates', [('ae', 2, [50, 75, 85, 95]), ('ae-full', 1, [10, 20, 30, 50])])
+def test_shapes_rates_and_budget(name, code_side, rates):
+    m = build_model(name).eval()
     x = torch.rand(2, 3, 64, 96)
     c = m.analysis(x)
-    assert c.shape == (2, 3, 32, 48) and 0 <= c.min() and c.max() <= 1
+    assert m.stride == code_side and c.shape == (2, 3, 64 // code_side, 96 // code_side)
+    assert 0 <= c.min() and c.max() <= 1
     assert m.synthesis(c).shape == (2, 3, 64, 96)
     outs, health = m.rate_outputs(x[:1])
-    assert sorted(outs) == [50, 75, 85, 95] and health['bpp'][50] < health['bpp'][75] < health['bpp'][95]
+    assert sorted(outs) == rates and health['bpp'][rates[0]] < health['bpp'][rates[1]] < health['bpp'][rates[-1]]
     b = budget(m)
     assert b['encoder_mac_per_px'] <= 2500                    # the Nano's budget (issue 4)
+
+
+def test_ae_full_code_is_the_frame_and_a_bad_scale_is_refused():
+    m = build_model('ae-full').eval()
+    x = torch.rand(1, 3, 32, 48)
+    assert torch.equal(m.analysis(x), x) and not list(m.encoder.parameters())
+    with pytest.raises(ValueError, match='code_scale must be 1 or 2'):
+        build_model('ae', code_scale=4)
 
 
 def test_jpeg_straight_through_passes_gradients():
@@ -33,31 +43,34 @@ def test_jpeg_straight_through_passes_gradients():
     assert (y - c).abs().max() > 0                            # the real codec's error forward
 
 
-def test_training_ae_logs_bpp_and_psnr_per_quality(tmp_path, sample_frame):
+@pytest.mark.parametrize('name, keys', [('ae', {'psnr_q50', 'psnr_q75', 'psnr_q95', 'bpp_q75', 'msssim_q75'}),
+                                        ('ae-full', {'psnr_q10', 'psnr_q20', 'psnr_q50', 'bpp_q20', 'msssim_q20'})])
+def test_training_logs_bpp_and_psnr_per_quality(tmp_path, sample_frame, name, keys):
     import cv2
     data, val = tmp_path / 'data', tmp_path / 'val'
     data.mkdir(); val.mkdir()
     cv2.imwrite(str(data / 'a.png'), sample_frame)
     cv2.imwrite(str(val / 'v.png'), sample_frame[:200, :240])
     out = str(tmp_path / 'run')
-    assert train.main(['--model', 'ae', '--data', str(data), '--val', str(val), '--out', out, '--steps', '2',
+    assert train.main(['--model', name, '--data', str(data), '--val', str(val), '--out', out, '--steps', '2',
                        '--batch', '2', '--crop', '64', '--alpha', '0', '--val-every', '2', '--threads', '1']) == 0
     row = json.loads(open(os.path.join(out, 'val.jsonl')).readline())
-    assert {'psnr_q50', 'psnr_q75', 'psnr_q95', 'bpp_q75', 'msssim_q75'} <= set(row)
+    assert keys <= set(row)
 
 
-def test_bundled_ae_export_parity(tmp_path, sample_frame):
+@pytest.mark.parametrize('name, code_shape', [('ae', (1, 256, 384, 3)), ('ae-full', (1, 512, 768, 3))])
+def test_bundled_export_parity(tmp_path, sample_frame, name, code_shape):
     """torch vs ONNX Runtime: the 8-bit code images and the decoded BGR bytes agree to within one level (rounding
     at .5)."""
     from nanolink.common.imageproc import prepare
-    info = bundled_model('ae')
+    info = bundled_model(name)
     model, ident = onnx_export.load_checkpoint(info.torch)
     assert ident['fingerprint'] == info.fingerprint and ident['dtype'] == 'jpeg'
     x = prepare(sample_frame, info.multiple)[0]
     ort_code = open_backend(info.encoder, 'encoder').run(x)
     with torch.no_grad():
         t_code = model.encoder_module().eval()(torch.from_numpy(x)).numpy()
-    assert ort_code.dtype == np.uint8 and ort_code.shape == t_code.shape == (1, 256, 384, 3)
+    assert ort_code.dtype == np.uint8 and ort_code.shape == t_code.shape == code_shape
     diff = np.abs(ort_code.astype(int) - t_code.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     code = ort_code.astype(np.float32)
@@ -71,12 +84,13 @@ def test_bundled_ae_export_parity(tmp_path, sample_frame):
     np.testing.assert_array_equal(open_backend(f16, 'encoder').run(x).astype(np.uint8), ort_code)
 
 
-def test_ae_identity_from_manifest_matches_onnx_metadata_and_build_engine_picks_float16(capsys):
+@pytest.mark.parametrize('name', ['ae', 'ae-full'])
+def test_identity_from_manifest_matches_onnx_metadata_and_build_engine_picks_float16(capsys, name):
     onnx = pytest.importorskip('onnx')
     from nanolink.common.zoo import METADATA_KEY
     from nanolink.export import build_engine
-    info = bundled_model('ae')
-    for path in (info.encoder, build_engine.bundled_encoder('ae'), info.decoder):
+    info = bundled_model(name)
+    for path in (info.encoder, build_engine.bundled_encoder(name), info.decoder):
         meta = {p.key: p.value for p in onnx.load(path).metadata_props}[METADATA_KEY]
         assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta), path
     try:
@@ -84,8 +98,8 @@ def test_ae_identity_from_manifest_matches_onnx_metadata_and_build_engine_picks_
         return
     except ImportError:
         pass
-    assert build_engine.main(['--model', 'ae', '--out', 'x.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
-    assert 'ae-enc-float16.onnx --saveEngine=x.trt' in capsys.readouterr()[0]
+    assert build_engine.main(['--model', name, '--out', 'x.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
+    assert name + '-enc-float16.onnx --saveEngine=x.trt' in capsys.readouterr()[0]
 
 
 def test_arch_overrides_train_export_and_decode_like_the_float_model(tmp_path, sample_frame):
