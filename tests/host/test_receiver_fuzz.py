@@ -83,3 +83,27 @@ def test_oversized_gaps_and_reordering_are_counted(host_process, tmp_path):
     assert 'exceeds the 16777216 byte limit' in err
     assert '4 decoded, 1 rejected of 5 received' in err
     assert 'stream ok: 4 frames, 1 lost, 1 reordered' in err      # frame 2 never came
+
+
+def test_ae_full_frame_with_an_odd_code_is_rejected_not_decoded(host_process, tmp_path):
+    """ae-full's decoder works at half resolution, so its code (the padded frame) has even sides; a message with an
+    odd one is refused by the wire check instead of failing inside the decoder, and the next frame decodes."""
+    import cv2
+    import numpy as np
+    fp = zoo.bundled_model('ae-full').fingerprint
+
+    def frame(h, w, seq):
+        img = np.random.RandomState(seq).randint(0, 256, (h, w, 3)).astype(np.uint8)
+        payload = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes()
+        return wire.pack(wire.Frame(stream='cam', seq=seq, t_cap=time.time(), model='ae-full', fp=fp, dtype='jpeg',
+                                    shape=(3, h, w), size=(h, w), payload=payload, stages={}))
+
+    h = host_process('--frames', 1, '--timeout', 30, '--model', 'ae-full')
+    ctx = zmq.Context()
+    with Sender(h.endpoint, context=ctx) as tx:
+        assert tx.send(frame(15, 24, 0))
+        assert tx.send(frame(16, 24, 1))
+        rc, err = h.wait(60)
+    ctx.term()
+    assert rc == 0 and 'Traceback' not in err, err[-2000:]
+    assert 'does not fit code shape' in err and '1 decoded, 1 rejected of 2 received' in err, err[-2000:]
