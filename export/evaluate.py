@@ -221,26 +221,36 @@ def main(argv=None):
         json.dump({'images': args.images, 'count': len(images), 'results': results, 'bd_rate_vs_jpeg': bd}, f, indent=1)
     if args.plot:
         plot(results, args.plot)
-    vs = 'jpeg' in baselines
-    print('{:<12} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM')
-          + ('   vs JPEG at the same bpp: dPSNR  dMS-SSIM' if vs else ''))
+    for line in table(results, bd, 'jpeg' in baselines):
+        print(line)
+    return 0
+
+
+
+def table(results, bd, vs_jpeg):
+    """The printed summary: one line per rate point and baseline quality (with the difference to JPEG at the same
+    bpp when ``vs_jpeg``), then the BD-rates."""
+    width = max([12] + [len(r['model']) for r in results])
+    lines = ['{:<{w}} {:>7} {:>7} {:>8} {:>8}'.format('codec', 'setting', 'bpp', 'PSNR', 'MS-SSIM', w=width)
+             + ('   vs JPEG at the same bpp: dPSNR  dMS-SSIM' if vs_jpeg else '')]
     for r in results:
         if 'rate_point' in r:
             setting = '{}={}'.format('q' if r.get('rate') == 'jpeg_quality' else 'k', r['rate_point'])
         else:
             setting = 'q={}'.format(r['quality'])
-        line = '{:<12} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
-                                                          '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-')
-        if vs and 'rate_point' in r:
+        line = '{:<{w}} {:>7} {:>7.3f} {:>8.2f} {:>8}'.format(r['model'], setting, r['bpp'], r['psnr'],
+                                                            '{:.4f}'.format(r['ms_ssim']) if r['ms_ssim'] else '-',
+                                                            w=width)
+        if vs_jpeg and 'rate_point' in r:
             same = r['jpeg_same_bpp']
             line += '   {:>30}'.format('outside the JPEG sweep' if same is None else '{:+.2f} dB {:>9}'.format(
                 r['psnr'] - same['psnr'], '-' if same['ms_ssim'] is None or r['ms_ssim'] is None
                 else '{:+.4f}'.format(r['ms_ssim'] - same['ms_ssim'])))
-        print(line)
+        lines.append(line)
     for name, v in bd.items():
-        print('BD-rate of {} vs JPEG (PSNR): {}'.format(name, 'n/a (no overlap)' if v is None else '{:+.1f} %'.format(v)))
-    return 0
-
+        lines.append('BD-rate of {} vs JPEG (PSNR): {}'.format(name, 'n/a (no overlap)' if v is None
+                                                                else '{:+.1f} %'.format(v)))
+    return lines
 
 if __name__ == '__main__':
     sys.exit(main())
