@@ -80,16 +80,17 @@ def test_codec_eval_runs_a_decoder_variant_on_the_same_bits(tmp_path, sample_fra
     cv2.imwrite(str(imgs / 'a.png'), sample_frame[:256, :384])
     out = tmp_path / 'results.json'
     assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--model', 'cae:quality', '--model', 'ae',
-                          '--model', 'ae:quality', '--baselines', 'jpeg', '--out', str(out)]) == 0
+                          '--model', 'ae:quality', '--model', 'ae-full', '--model', 'ae-full:quality',
+                          '--baselines', 'jpeg', '--out', str(out)]) == 0
     res = json.load(open(str(out)))
-    for name, rates in (('cae', 3), ('ae', 4)):
+    for name, rates in (('cae', 3), ('ae', 4), ('ae-full', 4)):
         fast = [r for r in res['results'] if r['model'] == name]
         quality = [r for r in res['results'] if r['model'] == name + ':quality']
         assert [r['decoder'] for r in fast + quality] == ['fast'] * rates + ['quality'] * rates
         for f, q in zip(fast, quality):
             assert f['rate_point'] == q['rate_point'] and f['bpp'] == q['bpp']       # the same wire messages
             assert q['psnr'] > f['psnr']
-    assert set(res['bd_rate_vs_jpeg']) == {'cae', 'cae:quality', 'ae', 'ae:quality'}
+    assert set(res['bd_rate_vs_jpeg']) == {'cae', 'cae:quality', 'ae', 'ae:quality', 'ae-full', 'ae-full:quality'}
     with pytest.raises(SystemExit) as e:
         evaluate.main(['--images', str(imgs), '--model', 'cae:hq', '--out', str(out)])
     assert e.value.code == 2
