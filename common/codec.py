@@ -39,6 +39,8 @@ class EdgeEncoder(object):
                     engine, info.default_channels, channels))
             return cls(backend, info, info.default_channels, size)
         info = zoo.bundled_model(model)
+        if info.dtype == 'jpeg' and info.stride == 1:
+            return FrameJpegEncoder(info, quality, size, channels, device)
         if info.dtype == 'jpeg':
             return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
                                    channels)
@@ -90,18 +92,59 @@ class JpegCodeEncoder(EdgeEncoder):
     """Encoder half of a model whose code is a small 8-bit image coded with JPEG (``ae``)."""
 
     def __init__(self, backend, info, quality=None, size=None, channels=None):
+        self.quality = self.checked_quality(info, quality, channels)
+        EdgeEncoder.__init__(self, _JpegCodeBackend(backend, self.quality), info, 3, size)
+
+    @staticmethod
+    def checked_quality(info, quality, channels):
+        """The JPEG quality to send (the model's default when None); NanolinkError for --channels or a bad one."""
         if channels:
             raise NanolinkError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
                 info.name))
         quality = info.default_channels if quality is None else quality
         if not 1 <= quality <= 100:
             raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(quality))
-        EdgeEncoder.__init__(self, _JpegCodeBackend(backend, quality), info, 3, size)
-        self.quality = quality
+        return quality
 
     def fetch(self, out):
         buf, (h, w) = out
         return buf.tobytes(), (3, h, w)
+
+
+class _FrameJpegBackend(object):
+    """JPEG coding of the padded BGR frame, on the CPU: the whole ``encode`` stage of FrameJpegEncoder."""
+
+    kind, device = 'opencv-jpeg', 'cpu'
+
+    def __init__(self, quality):
+        self.quality = quality
+
+    def forward(self, frame):
+        from nanolink.common.classical import encode_jpeg
+        return encode_jpeg(frame, self.quality), frame.shape[:2]
+
+    def to_host(self, out):
+        return out
+
+    def close(self):
+        pass
+
+
+class FrameJpegEncoder(JpegCodeEncoder):
+    """Encoder half of a model whose code is the frame itself (``ae-full``: code scale 1, the encoder network is the
+    identity): the padded BGR frame goes straight to JPEG, without the float blob and the network that would turn
+    it back into the same bytes (at 1008^2 that round trip cost 6 ms here, the JPEG 2.5 ms). The payload is the
+    same JPEG file byte for byte (tested against the exported encoder)."""
+
+    def __init__(self, info, quality=None, size=None, channels=None, device=None):
+        if device == 'cuda':
+            raise NanolinkError('{} has no encoder network to run on CUDA: its edge work is a JPEG of the frame on the '
+                                'CPU; drop --device cuda'.format(info.name))
+        self.quality = self.checked_quality(info, quality, channels)
+        EdgeEncoder.__init__(self, _FrameJpegBackend(self.quality), info, 3, size)
+
+    def preprocess(self, frame):
+        return imageproc.pad(frame, self.info.multiple, self.size)
 
 
 class HostDecoder(object):

@@ -46,16 +46,23 @@ def resize_to(frame, size):
     return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def prepare(frame, multiple, size=None):
-    """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
-
-    size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
-    """
+def pad(frame, multiple, size=None):
+    """BGR uint8 (H, W, 3) -> (BGR uint8 (Hp, Wp, 3), (H, W) the host outputs): resized to ``size`` (width,
+    height) first if given, then padded with edge pixels to ``multiple``."""
     frame = resize_to(as_bgr(frame), size)
     h, w = frame.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(frame), (h, w)
+
+
+def prepare(frame, multiple, size=None):
+    """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
+
+    size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
+    """
+    frame, (h, w) = pad(frame, multiple, size)
     blob = np.empty((1, 3) + frame.shape[:2], dtype=np.float32)               # (1, 3, Hp, Wp) RGB in [0, 1]
     for c in range(3):                                                         # BGR interleaved -> RGB planes
         np.multiply(frame[:, :, 2 - c], np.float32(1.0 / 255.0), out=blob[0, c], dtype=np.float32)

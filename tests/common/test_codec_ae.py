@@ -95,3 +95,20 @@ def test_manifest_describes_the_bundled_model(model, stride):
     assert info.default_channels in info.rate_points
     for key in ('architecture', 'training', 'metrics', 'files', 'io'):
         assert key in info.manifest, key
+
+
+def test_ae_full_edge_jpegs_the_frame_directly_with_the_same_bytes_as_its_encoder_network(sample_frame):
+    """The edge skips ae-full's identity network (float blob in, the same bytes out): the payload must be the very
+    JPEG file that the exported encoder's output gives, padding included."""
+    from nanolink.common.errors import NanolinkError
+    frame = sample_frame[:501, :743]
+    direct = EdgeEncoder.open('ae-full', quality=20)
+    network = EdgeEncoder.open('ae-full', engine=zoo.bundled_model('ae-full').encoder, quality=20)
+    assert direct.backend.kind == 'opencv-jpeg' and network.backend.kind == 'onnxruntime+jpeg'
+    outs = []
+    for enc in (direct, network):
+        blob, size = enc.preprocess(frame)
+        outs.append(enc.fetch(enc.backend.forward(blob)) + (size,))
+    assert outs[0] == outs[1] and outs[0][1] == (3, 502, 744) and outs[0][2] == (501, 743)
+    with pytest.raises(NanolinkError, match='no encoder network to run on CUDA'):
+        EdgeEncoder.open('ae-full', device='cuda')
