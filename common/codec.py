@@ -111,40 +111,26 @@ class JpegCodeEncoder(EdgeEncoder):
         return buf.tobytes(), (3, h, w)
 
 
-class _FrameJpegBackend(object):
-    """JPEG coding of the padded BGR frame, on the CPU: the whole ``encode`` stage of FrameJpegEncoder."""
-
-    kind, device = 'opencv-jpeg', 'cpu'
-
-    def __init__(self, quality):
-        self.quality = quality
-
-    def forward(self, frame):
-        from nanolink.common.classical import encode_jpeg
-        return encode_jpeg(frame, self.quality), frame.shape[:2]
-
-    def to_host(self, out):
-        return out
-
-    def close(self):
-        pass
-
-
-class FrameJpegEncoder(JpegCodeEncoder):
+class FrameJpegEncoder(EdgeEncoder):
     """Encoder half of a model whose code is the frame itself (``ae-full``: code scale 1, the encoder network is the
-    identity): the padded BGR frame goes straight to JPEG, without the float blob and the network that would turn
-    it back into the same bytes (at 1008^2 that round trip cost 6 ms here, the JPEG 2.5 ms). The payload is the
-    same JPEG file byte for byte (tested against the exported encoder)."""
+    identity): the padded BGR frame goes straight to OpenCV JPEG, the way ``--model jpeg`` sends it, without the
+    float blob and the network that would turn it back into the same bytes (at 1008^2 that round trip cost 6 ms
+    here, the JPEG 2.5 ms). The payload is the same JPEG file byte for byte (tested against the exported encoder)."""
 
     def __init__(self, info, quality=None, size=None, channels=None, device=None):
+        from nanolink.common.classical import ClassicalBackend
         if device == 'cuda':
             raise NanolinkError('{} has no encoder network to run on CUDA: its edge work is a JPEG of the frame on the '
                                 'CPU; drop --device cuda'.format(info.name))
-        self.quality = self.checked_quality(info, quality, channels)
-        EdgeEncoder.__init__(self, _FrameJpegBackend(self.quality), info, 3, size)
+        self.quality = JpegCodeEncoder.checked_quality(info, quality, channels)
+        EdgeEncoder.__init__(self, ClassicalBackend('jpeg', self.quality), info, 3, size)
 
     def preprocess(self, frame):
         return imageproc.pad(frame, self.info.multiple, self.size)
+
+    def fetch(self, out):
+        from nanolink.common.classical import jpeg_size
+        return out.tobytes(), (3,) + jpeg_size(out)
 
 
 class HostDecoder(object):
