@@ -299,24 +299,26 @@ def test_message_over_the_socket_limit_drops_only_its_connection_and_is_counted(
     assert closed >= 1 and accepted >= 2, err
 
 
-def test_ae_streams_with_its_jpeg_quality_through_the_clis(tmp_path, host_process, sample_frame):
+@pytest.mark.parametrize('model, qualities', [('ae', (50, 90)), ('ae-full', (10, 50))])
+def test_ae_streams_with_its_jpeg_quality_through_the_clis(tmp_path, host_process, sample_frame, model, qualities):
     src = tmp_path / 'src'
     src.mkdir()
     cv2.imwrite(str(src / 'a.png'), sample_frame[:301, :457])
     h = host_process('--frames', 4, '--save', tmp_path / 'out', '--timeout', 60, '--log', tmp_path / 'host.jsonl')
-    for q in (50, 90):
-        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'ae', '--jpeg-quality', q, '--frames', 2, '--loop',
-                '--connect', h.endpoint, '--stream-id', 'ae-q{}'.format(q), '--quiet')
+    for q in qualities:
+        r = cli('nanolink.edge.cli', '--camera', src, '--model', model, '--jpeg-quality', q, '--frames', 2, '--loop',
+                '--connect', h.endpoint, '--stream-id', 'q{}'.format(q), '--quiet')
         assert r.returncode == 0, r.stderr
     rc, err = h.wait()
     assert rc == 0, err
-    low, high = [cv2.imread(str(tmp_path / 'out' / 'ae-q{}'.format(q) / '00000001.png')) for q in (50, 90)]
+    low, high = [cv2.imread(str(tmp_path / 'out' / 'q{}'.format(q) / '00000001.png')) for q in qualities]
     assert low.shape == high.shape == (301, 457, 3)
     assert 18 < metrics.psnr(sample_frame[:301, :457], low) < metrics.psnr(sample_frame[:301, :457], high)
     rows = [json.loads(l) for l in open(str(tmp_path / 'host.jsonl'))]
+    assert set(r['model'] for r in rows) == {model}
     bpp = {r['stream']: r['bytes'] * 8.0 / (301 * 457) for r in rows}
-    assert bpp['ae-q50'] < bpp['ae-q90']
-    r = cli('nanolink.edge.cli', '--camera', src, '--model', 'ae', '--channels', 8, '--frames', 1)
+    assert bpp['q{}'.format(qualities[0])] < bpp['q{}'.format(qualities[1])]
+    r = cli('nanolink.edge.cli', '--camera', src, '--model', model, '--channels', 8, '--frames', 1)
     assert r.returncode == 1 and '--jpeg-quality' in r.stderr
 
 
