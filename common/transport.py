@@ -6,8 +6,10 @@
         tx.send(message_bytes)                          # False if the host did not take it in time
 
 Sender: while no host is connected up to ``hwm`` messages queue; beyond that ``send`` waits
-``send_timeout_ms`` and drops the frame (returns False) rather than blocking the camera loop; ``close``
-waits at most ``linger_ms`` for queued frames to leave.
+``send_timeout_ms`` and drops the frame (returns False) rather than blocking the camera loop
+(send_timeout_ms=-1 waits for the host, in short steps, so a ``stop`` event still ends the wait); ``close``
+waits at most ``linger_ms`` for queued frames to leave, and not at all when no host ever completed a handshake
+(``host_seen``; a socket monitor watches for it), since then nothing can leave.
 latest=True (both classes): ZMQ_CONFLATE keeps only the newest message in the queue, so a slow host shows
 the newest frame instead of falling further behind; older frames are dropped (they show up as ``lost`` in the
 host's per-stream counts). Reliable mode (the default) drops nothing while the host keeps up, at the cost
@@ -24,14 +26,21 @@ import time
 import zmq
 
 from nanolink.common import wire
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 
 MULTIPART = object()
 
 
-def check_endpoint(endpoint, option, example):
+def check_endpoint(endpoint, option, example, any_port=False):
+    """A ZeroMQ endpoint: tcp://HOST:PORT with PORT in 1..65535 ('*' too where ``any_port``), ipc:// or inproc://;
+    a UsageError naming the option otherwise."""
     if not endpoint.startswith(('tcp://', 'ipc://', 'inproc://')):
-        raise NanolinkError('{} {}: expected an endpoint like {}'.format(option, endpoint, example))
+        raise UsageError('{} {}: expected an endpoint like {}'.format(option, endpoint, example))
+    if endpoint.startswith('tcp://'):
+        host, _, port = endpoint[len('tcp://'):].rpartition(':')
+        if not host or not (port.isdigit() and 1 <= int(port) <= 65535 or any_port and port == '*'):
+            raise UsageError('{} {}: expected tcp://HOST:PORT with a port in 1..65535{}, e.g. {}'.format(
+                option, endpoint, " or '*' (any free port)" if any_port else '', example))
     return endpoint
 
 
@@ -53,7 +62,7 @@ class _Socket(object):
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
-        if self._own_context:
+        if self._own_context and not self.context.closed:
             self.context.term()
 
     def __enter__(self):
@@ -65,35 +74,93 @@ class _Socket(object):
 
 
 class Sender(_Socket):
+    WAIT_STEP_MS = 200     # with send_timeout_ms=-1, how often a blocked send looks at its stop event
+
+    STOP_LINGER_MS = 2000  # once ``stop`` is set, the longest close still waits for queued frames to leave
+
     def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False,
-                 curve=()):
-        """curve: socket options from nanolink.common.keys.edge_options (CurveZMQ client), or ()."""
-        self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://HOST:PORT')
+                 curve=(), stop=None):
+        """curve: socket options from nanolink.common.keys.edge_options (CurveZMQ client), or ().
+        stop: a threading.Event (Ctrl-C) that cuts waits for the host short: a blocked send, and close."""
+        self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://192.168.1.10:5555')
+        self.stop = stop
+        self.wait_forever = send_timeout_ms < 0
+        self.linger_ms = linger_ms
         _Socket.__init__(self, zmq.PUSH, context, list(curve) + [
-            (zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm), (zmq.SNDTIMEO, send_timeout_ms), (zmq.LINGER, linger_ms)])
+            (zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm),
+            (zmq.SNDTIMEO, self.WAIT_STEP_MS if self.wait_forever else send_timeout_ms), (zmq.LINGER, linger_ms)])
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as e:
             self.close()
-            raise NanolinkError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
+            raise UsageError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
         self.sent = 0
         self.dropped = 0
+        self.handshakes = 0
 
     def send(self, message):
-        try:
-            self.socket.send(message, copy=len(message) < 65536)
-        except zmq.Again:
-            self.dropped += 1
-            return False
+        """Queue one message; False (and counted in ``dropped``) when the queue stayed full for send_timeout_ms,
+        or, waiting for the host, when ``stop`` was set."""
+        stop = self.stop
+        while True:
+            try:
+                self.socket.send(message, copy=len(message) < 65536)
+                break
+            except zmq.Again:
+                if not self.wait_forever or (stop is not None and stop.is_set()):
+                    self.dropped += 1
+                    return False
         self.sent += 1
         return True
+
+    @property
+    def host_seen(self):
+        """True once a host completed a ZeroMQ handshake with this socket (so queued frames can leave)."""
+        return self._await_host(0)
+
+    def _await_host(self, timeout_ms):
+        """Read monitor events for up to timeout_ms (-1: until a handshake) or until a host is seen."""
+        from zmq.utils.monitor import recv_monitor_message
+        deadline = None if timeout_ms < 0 else time.time() + timeout_ms / 1000.0
+        stop_deadline = None
+        while self._monitor is not None and not self.handshakes:
+            if stop_deadline is None and self.stop is not None and self.stop.is_set():
+                stop_deadline = time.time() + self.STOP_LINGER_MS / 1000.0
+                deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
+            left = min(200, max(0, int((deadline - time.time()) * 1000))) if deadline else 200
+            if self._monitor.poll(left):
+                if recv_monitor_message(self._monitor)['event'] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self.handshakes += 1
+            elif deadline is not None and time.time() >= deadline:
+                break
+        return self.handshakes > 0
+
+    def close(self, linger_ms=None):
+        """Close, waiting up to ``linger_ms`` (default: the constructor's; -1: as long as it takes) for queued
+        frames to leave. Until a host is seen (a handshake), that time is spent waiting for one; with none by then,
+        the queue is dropped at once, since nothing could leave."""
+        if self.socket is not None:
+            linger = self.linger_ms if linger_ms is None else linger_ms
+            t0 = time.time()
+            seen = self._await_host(linger)
+            if self.stop is not None and self.stop.is_set():
+                linger = self.STOP_LINGER_MS if linger < 0 else min(linger, self.STOP_LINGER_MS)
+            if seen and linger >= 0:
+                linger = max(0, linger - int((time.time() - t0) * 1000))
+            self.socket.setsockopt(zmq.LINGER, linger if seen else 0)
+            if self._monitor is not None:
+                self.socket.disable_monitor()
+                self._monitor.close()
+                self._monitor = None
+        _Socket.close(self)
 
 
 class Receiver(_Socket):
     def __init__(self, endpoint, hwm=64, max_message_bytes=2 * wire.MAX_MESSAGE_BYTES, context=None, latest=False,
                  curve=None):
         """curve: (socket options, allow-list folder) from nanolink.common.keys.host_options, or None."""
-        check_endpoint(endpoint, '--bind', 'tcp://*:5555')
+        check_endpoint(endpoint, '--bind', 'tcp://*:5555', any_port=True)
         options, allowed = curve if curve else ([], None)
         _Socket.__init__(self, zmq.PULL, context, list(options) + [
             (zmq.CONFLATE, int(latest)), (zmq.RCVHWM, hwm), (zmq.MAXMSGSIZE, max_message_bytes), (zmq.LINGER, 0)])
@@ -107,8 +174,11 @@ class Receiver(_Socket):
             self.socket.bind(endpoint)
         except zmq.ZMQError as e:
             self.close()
-            raise NanolinkError('--bind {}: {} (is another host-receiver using the port? pick another with '
-                                '--bind tcp://*:PORT)'.format(endpoint, e))
+            if e.errno == zmq.EADDRINUSE:
+                raise NanolinkError('--bind {}: {} (is another host-receiver using the port? pick another with '
+                                    '--bind tcp://*:PORT)'.format(endpoint, e))
+            raise NanolinkError('--bind {}: {} (bind to an address of this machine, e.g. tcp://*:5555 for all of '
+                                'them or tcp://127.0.0.1:5555 for this machine only)'.format(endpoint, e))
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.connections_accepted = self.connections_closed = 0
         self._monitor = self.socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)

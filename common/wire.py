@@ -16,7 +16,7 @@ optionally a 12th, ``ref``::
                                            of [A-Za-z0-9_.:-]
             0xa3 'seq'      uint           sequence number per stream: fixint / 0xcc u8 / 0xcd u16 /
                                            0xce u32 / 0xcf u64, big-endian, 0 .. 2**63-1
-            0xa5 't_cap'    0xcb f64       capture time, Unix seconds, IEEE 754 big-endian, finite > 0
+            0xa5 't_cap'    0xcb f64       capture time, Unix seconds, IEEE 754 big-endian, 0 < t_cap < 2^32
             0xa5 'model'    str            model name (e.g. "cae"), must be one the receiver knows
             0xa2 'fp'       str            weights fingerprint: 16 lowercase hex chars (first 64 bits of
                                            the SHA-256 of the weights); the receiver must hold a decoder
@@ -75,6 +75,7 @@ import numpy as np
 from nanolink.common.stages import EDGE_STAGES
 
 VERSION = 1
+MAX_T_CAP = float(2 ** 32)              # Unix seconds: the year 2106
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the receiving socket
 # Frames up to 4096 x 4096 (4K cameras fit): a bigger shape would make the decoder allocate gigabytes, so a
 # single hostile message could take the host down.
@@ -91,11 +92,12 @@ _FP_RE = re.compile(r'^[0-9a-f]{16}$')
 class WireError(ValueError):
     """A message that must be rejected; ``reason`` says why, ``stream`` names the sender if known."""
 
-    def __init__(self, reason, stream=None, fingerprint_mismatch=False):
+    def __init__(self, reason, stream=None, fingerprint_mismatch=False, too_big=False):
         ValueError.__init__(self, reason)
         self.reason = reason
         self.stream = stream
         self.fingerprint_mismatch = fingerprint_mismatch   # a well-formed frame of weights we do not hold
+        self.too_big = too_big                             # over MAX_MESSAGE_BYTES (or a size over 4096)
 
 
 class Frame(object):
@@ -161,7 +163,11 @@ def pack(frame):
     }
     if frame.ref is not None:
         obj['ref'] = bytes(frame.ref)
-    return msgpack.packb(obj, use_bin_type=True)
+    data = msgpack.packb(obj, use_bin_type=True)
+    if len(data) > MAX_MESSAGE_BYTES:           # every receiver would reject it (or ZeroMQ drop it unseen)
+        raise WireError('the message would be {} bytes, over the {} byte limit of every receiver'.format(
+            len(data), MAX_MESSAGE_BYTES), frame.stream, too_big=True)
+    return data
 
 
 def _no_ext(code, data):
@@ -245,8 +251,8 @@ def _check(f, models):
     s = f.stream
     if type(f.seq) is not int or not 0 <= f.seq < 2 ** 63:
         raise WireError('seq must be an integer in [0, 2**63), got {!r}'.format(f.seq), s)
-    if type(f.t_cap) is not float or not math.isfinite(f.t_cap) or f.t_cap <= 0:
-        raise WireError('t_cap must be a finite float > 0 (Unix seconds), got {!r}'.format(f.t_cap), s)
+    if type(f.t_cap) is not float or not math.isfinite(f.t_cap) or not 0 < f.t_cap < MAX_T_CAP:
+        raise WireError('t_cap must be a float in 0 < t_cap < 2^32 (Unix seconds), got {!r}'.format(f.t_cap), s)
     if not isinstance(f.model, str) or not 1 <= len(f.model) <= 64:
         raise WireError('model must be a name of 1-64 characters, got {!r}'.format(f.model)[:200], s)
     if not isinstance(f.fp, str) or not _FP_RE.match(f.fp):
@@ -259,7 +265,7 @@ def _check(f, models):
     if len(f.size) != 2 or any(type(x) is not int for x in f.size):
         raise WireError('size must be 2 integers [H, W], got {!r}'.format(f.size), s)
     if not all(1 <= x <= MAX_FRAME_SIDE for x in f.size):
-        raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s)
+        raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s, too_big=True)
     if f.dtype in ('bits', 'bits-zlib'):
         if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
             raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(

@@ -6,10 +6,12 @@
     edge-sender --camera 0 --reference-every 30     # a JPEG q95 of every 30th frame: the host's live PSNR
 
 Exit status: 0 when the source ended or --frames were sent (or on Ctrl-C), 1 when something is missing
-(camera, file, TensorRT, ...: one line says what and what to do), 2 for bad arguments.
+(camera, file, TensorRT, ...: one line says what and what to do) or when no host-receiver ever took the
+stream (its frames were queued, then discarded), 2 for bad arguments.
 """
 import argparse
 import logging
+import math
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from typing import Optional, Tuple
 from nanolink.common import wire
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
 from nanolink.common.codec import EdgeEncoder
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
 from nanolink.common.imageproc import as_bgr, parse_size, resize_to
@@ -37,7 +39,7 @@ IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'refer
 class EdgeConfig:
     camera: str                              # --camera value (see nanolink.edge.sources)
     engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
-    model: str = 'ae'                        # bundled model when no engine is given
+    model: Optional[str] = None              # bundled model (default ae); with an engine, checked against its own
     channels: Optional[int] = None           # rate point (binary channels sent); None: model default
     connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
     size: Optional[Tuple[int, int]] = None   # (width, height) to resize frames to
@@ -67,9 +69,9 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', default='ae', help='bundled model used without --engine (default: %(default)s): ae, '
-                                                  'ae-full or cae; jpeg or raw: classical baselines over the same '
-                                                  'transport')
+    p.add_argument('--model', help='bundled model used without --engine (default: ae): ae, ae-full or cae; jpeg or '
+                                   'raw: classical baselines over the same transport; with --engine, the model the '
+                                   'engine must hold')
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
                                                                'ae-full (default: the model\'s) or of --model jpeg '
                                                                '(default 75)')
@@ -92,7 +94,8 @@ def build_parser():
     p.add_argument('--stream-id', default='edge', metavar='NAME', help='stream name (default: %(default)s)')
     p.add_argument('--device', choices=('cpu', 'cuda'),
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
-    p.add_argument('--threads', type=int, default=0, help='encoder CPU threads (default: runtime default)')
+    p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: the runtime\'s '
+                                                          'default)'.format(MAX_THREADS))
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
                    help='with the send queue full, wait this long for the host, then drop the frame (default: '
@@ -110,25 +113,42 @@ def build_parser():
     return p
 
 
+MAX_THREADS = 256
+MAX_SEND_TIMEOUT_MS = 2 ** 31 - 1
+MAX_CLOCK_OFFSET_S = 86400.0
+
+
 def config_from_args(args):
+    """EdgeConfig from parsed arguments; UsageError (exit 2) for a value out of range or options that clash."""
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--fps', args.fps)
+    if args.fps is not None and not math.isfinite(args.fps):
+        raise UsageError('--fps must be a finite number of frames per second, got {}'.format(args.fps))
     cliutil.check_at_least_one('--channels', args.channels)
-    if args.send_timeout < 0:
-        raise NanolinkError('--send-timeout must be >= 0 ms (0: wait for the host), got {}'.format(args.send_timeout))
-    if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
-        raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(args.jpeg_quality))
+    cliutil.check_range('--threads', args.threads, 0, MAX_THREADS)
+    if not 0 <= args.send_timeout <= MAX_SEND_TIMEOUT_MS:
+        raise UsageError('--send-timeout must be in 0..{} ms (0: wait for the host), got {}'.format(
+            MAX_SEND_TIMEOUT_MS, args.send_timeout))
+    cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
     if args.reference_every < 0:
-        raise NanolinkError('--reference-every must be >= 0 frames (0: no references), got {}'.format(
+        raise UsageError('--reference-every must be >= 0 frames (0: no references), got {}'.format(
             args.reference_every))
-    if not 1 <= args.reference_quality <= 100:
-        raise NanolinkError('--reference-quality must be in 1..100, got {}'.format(args.reference_quality))
-    if args.model in CLASSICAL and (args.engine or args.channels):
-        raise NanolinkError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
+    cliutil.check_range('--reference-quality', args.reference_quality, 1, 100)
+    if not (math.isfinite(args.clock_offset) and abs(args.clock_offset) <= MAX_CLOCK_OFFSET_S):
+        raise UsageError('--clock-offset must be a number of seconds within +-{:g} (the difference between the host\'s '
+                         'and this machine\'s clocks; latency-bench --role edge measures it), got {}'.format(
+                             MAX_CLOCK_OFFSET_S, args.clock_offset))
+    if args.model in CLASSICAL:
+        if args.engine or args.channels:
+            raise UsageError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
+        if args.device == 'cuda':
+            raise UsageError('--model {} is a classical baseline coded on the CPU: drop --device cuda'.format(args.model))
+        if args.model == 'raw' and args.jpeg_quality is not None:
+            raise UsageError('--model raw sends raw pixels: it takes no --jpeg-quality')
     try:
         wire.check_stream_id(args.stream_id)
     except wire.WireError as e:
-        raise NanolinkError('--stream-id: ' + e.reason)
+        raise UsageError('--stream-id: ' + e.reason)
     return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
@@ -147,17 +167,20 @@ def run(cfg, stop=None, status_every_s=2.0):
     if cfg.model in CLASSICAL and not cfg.engine:
         encoder = ClassicalEncoder(cfg.model, 75 if cfg.jpeg_quality is None else cfg.jpeg_quality, cfg.size)
     else:
-        encoder = EdgeEncoder.open(cfg.model, cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads,
+        encoder = EdgeEncoder.open(cfg.model or 'ae', cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads,
                                    cfg.jpeg_quality)
     info = encoder.info
+    if cfg.engine and cfg.model and cfg.model != info.name:
+        raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'.format(
+            cfg.engine, info.name, cfg.model, cfg.model))
     curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: sample_window() for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
     with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog, \
             Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, linger_ms=-1 if cfg.send_timeout_ms < 0 else 2000,
-                   latest=cfg.latest, curve=curve) as tx:
-        log.info('streaming %s -> %s with %s (%s, %d channels, fingerprint %s) on %s %s', source.description,
-                 cfg.connect, info.name, encoder.backend.kind, encoder.channels, info.fingerprint,
+                   latest=cfg.latest, curve=curve, stop=stop) as tx:
+        log.info('streaming %s -> %s with %s (%s, %s, fingerprint %s) on %s %s', source.description,
+                 cfg.connect, info.name, encoder.backend.kind, _rate(info, encoder), info.fingerprint,
                  encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
         t0 = time.time()
         while not stop.is_set() and (cfg.frames is None or seq < cfg.frames):
@@ -189,11 +212,14 @@ def run(cfg, stop=None, status_every_s=2.0):
                                                fp=info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
                                                stages=stages, ref=ref))
                 except wire.WireError as e:
-                    raise NanolinkError('cannot send a {}x{} frame: {}; shrink frames with --size WxH'.format(
-                        size[1], size[0], e.reason))
+                    raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(
+                        size[1], size[0], e.reason, '; shrink frames with --size WxH or use a learned model'
+                        if e.too_big else ''))
             with clock('send'):
                 delivered = tx.send(msg)
-            if not delivered:
+            if not delivered and cfg.send_timeout_ms < 0:
+                log.warning('frame %d not sent: stopped while waiting for the host at %s', seq, cfg.connect)
+            elif not delivered:
                 log.warning('frame %d dropped: the host did not take it within %d ms (is host-receiver running at '
                             '%s?)', seq, cfg.send_timeout_ms, cfg.connect)
             prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}
@@ -211,12 +237,23 @@ def run(cfg, stop=None, status_every_s=2.0):
                 log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', seq, (seq - n_status) / (now - t_status),
                          (len(msg) - len(ref or b'')) * 8.0 / (size[0] * size[1]), clock.ms['encode'])
                 t_status, n_status = now, seq
-            if cfg.fps:
+            if cfg.fps and (cfg.frames is None or seq < cfg.frames):
                 delay = t0 + seq / cfg.fps - time.time()
                 if delay > 0:
                     stop.wait(delay)
         elapsed = time.time() - t0
-    return {'frames': seq, 'dropped': tx.dropped, 'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples}
+    host_seen = tx.handshakes > 0              # known once the sender has closed (it waits for a host first)
+    return {'frames': seq, 'dropped': tx.dropped, 'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples,
+            'host_seen': host_seen}
+
+
+def _rate(info, encoder):
+    """The rate point for the start-up line: JPEG quality for image codes, channels for binary codes."""
+    if info.dtype == 'jpeg':
+        return 'JPEG quality {}'.format(encoder.quality)
+    if info.dtype == 'bits':
+        return '{} channels'.format(encoder.channels)
+    return info.dtype
 
 
 def main(argv=None):
@@ -226,12 +263,17 @@ def main(argv=None):
         cfg = config_from_args(args)
         result = run(cfg, stop, 0 if args.quiet else 2.0)
     except NanolinkError as e:
-        print('edge-sender: error: {}'.format(e), file=sys.stderr)
-        return 1
+        return cliutil.fail('edge-sender', e)
     n = result['frames']
     print(format_table(summarise(result['stages']), 'edge-sender: {} frames in {:.2f} s ({:.1f} ms/frame), {} '
                        'dropped'.format(n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1),
                                         result['dropped'])), file=sys.stderr)
+    if n and not result['host_seen']:
+        queued = n - result['dropped']
+        print('edge-sender: error: no host-receiver answered at {}: {} frame{} queued and then discarded (is '
+              'host-receiver running and listening there? --curve-keys on both sides or on neither?)'.format(
+                  args.connect, queued, ' was' if queued == 1 else 's were'), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -90,6 +90,7 @@ def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
     (raw(seq=1.5), 'seq must be'),
     (raw(t_cap=float('nan')), 't_cap'),
     (raw(t_cap=5), 't_cap'),
+    (raw(t_cap=1e300), 't_cap'),
     (raw(model='jpeg'), 'unknown model'),
     (raw(fp='ffffffffffffffff'), 'not loaded here'),
     (raw(fp='XYZ'), 'fp must be'),
@@ -209,3 +210,10 @@ def test_zlib_bomb_inside_the_length_limit_stops_at_the_expected_size():
     f.size = (256, 256)
     with pytest.raises(wire.WireError, match='exactly 4096 bytes'):
         wire.unpack(raw_message(f), MODELS)
+
+
+def test_pack_refuses_a_message_every_receiver_would_refuse():
+    f, _ = make_frame(dtype='raw', shape=(3, 2400, 2400), size=(2400, 2400), payload=b'\x00' * (3 * 2400 * 2400))
+    with pytest.raises(wire.WireError) as e:
+        wire.pack(f)
+    assert e.value.too_big and 'over the {} byte limit'.format(wire.MAX_MESSAGE_BYTES) in e.value.reason
