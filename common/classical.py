@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from nanolink.common import wire
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import ModelInfo
 
 CLASSICAL = ('jpeg', 'raw')
@@ -54,7 +54,7 @@ class ClassicalEncoder(object):
 
     def __init__(self, name, quality=75, size=None):
         if name == 'jpeg' and not 1 <= quality <= 100:
-            raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(quality))
+            raise UsageError('--jpeg-quality must be in 1..100, got {}'.format(quality))
         self.info = classical_info(name)
         self.backend = ClassicalBackend(name, quality)
         self.channels, self.size, self.quality = 3, size, quality

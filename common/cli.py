@@ -4,21 +4,41 @@ import signal
 import sys
 import threading
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import UsageError
 
 
 def check_at_least_one(option, value):
-    """None (not given) or an integer >= 1; a NanolinkError naming the option otherwise."""
+    """None (not given) or an integer >= 1; a UsageError naming the option otherwise."""
     if value is not None and value < 1:
-        raise NanolinkError('{} must be at least 1, got {}'.format(option, value))
+        raise UsageError('{} must be at least 1, got {}'.format(option, value))
     return value
 
 
 def check_positive(option, value, unit=''):
-    """None (not given) or a number > 0; a NanolinkError naming the option otherwise."""
+    """None (not given) or a number > 0; a UsageError naming the option otherwise."""
     if value is not None and not value > 0:
-        raise NanolinkError('{} must be > 0{}, got {}'.format(option, unit, value))
+        raise UsageError('{} must be > 0{}, got {}'.format(option, unit, value))
     return value
+
+
+def check_at_least(option, value, low):
+    """None (not given) or an integer >= low; a UsageError naming the option otherwise."""
+    if value is not None and value < low:
+        raise UsageError('{} must be at least {}, got {}'.format(option, low, value))
+    return value
+
+
+def check_range(option, value, low, high):
+    """None (not given) or a number in low..high; a UsageError naming the option otherwise."""
+    if value is not None and not low <= value <= high:
+        raise UsageError('{} must be in {}..{}, got {}'.format(option, low, high, value))
+    return value
+
+
+def fail(prog, error):
+    """Print ``prog: error: message`` to stderr and return the error's exit status (1, or 2 for bad arguments)."""
+    print('{}: error: {}'.format(prog, error), file=sys.stderr)
+    return error.exit_code
 
 
 def setup(prog, quiet):

@@ -9,10 +9,31 @@ Resize policy
   bilinear when enlarging; the aspect ratio is the user's choice), then pads as above; the host shows
   W x H.
 """
+import os
+
 import cv2
 import numpy as np
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
+
+
+def opencv_path(path):
+    """``path`` as a str OpenCV can open. Python 3.6 under the C/POSIX locale (a systemd service or a container
+    without LANG) keeps non-ASCII file-name bytes as surrogate escapes, and OpenCV crashes on them; re-read the
+    bytes as UTF-8 instead, or say what to do."""
+    try:
+        return os.fsencode(path).decode('utf-8')
+    except UnicodeDecodeError:
+        raise NanolinkError('{!r}: the file name is not UTF-8; rename it (or run with LANG=C.UTF-8)'.format(path))
+
+
+def read_image(path):
+    """BGR uint8 image at ``path`` (any file name), or None when OpenCV cannot decode it."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
 def parse_size(text, option='--size'):
@@ -20,9 +41,9 @@ def parse_size(text, option='--size'):
     try:
         w, h = (int(v) for v in text.lower().split('x'))
     except ValueError:
-        raise NanolinkError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
+        raise UsageError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
     if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise NanolinkError('{} {}: width and height must be between 8 and 4096'.format(option, text))
+        raise UsageError('{} {}: width and height must be between 8 and 4096'.format(option, text))
     return w, h
 
 

@@ -26,7 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import unquote
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 
 log = logging.getLogger('nanolink.host.web')
 BOUNDARY = 'nanolinkframe'
@@ -38,7 +38,7 @@ def parse_listen(text):
     host, sep, port = text.rpartition(':')
     host = host[1:-1] if host.startswith('[') and host.endswith(']') else host
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise NanolinkError('--http must look like HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (port 0 picks a '
+        raise UsageError('--http must look like HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (port 0 picks a '
                             'free one), got "{}"'.format(text))
     return host or '0.0.0.0', int(port)
 

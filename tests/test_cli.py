@@ -41,17 +41,37 @@ def test_bad_edge_arguments_exit_2(args, words):
     (['--camera', 'synthetic', '--size', '12'], '--size must look like'),
     (['--camera', 'synthetic', '--stream-id', 'a b'], '--stream-id'),
     (['--camera', 'synthetic', '--connect', 'localhost:5555'], 'expected an endpoint'),
-    (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
+    (['--camera', 'synthetic', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),
     (['--camera', 'synthetic', '--model', 'cae', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
     (['--camera', 'synthetic', '--jpeg-quality', '101'], '--jpeg-quality must be in 1..100'),
     (['--camera', 'synthetic', '--channels', '8'], 'sets its rate with --jpeg-quality'),
-    (['--camera', 'synthetic', '--engine', 'enc.bin'], 'unknown network file type'),
     (['--camera', 'synthetic://4104x64'], '--camera synthetic:// 4104x64: width and height must be'),
+    (['--camera', 'synthetic', '--threads', '-1'], '--threads must be in 0..256'),
+    (['--camera', 'synthetic', '--send-timeout', '2147483648'], '--send-timeout must be in 0..2147483647'),
+    (['--camera', 'synthetic', '--clock-offset', 'nan'], '--clock-offset must be'),
+    (['--camera', 'synthetic', '--model', 'jpeg', '--device', 'cuda'], 'drop --device cuda'),
+    (['--camera', 'synthetic', '--model', 'raw', '--jpeg-quality', '50'], 'takes no --jpeg-quality'),
 ])
-def test_bad_edge_values_exit_1_with_one_line(args, words):
+def test_bad_edge_values_exit_2_with_one_line(args, words):
+    r = cli('nanolink.edge.cli', *args)
+    assert r.returncode == 2 and words in r.stderr
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
+    (['--camera', 'synthetic', '--engine', 'enc.bin'], 'unknown network file type'),
+])
+def test_missing_things_exit_1_with_one_line(args, words):
     r = cli('nanolink.edge.cli', *args)
     assert r.returncode == 1 and words in r.stderr
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_engine_of_another_model_than_model_is_refused():
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', os.path.join(zoo.WEIGHTS_DIR, 'cae',
+                                                                                  'cae-enc-k8.onnx'), '--model', 'ae')
+    assert r.returncode == 2 and 'holds model cae, not --model ae' in r.stderr
 
 
 def test_frames_too_large_for_the_wire_format_ask_for_size(tmp_path):
@@ -59,8 +79,13 @@ def test_frames_too_large_for_the_wire_format_ask_for_size(tmp_path):
     r = cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--connect', 'tcp://127.0.0.1:9')
     assert r.returncode == 1 and 'cannot send a 4104x16 frame' in r.stderr and '--size' in r.stderr
     assert 'Traceback' not in r.stderr
-    assert cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--size', '4096x16',
-               '--connect', 'tcp://127.0.0.1:9').returncode == 0
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://2400x2400', '--model', 'raw', '--frames', 1,
+            '--connect', 'tcp://127.0.0.1:9')        # within 4096, but over the 16 MiB every receiver refuses
+    assert r.returncode == 1 and 'over the 16777216 byte limit' in r.stderr and '--size' in r.stderr
+    r = cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--size', '4096x16',
+            '--connect', 'tcp://127.0.0.1:9')        # fits: encoded and queued, but no host ever answers there
+    assert r.returncode == 1 and 'cannot send' not in r.stderr
+    assert 'no host-receiver answered at tcp://127.0.0.1:9: 1 frame was queued and then discarded' in r.stderr
 
 
 def test_the_users_card_command_parses_and_explains_what_is_missing(tmp_path):
@@ -170,7 +195,8 @@ def test_curve_keys_let_only_authorised_edges_in(tmp_path, host_process):
     h = host_process('--curve-keys', keydir, '--frames', 3, '--timeout', 20, '--log', tmp_path / 'host.jsonl')
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://128x96', '--frames', 3, '--connect', h.endpoint,
             '--curve-keys', stranger, '--stream-id', 'cam1', '--quiet')
-    assert r.returncode == 0, r.stderr                        # the unauthorised edge runs, but nothing gets in
+    assert r.returncode == 1 and 'no host-receiver answered' in r.stderr   # it runs, but nothing gets in,
+    assert '--curve-keys on both sides' in r.stderr                         # and it says so
     time.sleep(1.0)
     assert not (tmp_path / 'host.jsonl').read_text()
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://128x96', '--frames', 3, '--connect', h.endpoint,
@@ -319,7 +345,7 @@ def test_ae_streams_with_its_jpeg_quality_through_the_clis(tmp_path, host_proces
     bpp = {r['stream']: r['bytes'] * 8.0 / (301 * 457) for r in rows}
     assert bpp['q{}'.format(qualities[0])] < bpp['q{}'.format(qualities[1])]
     r = cli('nanolink.edge.cli', '--camera', src, '--model', model, '--channels', 8, '--frames', 1)
-    assert r.returncode == 1 and '--jpeg-quality' in r.stderr
+    assert r.returncode == 2 and '--jpeg-quality' in r.stderr
 
 
 def test_zlib_entropy_coding_sends_fewer_bytes_and_decodes_the_same_frame(tmp_path, host_process, sample_frame):
@@ -363,6 +389,101 @@ def test_quality_decoder_variant_decodes_the_same_stream_better(tmp_path, host_p
     assert metrics.psnr(sample_frame, quality) > metrics.psnr(sample_frame, fast) + 0.3
     r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--model', 'jpeg', '--decoder-variant', 'quality',
             '--frames', 1)
-    assert r.returncode == 1 and 'none of the models loaded here (jpeg) ships a quality decoder' in r.stderr
+    assert r.returncode == 2 and 'none of the models loaded here (jpeg) ships a quality decoder' in r.stderr
     r = cli('nanolink.host.cli', '--decoder-variant', 'best')
     assert r.returncode == 2 and 'invalid choice' in r.stderr
+
+
+def test_ctrl_c_stops_an_edge_that_waits_for_its_host(tmp_path):
+    """--send-timeout 0 waits for the host as long as it takes -- but Ctrl-C still stops it, with a summary."""
+    import signal
+    p = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://64x48', '--send-timeout',
+                          '0', '--connect', 'tcp://127.0.0.1:9', '--quiet'], stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    time.sleep(3.0)                                   # the queue (64 frames) is full: the sender is waiting
+    assert p.poll() is None
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=20)
+    assert time.time() - t0 < 5, 'Ctrl-C took {:.1f} s'.format(time.time() - t0)
+    assert 'stopped while waiting for the host' in err and 'frames in' in err
+    assert p.returncode == 1 and 'no host-receiver answered' in err and 'Traceback' not in err
+
+
+def test_fps_does_not_wait_after_the_last_frame(host_process):
+    h = host_process('--frames', 1, '--timeout', 30, '--quiet')
+    t0 = time.time()
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 1, '--fps', 0.2, '--connect',
+            h.endpoint, '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert time.time() - t0 < 4.0            # not the 5 s one more frame interval at 0.2 fps would take
+    assert h.wait()[0] == 0
+
+
+def test_capture_times_ahead_of_the_host_clock_are_flagged_not_zero(host_process, tmp_path):
+    h = host_process('--frames', 3, '--timeout', 30, '--log', tmp_path / 'h.jsonl')
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 3, '--clock-offset', 30,
+            '--connect', h.endpoint, '--quiet')
+    assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    import re
+    assert re.search(r"capture times are (29\.9|30\.0)\d* s ahead of this host's clock", err)   # one warning
+    assert '3 frames had capture times ahead of this host\'s clock' in err                  # and the summary
+    assert 'end_to_end' not in err.split('stage')[-1]                 # no 0 ms end_to_end row in the table
+    rows = [json.loads(l) for l in open(str(tmp_path / 'h.jsonl'))]
+    assert rows and all(END_TO_END not in r['stages'] for r in rows)
+
+
+def test_timeout_after_rejected_messages_says_so_and_prints_the_summary(host_process):
+    h = host_process('--model', 'cae', '--timeout', 3)
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 2, '--model', 'ae', '--connect',
+            h.endpoint, '--quiet')
+    assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 1
+    assert 'host-receiver: 0 decoded, 2 rejected of 2 received' in err                     # the summary, first
+    assert 'no frame decoded for 3 s: 2 messages arrived and were rejected' in err and 'unknown model' in err
+
+
+def test_bind_to_an_address_not_on_this_machine_says_so():
+    r = cli('nanolink.host.cli', '--bind', 'tcp://256.1.1.1:5555', '--frames', 1)
+    assert r.returncode == 1 and 'bind to an address of this machine' in r.stderr
+    assert 'another host-receiver' not in r.stderr
+    r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:70000', '--frames', 1)
+    assert r.returncode == 2 and 'a port in 1..65535' in r.stderr
+
+
+def test_record_goes_on_when_the_codec_refuses_one_streams_size(host_process, tmp_path, sample_frame):
+    cv2.imwrite(str(tmp_path / 'tiny.png'), sample_frame[:1, :1])
+    cv2.imwrite(str(tmp_path / 'odd.png'), sample_frame[:63, :97])
+    h = host_process('--frames', 14, '--timeout', 30, '--record', tmp_path / 'rec' / '{stream}.mp4')
+    for name, n in (('tiny', 2), ('odd', 12)):
+        r = cli('nanolink.edge.cli', '--camera', tmp_path / '{}.png'.format(name), '--loop', '--frames', n,
+                '--stream-id', name, '--connect', h.endpoint, '--quiet')
+        assert r.returncode == 0, r.stderr
+    rc, err = h.wait()
+    assert rc == 0, err
+    assert 'not recording stream tiny' in err and 'refuses 1x1 frames' in err
+    assert 'not recorded: {} (2 frames of 1x1'.format(tmp_path / 'rec' / 'tiny.mp4') in err
+    assert 'gets 97x63 frames; video encoders keep even sizes' in err
+    cap = cv2.VideoCapture(str(tmp_path / 'rec' / 'odd.mp4'))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 12
+
+
+def test_keys_are_private_and_edge_names_are_stream_ids(tmp_path):
+    r = cli('nanolink.common.keys', tmp_path / 'k', '--edges', 'cam1')
+    assert r.returncode == 0, r.stderr
+    for name in ('host.key_secret', 'cam1.key_secret'):
+        assert os.stat(str(tmp_path / 'k' / name)).st_mode & 0o777 == 0o600, name
+    assert os.stat(str(tmp_path / 'k' / 'cam1.key')).st_mode & 0o077 == 0o044          # public: readable
+    for bad in ('../evil', 'bad id!'):
+        r = cli('nanolink.common.keys', tmp_path / 'k2', '--edges', bad)
+        assert r.returncode == 2 and 'an edge name is its --stream-id' in r.stderr
+    assert not (tmp_path / 'evil.key_secret').exists() and not (tmp_path / 'k2').exists()
+    (tmp_path / 'file').write_text('x')
+    r = cli('nanolink.common.keys', tmp_path / 'file', '--edges', 'cam1')
+    assert r.returncode == 1 and 'cannot write keys there' in r.stderr and 'Traceback' not in r.stderr

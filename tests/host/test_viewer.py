@@ -239,7 +239,7 @@ def test_bad_reference_arguments():
     for args, words in ((['--reference-every', '-1'], '--reference-every'), (['--reference-quality', '0'], '1..100')):
         r = subprocess.run([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic'] + args,
                            stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-        assert r.returncode == 1 and words in r.stderr, r.stderr
+        assert r.returncode == 2 and words in r.stderr, r.stderr
 
 
 # -- the page in a real browser --------------------------------------------------------------------------------
