@@ -70,8 +70,8 @@ class JsonlLog(object):
 
     def close(self):
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            f.close()
 
     def __enter__(self):
         return self
@@ -107,12 +107,23 @@ class StreamLogs(object):
             return
         key = record['stream'] if '{stream}' in self.path else None
         log = self._logs.get(key) or self._open(key)
-        log.write(record)
+        try:
+            log.write(record)
+        except OSError as e:                  # a full disk / SD card: one clear line, not a traceback
+            raise NanolinkError('--log {}: cannot write to it ({}): free some space or point --log elsewhere'.format(
+                self.path, e.strerror or e))
 
     def close(self):
-        for log in self._logs.values():
-            log.close()
-        self._logs = {}
+        logs, self._logs = self._logs, {}
+        failed = []
+        for log in logs.values():
+            try:
+                log.close()
+            except OSError as e:
+                failed.append(e.strerror or str(e))
+        if failed:
+            raise NanolinkError('--log {}: the last lines could not be written ({}): free some space or point --log '
+                                'elsewhere'.format(self.path, failed[0]))
 
     def __enter__(self):
         return self

@@ -12,6 +12,7 @@
 end of a finite source. Live cameras are read by a thread that keeps only the newest frame (low
 latency, no growing queue); ``read`` waits for a frame newer than the last one at most ``timeout`` s.
 """
+import logging
 import os
 import threading
 import time
@@ -20,7 +21,9 @@ import cv2
 import numpy as np
 
 from nanolink.common.errors import NanolinkError
-from nanolink.common.imageproc import parse_size
+from nanolink.common.imageproc import opencv_path, parse_size, read_image
+
+log = logging.getLogger('nanolink.edge')
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
 CAMERA_TIMEOUT_S = 5.0
@@ -34,7 +37,8 @@ def image_paths(folder):
     """Sorted paths of the images (IMAGE_EXTS, any case) directly in ``folder``; [] when it is not a folder."""
     if not os.path.isdir(folder):
         return []
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.lower().endswith(IMAGE_EXTS) and os.path.isfile(os.path.join(folder, f)))
 
 
 class Source(object):
@@ -55,39 +59,60 @@ class Source(object):
 
 
 class ImageFolderSource(Source):
-    def __init__(self, paths, loop, description):
-        self.paths, self.loop, self.description = paths, loop, description
+    """Images in order; a file OpenCV cannot decode is skipped with a warning (once), as long as some can."""
+
+    def __init__(self, paths, loop, description, single=False):
+        self.paths, self.loop, self.description, self.single = paths, loop, description, single
         self._i = 0
+        self.skipped = set()
 
     def read(self):
-        if self._i >= len(self.paths):
-            if not self.loop:
-                return None
-            self._i = 0
-        path = self.paths[self._i]
-        self._i += 1
-        frame = cv2.imread(path, cv2.IMREAD_COLOR)
-        if frame is None:
-            raise NanolinkError('cannot read image {}: not an image OpenCV can decode; remove it from the '
-                                'folder'.format(path))
-        return frame, time.time()
+        failed = 0
+        while True:
+            if self._i >= len(self.paths):
+                if not self.loop:
+                    return None
+                self._i = 0
+            path = self.paths[self._i]
+            self._i += 1
+            frame = read_image(path)
+            if frame is not None:
+                return frame, time.time()
+            if path not in self.skipped:
+                self.skipped.add(path)
+                log.warning('skipping %s: not an image OpenCV can decode', path)
+            failed += 1
+            if failed >= len(self.paths):
+                raise NanolinkError('{}: {} OpenCV can decode'.format(
+                    self.description, 'not an image' if self.single else 'none of its images is one'))
 
 
 class VideoFileSource(Source):
     def __init__(self, path, loop):
         self.path, self.loop = path, loop
         self.description = 'video file {}'.format(path)
-        self.cap = cv2.VideoCapture(path)
-        if not self.cap.isOpened():
-            raise NanolinkError('cannot open video {}: OpenCV has no decoder for it (convert it to MP4/H.264 or '
-                                'MJPEG, or pass a folder of images)'.format(path))
+        self.cap = self._open()
         self._frames = 0
+
+    def _open(self):
+        cap = cv2.VideoCapture(opencv_path(self.path))
+        if not cap.isOpened():
+            raise NanolinkError('cannot open video {}: OpenCV has no decoder for it (convert it to MP4/H.264 or '
+                                'MJPEG, or pass a folder of images)'.format(self.path))
+        return cap
 
     def read(self):
         ok, frame = self.cap.read()
         if not ok and self.loop and self._frames:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self.cap.read()
+            if not ok:                    # some files (one frame, some containers) do not seek: reopen
+                self.cap.release()
+                self.cap = self._open()
+                ok, frame = self.cap.read()
+        if not ok and not self._frames:
+            raise NanolinkError('video {} has no frame OpenCV can decode (convert it to MP4/H.264 or MJPEG, or pass '
+                                'a folder of images)'.format(self.path))
         if not ok:
             return None
         self._frames += 1
@@ -232,7 +257,9 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
         return ImageFolderSource(paths, loop, 'image folder {} ({} images)'.format(spec, len(paths)))
     if os.path.isfile(spec):
         if spec.lower().endswith(IMAGE_EXTS):
-            return ImageFolderSource([spec], loop, 'image {}'.format(spec))
+            return ImageFolderSource([spec], loop, 'image {}'.format(spec), single=True)
         return VideoFileSource(spec, loop)
-    raise NanolinkError('--camera {}: no such camera, file or folder. --camera takes a camera index (0), csi://0, '
-                        '/dev/video0, v4l2:///dev/video0, a video file, a folder of images or synthetic'.format(spec))
+    raise NanolinkError('--camera {}: no such camera, file or folder{}. --camera takes a camera index (0), csi://0, '
+                        '/dev/video0, v4l2:///dev/video0, a video file, a folder of images or synthetic'.format(
+                            spec, ' (network streams such as rtsp:// or http:// are not supported)' if '://' in spec
+                            else ''))

@@ -92,3 +92,80 @@ def test_docker_edge_clip_is_a_video_the_edge_reads(tmp_path):
             frames.append(item[0])
     assert len(frames) == 12 and frames[0].shape == (120, 160, 3)
     assert np.abs(frames[1].astype(int) - frames[0].astype(int)).mean() > 1        # it pans: frames differ
+
+
+def test_a_folder_skips_images_opencv_cannot_decode_and_says_so(tmp_path, caplog):
+    for name, v in (('a.png', 10), ('c.png', 30)):
+        cv2.imwrite(str(tmp_path / name), np.full((16, 16, 3), v, np.uint8))
+    (tmp_path / 'b.png').write_text('not a png')                    # a corrupt file between two good ones
+    (tmp_path / 'd.jpg').write_bytes(b'')                            # an empty one at the end
+    os.mkdir(str(tmp_path / 'e.jpg'))                                # a folder with an image name: not listed
+    with open_source(str(tmp_path), loop=True) as s:
+        assert [s.read()[0][0, 0, 0] for _ in range(5)] == [10, 30, 10, 30, 10]
+    warned = [r.getMessage() for r in caplog.records if 'skipping' in r.getMessage()]
+    assert len(warned) == 2 and 'b.png' in warned[0] and 'd.jpg' in warned[1]     # once per file, not per loop
+    bad_only = tmp_path / 'bad'
+    bad_only.mkdir()
+    (bad_only / 'x.png').write_text('no')
+    with open_source(str(bad_only)) as s:
+        with pytest.raises(NanolinkError, match='none of its images is one OpenCV can decode'):
+            s.read()
+
+
+def _write_video(path, frames, size=(64, 48)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10.0, size)
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(np.full((size[1], size[0], 3), 40 * (i + 1), np.uint8))
+    w.release()
+
+
+def test_loop_of_a_one_frame_video_repeats_it(tmp_path):
+    _write_video(tmp_path / 'one.avi', 1)
+    with open_source(str(tmp_path / 'one.avi'), loop=True) as s:
+        frames = [s.read() for _ in range(4)]
+    assert all(f is not None and f[0].shape == (48, 64, 3) for f in frames)
+    with open_source(str(tmp_path / 'one.avi')) as s:                # without --loop: one frame, then the end
+        assert s.read() is not None and s.read() is None
+
+
+def test_a_video_without_frames_is_an_error_not_an_empty_stream(tmp_path):
+    _write_video(tmp_path / 'empty.avi', 0)
+    try:
+        src = open_source(str(tmp_path / 'empty.avi'))
+    except NanolinkError as e:                                       # some OpenCV builds refuse to open it at all
+        assert 'cannot open video' in str(e)
+        return
+    with src:
+        with pytest.raises(NanolinkError, match='has no frame OpenCV can decode'):
+            src.read()
+
+
+def test_non_ascii_file_names_under_the_c_locale(tmp_path):
+    """A Nano's systemd service or container may run Python 3.6 under the C locale, where OpenCV crashed (SIGSEGV)
+    on non-ASCII paths. A real edge-sender in that locale streams such a folder and video to a real socket."""
+    import subprocess
+    import sys
+    import zmq
+    folder = tmp_path / 'dossier été'
+    folder.mkdir()
+    cv2.imencode('.png', np.full((32, 48, 3), 90, np.uint8))[1].tofile(str(folder / 'ünïcødé_日本.png'))
+    _write_video(tmp_path / 'vidéo 1.avi', 3)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port('tcp://127.0.0.1')
+    env = dict(os.environ, LC_ALL='C', LANG='C')
+    env.pop('PYTHONUTF8', None)
+    try:
+        for src, n in ((folder, 2), (tmp_path / 'vidéo 1.avi', 3)):
+            r = subprocess.run([sys.executable, '-X', 'utf8=0', '-m', 'nanolink.edge.cli', '--camera',
+                                os.fsencode(str(src)), '--frames', str(n), '--loop', '--model', 'raw', '--connect',
+                                'tcp://127.0.0.1:{}'.format(port), '--quiet'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
+            assert r.returncode == 0, r.stderr.decode('utf-8', 'replace')
+            for _ in range(n):
+                assert pull.poll(5000), 'a frame did not arrive'
+                pull.recv()
+    finally:
+        pull.close(0)
+        ctx.term()
