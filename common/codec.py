@@ -15,7 +15,7 @@ import numpy as np
 
 from nanolink.common import imageproc, wire, zoo
 from nanolink.common.backends import open_backend
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 
 
 class EdgeEncoder(object):
@@ -31,6 +31,10 @@ class EdgeEncoder(object):
         Models whose code is an image (dtype "jpeg", e.g. ``ae``) take ``quality`` instead of ``channels``."""
         if engine:
             backend = open_backend(engine, 'encoder', channels, device, threads)
+            if getattr(backend, 'input_name', 'image') != 'image':     # an exported decoder reads 'symbols'
+                raise NanolinkError('{} is a decoder (its input is "{}"), not an encoder: give --engine an encoder '
+                                    '(an -enc ONNX file, or drop --engine for the bundled --model)'.format(
+                                        engine, backend.input_name))
             info = zoo.info_from_metadata(backend.metadata, engine)
             if info.dtype == 'jpeg':
                 return JpegCodeEncoder(backend, info, quality, size, channels)
@@ -45,11 +49,11 @@ class EdgeEncoder(object):
             return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
                                    channels)
         if quality is not None:
-            raise NanolinkError('--jpeg-quality is for models whose code is an image (ae) or --model jpeg, not {}'.format(
+            raise UsageError('--jpeg-quality is for models whose code is an image (ae) or --model jpeg, not {}'.format(
                 model))
         k = channels or info.default_channels
         if k not in info.encoders:
-            raise NanolinkError('--channels {}: model {} has encoders for {} channels'.format(
+            raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
                 k, model, ', '.join(str(c) for c in sorted(info.encoders))))
         return cls(open_backend(info.encoders[k], 'encoder', k, device, threads), info, k, size)
 
@@ -99,11 +103,11 @@ class JpegCodeEncoder(EdgeEncoder):
     def checked_quality(info, quality, channels):
         """The JPEG quality to send (the model's default when None); NanolinkError for --channels or a bad one."""
         if channels:
-            raise NanolinkError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
+            raise UsageError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
                 info.name))
         quality = info.default_channels if quality is None else quality
         if not 1 <= quality <= 100:
-            raise NanolinkError('--jpeg-quality must be in 1..100, got {}'.format(quality))
+            raise UsageError('--jpeg-quality must be in 1..100, got {}'.format(quality))
         return quality
 
     def fetch(self, out):
@@ -188,7 +192,7 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
         raise NanolinkError('no decoder to load: the package has no bundled weights and no --model-dir was given')
     if variant != zoo.FAST and not any(variant in i.variants for i in infos):
         loaded = set(i.name for i in infos) | (set(names or CLASSICAL) & set(CLASSICAL))
-        raise NanolinkError('--decoder-variant {}: none of the models loaded here ({}) ships a {} decoder; use '
+        raise UsageError('--decoder-variant {}: none of the models loaded here ({}) ships a {} decoder; use '
                             '--decoder-variant {}'.format(variant, ', '.join(sorted(loaded)), variant, zoo.FAST))
     out = {}
     for info in infos:

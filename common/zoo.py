@@ -100,7 +100,16 @@ def info_from_metadata(meta, source):
     """ModelInfo-like identity of an exported encoder from its ``nanolink`` metadata JSON."""
     if METADATA_KEY not in meta:
         raise NanolinkError('{} carries no nanolink metadata: export encoders with nanolink-export'.format(source))
-    m = json.loads(meta[METADATA_KEY])
+    try:
+        m = json.loads(meta[METADATA_KEY])
+        keys = ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points', 'default_channels')
+        missing = [k for k in keys if k not in m]
+    except (ValueError, TypeError) as e:
+        raise NanolinkError('{}: its nanolink metadata is not valid JSON ({}); export it again with nanolink-export'
+                            .format(source, e))
+    if missing:
+        raise NanolinkError('{}: its nanolink metadata lacks {}; export it again with nanolink-export'.format(
+            source, ', '.join(missing)))
     return ModelInfo(name=m['name'], fingerprint=m['fingerprint'], stride=m['stride'], multiple=m['multiple'],
                      channels=m['channels'], rate_points=tuple(m['rate_points']),
                      default_channels=m.get('code_channels', m['default_channels']), dtype=m.get('dtype', 'bits'),

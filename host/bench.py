@@ -40,7 +40,8 @@ import zmq
 from nanolink.common import wire, zoo
 from nanolink.common.classical import ClassicalDecoder, ClassicalEncoder
 from nanolink.common.codec import EdgeEncoder, HostDecoder
-from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.metrics import psnr
 from nanolink.common.stages import ALL_STAGES, END_TO_END, percentile, read_jsonl, time_calls
 from nanolink.edge.sources import open_source
@@ -68,7 +69,7 @@ def parse_list(text, option, cast=str):
     except ValueError:
         items = []
     if not items:
-        raise NanolinkError('{} needs a comma-separated list, got "{}"'.format(option, text))
+        raise UsageError('{} needs a comma-separated list, got "{}"'.format(option, text))
     return items
 
 
@@ -455,30 +456,39 @@ def main(argv=None):
         args.baselines = [] if args.baselines == 'none' else parse_list(args.baselines, '--baselines')
         bad = set(args.baselines) - {'jpeg', 'raw'}
         if bad:
-            raise NanolinkError('--baselines: unknown {}; use jpeg, raw or none'.format(', '.join(sorted(bad))))
-        if args.frames < 1 or args.warmup < 0:
-            raise NanolinkError('--frames must be >= 1 and --warmup >= 0')
-        if args.fps is not None and args.fps <= 0:
-            raise NanolinkError('--fps must be > 0')
+            raise UsageError('--baselines: unknown {}; use jpeg, raw or none'.format(', '.join(sorted(bad))))
+        cliutil.check_at_least_one('--frames', args.frames)
+        cliutil.check_at_least('--warmup', args.warmup, 0)
+        cliutil.check_positive('--fps', args.fps)
+        cliutil.check_positive('--timeout', args.timeout, ' seconds')
+        cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
+        cliutil.check_at_least_one('--channels', args.channels)
+        cliutil.check_range('--threads', args.threads, 0, 256)
+        for s in args.sizes:
+            if not 16 <= s <= wire.MAX_FRAME_SIDE:
+                raise UsageError('--sizes: {} is out of range: frame sides are 16..{}'.format(s, wire.MAX_FRAME_SIDE))
         for m in args.models:
             info = zoo.bundled_model(m)
             for s in args.sizes:
-                if s < 16 or s % info.multiple:
-                    raise NanolinkError('--sizes: {} is not a multiple of {} (model {}), at least 16'.format(
+                if s % info.multiple:
+                    raise UsageError('--sizes: {} is not a multiple of {}, which model {} needs'.format(
                         s, info.multiple, m))
         if args.role == 'edge' and not args.connect:
-            raise NanolinkError('--role edge needs --connect tcp://HOST:PORT (the host\'s latency-bench --role host)')
+            raise UsageError('--role edge needs --connect tcp://HOST:PORT (the host\'s latency-bench --role host)')
         if args.out:
             try:
                 import matplotlib  # noqa: F401
             except ImportError:
                 raise NanolinkError('--out draws latency.png with matplotlib: pip install matplotlib')
-            os.makedirs(args.out, exist_ok=True)
+            try:
+                os.makedirs(args.out, exist_ok=True)
+            except OSError as e:
+                raise NanolinkError('--out {}: cannot create the folder ({}); pick another'.format(
+                    args.out, e.strerror or e))
         args.edge_backend = ['--device', args.engine_device] if args.engine_device else []
         return run(args)
     except NanolinkError as e:
-        print('latency-bench: error: {}'.format(e), file=sys.stderr)
-        return 1
+        return cliutil.fail('latency-bench', e)
 
 
 def run(args):

@@ -7,8 +7,12 @@
 
 The first line on stdout is ``listening on ENDPOINT``; with --http the next is ``viewer on URL``. Malformed messages are counted and logged (with the
 sender's stream id when it can be read) and never stop the receiver. Exit status: 0 after --frames
-decoded frames (or on Ctrl-C), 1 on a setup error or when no frame arrived for --timeout seconds,
-2 for bad arguments.
+decoded frames (or on Ctrl-C), 1 on a setup error or when no frame was decoded for --timeout seconds
+(the summary is printed first), 2 for bad arguments.
+
+End-to-end latency compares the sender's capture time with this machine's clock; where the two clocks differ
+(no NTP), frames "captured in the future" are counted per stream and left out of end_to_end rather than
+shown as 0 ms, and one warning says how far ahead the sender's clock is.
 """
 import argparse
 import collections
@@ -76,6 +80,7 @@ class StreamStats(object):
         self.bits = 0             # codec bits (message bytes without the reference frame)
         self.pixels = 0
         self.ref_bytes = 0
+        self.clock_ahead = 0      # frames whose capture time is after their decode time (sender clock ahead)
         self.latest = {}          # the newest decoded frame's figures
         self._times = collections.deque()
 
@@ -115,7 +120,8 @@ class StreamStats(object):
     def as_dict(self):
         """The counters and latest figures as plain JSON-able values (for /stats.json)."""
         out = {'received': self.received, 'decoded': self.decoded, 'rejected': self.rejected, 'lost': self.lost,
-               'reordered': self.reordered, 'last_seq': self.last_seq, 'fps': round(self.fps, 3),
+               'reordered': self.reordered, 'clock_ahead': self.clock_ahead, 'last_seq': self.last_seq,
+               'fps': round(self.fps, 3),
                'mean_bpp': self.bits / float(self.pixels) if self.pixels else None, 'ref_bytes': self.ref_bytes}
         out.update(self.latest)
         return out
@@ -179,7 +185,7 @@ def build_parser():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
-                        'ship one (the bundled cae and ae do; for GPU hosts, with --device cuda), reading the same '
+                        'ship one (the bundled cae, ae and ae-full do; for GPU hosts, with --device cuda), reading the same '
                         'bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
                    help='decode only this bundled model (repeatable; default: all bundled models)')
@@ -221,7 +227,8 @@ def run(cfg, stop=None, on_listening=None, status_every_s=2.0, on_viewer=None):
     """Receive until cfg.frames are decoded, ``stop`` is set, or --timeout passes without a frame.
 
     on_listening(endpoint) and on_viewer(url) are called once the socket and the web viewer listen.
-    Returns the summary dict; raises NanolinkError on a timeout. Frames already received are saved and
+    Returns the summary dict; its ``timed_out`` is the message when --timeout passed without a decoded frame
+    (else None). Frames already received are saved and
     recorded even after a timeout or Ctrl-C.
     """
     with contextlib.ExitStack() as outputs:
@@ -268,8 +275,10 @@ class _Outputs(object):
 
 
 def _overlay(frame, st):
+    e2e = st.latest['end_to_end_ms']
     lines = ['{}  #{}'.format(frame.stream, frame.seq), '{:.1f} fps'.format(st.fps),
-             'latency {:.0f} ms'.format(st.latest['end_to_end_ms']), '{:.3f} bpp'.format(st.latest['bpp'])]
+             'latency ' + ('- (clocks differ)' if e2e is None else '{:.0f} ms'.format(e2e)),
+             '{:.3f} bpp'.format(st.latest['bpp'])]
     q = st.latest.get('quality', {}).get('last')
     if q:
         lines.append('PSNR {:.2f} dB{} (#{})'.format(q['psnr'], '' if q['ms_ssim'] is None else
@@ -314,7 +323,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             on_listening(rx.endpoint)
         if out.web and on_viewer:
             on_viewer(out.web.url)
-        last_frame_t = time.time()
+        last_frame_t = time.time()         # of the last decoded frame: --timeout counts from there
+        received_at_decode, timed_out = 0, None
         t0 = None
         while not stop.is_set() and (cfg.frames is None or decoded < cfg.frames):
             if out.live:                       # the viewer's totals, as of the previous message
@@ -322,16 +332,16 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             for q in out.quality.results():
                 _quality_result(q, streams[q['stream']], out, jlog)
             out.poll_window(stop)
+            if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
+                timed_out = _timeout_message(cfg.timeout, decoded, received - received_at_decode, rejects,
+                                             rx.endpoint)
+                break
             if not rx.wait(0.2):
-                if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
-                    raise NanolinkError('no frame for {:g} s (decoded {} so far): is edge-sender running and '
-                                        'connecting to {}?'.format(cfg.timeout, decoded, rx.endpoint))
                 continue
             clock = StageClock()
             with clock('receive'):
                 data = rx.recv_ready()
             received += 1
-            last_frame_t = time.time()
             if data is MULTIPART:
                 reject('multipart message: a nanolink frame is one ZeroMQ frame', None)
                 continue
@@ -358,9 +368,10 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             st.received += 1
             now = time.time()
             bpp = st.decoded_frame(frame, len(data), now)
+            last_frame_t, received_at_decode = now, received
             st.latest.update({'model': frame.model, 'decoder': dec.variant, 'width': frame.size[1],
                               'height': frame.size[0], 'bpp': bpp, 'bytes': len(data),
-                              'end_to_end_ms': max(0.0, (now - frame.t_cap) * 1000.0), 'sender_stages': frame.stages})
+                              'end_to_end_ms': _end_to_end_ms(frame, now), 'sender_stages': frame.stages})
             with clock('display'):
                 if frame.ref is not None:
                     out.quality.submit(frame, bgr)
@@ -371,12 +382,21 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                 if out.window:
                     out.window.show(frame.stream, frame.seq, bgr, _overlay(frame, st))
             t_done = time.time()
-            clock.ms[END_TO_END] = max(0.0, (t_done - frame.t_cap) * 1000.0)
+            e2e = _end_to_end_ms(frame, t_done)
+            if e2e is None:
+                st.clock_ahead += 1
+                if st.clock_ahead == 1:
+                    log.warning('stream %s: its capture times are %.3f s ahead of this host\'s clock, so the two '
+                                'clocks differ; end_to_end is left out for such frames (sync the clocks with NTP / '
+                                'chrony, or give edge-sender --clock-offset; latency-bench --role edge measures it)',
+                                frame.stream, frame.t_cap - t_done)
+            else:
+                clock.ms[END_TO_END] = e2e
             decoded += 1
             t0 = t0 or t_done
-            st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': clock.ms[END_TO_END]})
+            st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': e2e})
             if out.live:
-                out.live.publish(frame.stream, bgr, st.as_dict(), t_done, clock.ms[END_TO_END])
+                out.live.publish(frame.stream, bgr, st.as_dict(), t_done, e2e)
             rec = {'seq': frame.seq, 'stream': frame.stream, 'bytes': len(data), 'width': frame.size[1],
                    'height': frame.size[0], 'model': frame.model, 'decoder': dec.variant, 't_cap': frame.t_cap,
                    't_done': t_done,
@@ -400,8 +420,24 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
     return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
             'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
             'connections': {'accepted': accepted, 'closed': closed}, 'quality': dict(out.quality.streams),
-            'quality_skipped': out.quality.skipped,
-            'recorded': out.recorder.files if out.recorder else []}     # filled when the recorder closes, below
+            'quality_skipped': out.quality.skipped, 'timed_out': timed_out,
+            'recorded': out.recorder.files if out.recorder else [],     # filled when the recorder closes, below
+            'record_refused': out.recorder.refused if out.recorder else []}
+
+
+def _end_to_end_ms(frame, t_now):
+    """Capture to now in ms, or None when the capture time is after now (the sender's clock is ahead)."""
+    ms = (t_now - frame.t_cap) * 1000.0
+    return ms if ms >= 0 else None
+
+
+def _timeout_message(timeout, decoded, rejected_since, rejects, endpoint):
+    if rejected_since:
+        top = ', '.join('{} ({})'.format(r, n) for r, n in rejects.counts.most_common(2))
+        return ('no frame decoded for {:g} s: {} messages arrived and were rejected (mostly: {}); see the warnings '
+                'above'.format(timeout, rejected_since, top))
+    return 'no frame for {:g} s (decoded {} so far): is edge-sender running and connecting to {}?'.format(
+        timeout, decoded, endpoint)
 
 
 def _quality_result(q, st, out, jlog):
@@ -429,8 +465,7 @@ def main(argv=None):
     try:
         result = run(config_from_args(args), stop, listening, 0 if args.quiet else 2.0, viewer)
     except NanolinkError as e:
-        print('host-receiver: error: {}'.format(e), file=sys.stderr)
-        return 1
+        return cliutil.fail('host-receiver', e)
     lines = ['host-receiver: {} decoded, {} rejected of {} received'.format(
         result['decoded'], result['rejected'], result['received']),
         '  connections: {accepted} accepted, {closed} closed (edges stopping, network errors, or a message over the '
@@ -449,9 +484,17 @@ def main(argv=None):
                      '--reference-every'.format(result['quality_skipped']))
     for path, n, fps in result['recorded']:
         lines.append('  recorded {} ({} frames at {:.2f} fps)'.format(path, n, fps))
+    for path, (w, h), n in result['record_refused']:
+        lines.append('  not recorded: {} ({} frames of {}x{}: the video encoder refused that size)'.format(path, n, w, h))
+    ahead = sum(st.clock_ahead for st in result['streams'].values())
+    if ahead:
+        lines.append('  {} frames had capture times ahead of this host\'s clock: left out of end_to_end (sync the '
+                     'clocks, or edge-sender --clock-offset)'.format(ahead))
     stage_rows = summarise({k: v for k, v in result['stages'].items() if k in HOST_STAGES + (END_TO_END,)})
     lines.append(format_table(stage_rows))
     print('\n'.join(lines), file=sys.stderr)
+    if result['timed_out']:
+        return cliutil.fail('host-receiver', NanolinkError(result['timed_out']))
     return 0
 
 

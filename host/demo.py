@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from nanolink.common import zoo
-from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.metrics import ms_ssim, psnr
 from nanolink.common.stages import format_table, read_jsonl, summarise
 from nanolink.edge.sources import open_source
@@ -59,13 +60,13 @@ def stream(args, out):
             endpoint = line[len('listening on '):]
             edge_cmd = py + ['nanolink.edge.cli', '--camera', args.source, '--loop', '--frames', str(args.frames),
                              '--connect', endpoint, '--log', edge_log, '--model', args.model, '--quiet']
-            if args.channels:
+            if args.channels is not None:
                 edge_cmd += ['--channels', str(args.channels)]
-            if args.jpeg_quality:
+            if args.jpeg_quality is not None:
                 edge_cmd += ['--jpeg-quality', str(args.jpeg_quality)]
             if args.size:
                 edge_cmd += ['--size', args.size]
-            if args.fps:
+            if args.fps is not None:
                 edge_cmd += ['--fps', str(args.fps)]
             print('demo: {}\ndemo: {}'.format(' '.join(host_cmd[2:]), ' '.join(edge_cmd[2:])), flush=True)
             with open(edge_err, 'w') as eerr:
@@ -102,8 +103,7 @@ def quality(args, out, host_rows):
             side = (ref, dec)
     if side is not None:
         cv2.imwrite(os.path.join(out, 'side_by_side.png'), np.hstack(side))
-    return (float(np.mean(psnrs)) if psnrs else float('nan'), float(np.mean(ssims)) if ssims else float('nan'),
-            len(psnrs))
+    return (float(np.mean(psnrs)) if psnrs else None, float(np.mean(ssims)) if ssims else None, len(psnrs))
 
 
 def report(args, edge_rows, host_rows, q):
@@ -131,9 +131,23 @@ def report(args, edge_rows, host_rows, q):
     text = [format_table(stages, title), '',
             'T_{} = {:.3f} s   avg {:.1f} ms/frame ({:.1f} fps), first capture to last decoded frame'.format(
                 n, total_s, summary['avg_ms'], n / total_s if total_s else 0.0),
-            'quality: PSNR {:.2f} dB, MS-SSIM {:.4f} over {} frames at {:.3f} bpp (wire message bytes)'.format(
-                q[0], q[1], q[2], bpp)]
+            'quality: PSNR {}, MS-SSIM {} over {} frames at {:.3f} bpp (wire message bytes)'.format(
+                'n/a' if q[0] is None else '{:.2f} dB'.format(q[0]),
+                'n/a (frames of 160 px or less on a side)' if q[1] is None else '{:.4f}'.format(q[1]), q[2], bpp)]
     return summary, '\n'.join(text)
+
+
+def check_args(args):
+    """Refuse values the edge or host would refuse, before starting them (UsageError, exit 2)."""
+    cliutil.check_at_least_one('--frames', args.frames)
+    learned = sorted(zoo.bundled_models())
+    if args.model not in learned:
+        raise UsageError('--model {}: the demo streams a bundled learned model: one of {} (latency-bench compares '
+                         'them with JPEG and raw)'.format(args.model, ', '.join(learned)))
+    cliutil.check_at_least_one('--channels', args.channels)
+    cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
+    cliutil.check_positive('--fps', args.fps)
+    cliutil.check_positive('--timeout', args.timeout, ' seconds')
 
 
 def main(argv=None):
@@ -148,21 +162,26 @@ def main(argv=None):
     p.add_argument('--out', default='nanolink-demo', help='output folder (default: %(default)s)')
     p.add_argument('--timeout', type=float, default=30.0, help='give up after this many seconds without a frame')
     args = p.parse_args(argv)
-    if args.frames < 1:
-        p.error('--frames must be at least 1')
     try:
-        os.makedirs(args.out, exist_ok=True)
+        check_args(args)
+    except UsageError as e:
+        p.error(str(e))
+    try:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as e:
+            raise NanolinkError('--out {}: cannot create the folder ({}); pick another with --out DIR'.format(
+                args.out, e.strerror or e))
         t0 = time.time()
         edge_rows, host_rows = stream(args, args.out)
         if not host_rows:
             raise NanolinkError('no frame was decoded; see {}'.format(args.out))
         q = quality(args, args.out, host_rows)
         summary, text = report(args, edge_rows, host_rows, q)
+        with open(os.path.join(args.out, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
     except NanolinkError as e:
-        print('nanolink-demo: error: {}'.format(e), file=sys.stderr)
-        return 1
-    with open(os.path.join(args.out, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+        return cliutil.fail('nanolink-demo', e)
     print(text)
     print('wrote {0}/side_by_side.png (source | decoded), {0}/summary.json, logs and frames in {0}/ '
           '({1:.1f} s in all)'.format(args.out, time.time() - t0))

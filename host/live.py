@@ -38,7 +38,8 @@ class LiveView(object):
             hist = self._history.get(stream)
             if hist is None:
                 hist = self._history[stream] = collections.deque(maxlen=self._history_len)
-            hist.append((t_done, end_to_end_ms))
+            if end_to_end_ms is not None:      # None: the sender's clock is ahead of ours (not measurable)
+                hist.append((t_done, end_to_end_ms))
             self._cond.notify_all()
 
     def update_stream(self, stream, stats):

@@ -8,14 +8,18 @@ The frame rate written in the file is --record-fps, or else the stream's own rat
 times of its first frames (so playback runs at the speed of the camera, not of the receiver). A stream whose
 frame size changes continues in a new file, ``<name>.part2.mp4`` and so on, since a video file has one size.
 Frames are queued to the writer (bounded: the receive loop waits rather than dropping a frame) and all
-queued frames are written at exit.
+queued frames are written at exit. The codec is tried once at start (an error there, before any frame); a stream
+whose frame size that codec refuses (e.g. 1x1) is not recorded -- a warning says so, the summary lists it, and
+receiving, showing and saving go on. OpenCV's video encoders keep even sizes: an odd width or height loses its last
+column or row in the file (a warning says so; --save keeps every pixel).
 """
 import logging
 import os
+import tempfile
 
 import cv2
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.host.display import QueuedWriter
 
 log = logging.getLogger('nanolink.host')
@@ -27,10 +31,10 @@ def fourcc_for(path, fourcc=None):
     ext = os.path.splitext(path)[1].lower()
     code = fourcc or FOURCC.get(ext)
     if code is None:
-        raise NanolinkError('--record {}: unknown video extension "{}"; use .mp4, .avi or .mkv, or give '
-                            '--record-fourcc'.format(path, ext))
+        raise UsageError('--record {}: unknown video extension "{}"; use .mp4, .avi or .mkv, or give '
+                         '--record-fourcc'.format(path, ext))
     if len(code) != 4:
-        raise NanolinkError('--record-fourcc must be 4 characters (e.g. mp4v, MJPG, avc1), got "{}"'.format(code))
+        raise UsageError('--record-fourcc must be 4 characters (e.g. mp4v, MJPG, avc1), got "{}"'.format(code))
     return code
 
 
@@ -50,6 +54,7 @@ class _Track(object):
     def __init__(self, base):
         self.base, self.part, self.writer, self.size, self.path = base, 1, None, None, None
         self.pending, self.times, self.frames = [], [], 0
+        self.refused = False        # the codec would not open a file of this stream's frame size
 
 
 class Recorder(QueuedWriter):
@@ -62,10 +67,26 @@ class Recorder(QueuedWriter):
                 os.makedirs(d, exist_ok=True)
         except OSError as e:
             raise NanolinkError('--record {}: cannot create the folder ({})'.format(path, e.strerror))
+        self._probe(d)
         self.files = []                 # (path, frames written, fps) of finished files, for the summary
+        self.refused = []               # (path, (w, h), frames) of streams the codec refused, for the summary
         self._tracks = {}
         self._first = None
         QueuedWriter.__init__(self, max_pending, 'recorder')
+
+    def _probe(self, folder):
+        """Open (and delete) a small video file with this codec, so a missing encoder is an error at start."""
+        fd, probe = tempfile.mkstemp(suffix=os.path.splitext(self.path)[1], dir=folder or None)
+        os.close(fd)
+        try:
+            w = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), 25.0, (64, 64))
+            ok = w.isOpened()
+            w.release()
+        finally:
+            os.remove(probe)
+        if not ok:
+            raise NanolinkError('--record {}: OpenCV cannot write {} video here (no encoder for that codec?): try '
+                                '--record out.avi (MJPG)'.format(self.path, self.fourcc))
 
     def add(self, stream, t_cap, image):
         """Queue a decoded BGR frame of ``stream`` captured at t_cap."""
@@ -91,6 +112,9 @@ class Recorder(QueuedWriter):
         if track is None:
             track = self._tracks[stream] = _Track(self._base(stream))
         size = (image.shape[1], image.shape[0])
+        if track.refused and size == track.size:
+            track.frames += 1                   # counted for the summary, not written
+            return
         if track.size is not None and size != track.size:
             self._finish(track)
             track.part += 1
@@ -111,8 +135,15 @@ class Recorder(QueuedWriter):
         fps = self.fps or estimate_fps(track.times)
         w = cv2.VideoWriter(track.path, cv2.VideoWriter_fourcc(*self.fourcc), fps, track.size)
         if not w.isOpened():
-            raise NanolinkError('--record {}: OpenCV cannot write {} video here (no encoder for that codec?): try '
-                                '--record out.avi (MJPG)'.format(track.path, self.fourcc))
+            log.warning('--record: not recording stream %s to %s: the %s encoder refuses %dx%d frames (decoding, '
+                        'showing and --save go on)', os.path.basename(track.base), track.path, self.fourcc,
+                        *track.size)
+            track.refused, track.frames = True, len(track.pending)
+            track.pending, track.times = [], []
+            return
+        if track.size[0] % 2 or track.size[1] % 2:
+            log.warning('--record: %s gets %dx%d frames; video encoders keep even sizes, so the file may lose the '
+                        'last odd column / row (--save keeps every pixel)', track.path, *track.size)
         track.writer, track.fps = w, fps
         for image in track.pending:
             w.write(image)
@@ -122,8 +153,10 @@ class Recorder(QueuedWriter):
     def _finish(self, track):
         if track.writer is None and track.pending:
             self._open(track)
-        if track.writer is not None:
+        if track.refused:
+            self.refused.append((track.path, track.size, track.frames))
+        elif track.writer is not None:
             track.writer.release()
             self.files.append((track.path, track.frames, track.fps))
             log.info('--record: wrote %s (%d frames at %.2f fps)', track.path, track.frames, track.fps)
-        track.writer, track.frames, track.size = None, 0, None
+        track.writer, track.frames, track.size, track.refused = None, 0, None, False
