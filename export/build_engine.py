@@ -27,7 +27,8 @@ import json
 import os
 import sys
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import METADATA_KEY, bundled_model
 
 
@@ -37,8 +38,16 @@ def parse_shape(text):
     except ValueError:
         shape = ()
     if len(shape) != 4 or min(shape) < 1:
-        raise NanolinkError('--shape must be NxCxHxW, e.g. 1x3x720x1280, got "{}"'.format(text))
+        raise UsageError('--shape must be NxCxHxW, e.g. 1x3x720x1280, got "{}"'.format(text))
     return shape
+
+
+def check_frame_shape(shape, multiple):
+    """An encoder engine's input is the padded frame: H and W a multiple of the model's ``multiple``."""
+    if multiple and shape[1] == 3 and (shape[2] % multiple or shape[3] % multiple):
+        up = lambda v: -(-v // multiple) * multiple
+        raise UsageError('--shape {}: the edge pads frames to a multiple of {} for this model, so build for {}x3x{}x{}'
+                         .format('x'.join(str(v) for v in shape), multiple, shape[0], up(shape[2]), up(shape[3])))
 
 
 def onnx_metadata(path):
@@ -120,7 +129,7 @@ def bundled_encoder(name, channels=None):
     k = channels or info.default_channels
     files = info.manifest.get('files', {}).get('encoders_float16', {})
     if str(k) not in files:
-        raise NanolinkError('--channels {}: the bundled {} encoders have k in {}'.format(
+        raise UsageError('--channels {}: the bundled {} encoders have k in {}'.format(
             k, name, ', '.join(sorted(files, key=int)) or 'none'))
     return os.path.join(os.path.dirname(info.decoder), files[str(k)])
 
@@ -130,7 +139,8 @@ def trtexec_line(onnx_path, out, input_name, shape, fp16, workspace_mb):
     line = 'trtexec --onnx={} --saveEngine={} --shapes={}:{}'.format(onnx_path, out, input_name, dims)
     if fp16:
         line += ' --fp16'
-    return line + ' --memPoolSize=workspace:{}M'.format(workspace_mb)
+    # trtexec's workspace flag changed: --workspace=MB up to TensorRT 8.3 (JetPack 4.6 has 8.2), --memPoolSize from 8.4
+    return line + ' --memPoolSize=workspace:{0}M   (TensorRT 8.2 / JetPack 4.6: --workspace={0})'.format(workspace_mb)
 
 
 def _import_tensorrt():
@@ -194,7 +204,7 @@ def build_torch2trt(checkpoint, channels, out, shape, fp16=True, workspace_mb=10
     model, _ = load_checkpoint(checkpoint)
     k = channels or model.config.default_channels
     if k not in model.config.rate_points:
-        raise NanolinkError('--channels {} is not a rate point of {}: one of {}'.format(
+        raise UsageError('--channels {} is not a rate point of {}: one of {}'.format(
             k, model.model_name, list(model.config.rate_points)))
     module = PackedEncoder(model, k, CODE_DTYPES[code_dtype]).eval().cuda()
     x = torch.rand(*shape, device='cuda')
@@ -233,6 +243,7 @@ def main(argv=None):
             onnx_path = args.onnx or bundled_encoder(args.model, args.channels)
             refuse_decoder(onnx_path)
             meta = onnx_metadata(onnx_path)
+            check_frame_shape(shape, json.loads(meta).get('multiple'))
             print('equivalent: ' + trtexec_line(onnx_path, args.out, 'image' if shape[1] == 3 else 'symbols', shape,
                                                 args.fp16, args.workspace), flush=True)
             build(onnx_path, args.out, shape, args.fp16, args.workspace)
@@ -244,8 +255,7 @@ def main(argv=None):
         with open(args.out + '.json', 'w') as f:
             f.write(meta)
     except NanolinkError as e:
-        print('nanolink-build-engine: error: {}'.format(e), file=sys.stderr)
-        return 1
+        return cliutil.fail('nanolink-build-engine', e)
     print('wrote {} and {}.json'.format(args.out, args.out))
     return 0
 

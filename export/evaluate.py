@@ -38,6 +38,7 @@ from pytorch_msssim import ms_ssim as torch_ms_ssim
 from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.errors import NanolinkError
+from nanolink.common.imageproc import read_image
 from nanolink.common.metrics import psnr
 from nanolink.edge.sources import image_paths
 
@@ -54,7 +55,9 @@ def msssim_or_none(a, b):
 
 def parse_model(spec):
     """'cae' -> (cae's ModelInfo, 'fast'); 'cae:quality' -> (.., 'quality'); NanolinkError for an unknown one."""
-    name, _, variant = spec.partition(':')
+    name, colon, variant = spec.partition(':')
+    if colon and not variant:
+        raise NanolinkError('no decoder variant after ":"')
     info = zoo.bundled_model(name)
     info.decoder_file(variant or zoo.FAST)
     return info, variant or zoo.FAST
@@ -155,10 +158,38 @@ def plot(results, path):
         style = '-o' if 'rate_point' in rows[0] else '--.'
         axes[0].plot([r['bpp'] for r in rows], [r['psnr'] for r in rows], style, label=name)
         axes[1].plot([r['bpp'] for r in rows], [r['ms_ssim'] for r in rows], style, label=name)
+    # the x range shows every rate point of the models (the baselines' sweeps may run past it)
+    learned = [r['bpp'] for r in results if 'rate_point' in r] or [r['bpp'] for r in results]
     for ax, yl in zip(axes, ('PSNR (dB, 8-bit RGB)', 'MS-SSIM')):
-        ax.set_xlabel('bits per pixel (bytes sent)'); ax.set_ylabel(yl); ax.set_xlim(0, 1.6); ax.grid(alpha=.3)
+        ax.set_xlabel('bits per pixel (bytes sent)'); ax.set_ylabel(yl); ax.set_xlim(0, 1.1 * max(learned))
+        ax.grid(alpha=.3)
         ax.legend()
+    if all(r['ms_ssim'] is None for r in results):
+        axes[1].text(0.5, 0.5, 'no MS-SSIM: it needs images over 160 px on the short side',
+                     ha='center', va='center', transform=axes[1].transAxes)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def _unique(items):
+    """Items in order, each once (--model ae --model ae evaluates ae once)."""
+    out = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _check_output(parser, option, path, exts=None):
+    """Refuse an output path that cannot be written before the (long) evaluation starts."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error('{} {} is a folder: give a file name in it'.format(option, path))
+    if not os.path.isdir(folder):
+        parser.error('{} {}: the folder {} does not exist; create it first'.format(option, path, folder))
+    if not os.access(folder, os.W_OK):
+        parser.error('{} {}: cannot write in {}'.format(option, path, folder))
+    if exts and not path.lower().endswith(exts):
+        parser.error('{} {}: the file name must end in {}'.format(option, path, ' or '.join(exts)))
 
 
 def load_images(folder):
@@ -170,9 +201,10 @@ def load_images(folder):
     out = []
     for path in paths:
         n = os.path.basename(path)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = read_image(path)
         if img is None:
-            raise SystemExit('codec-eval: cannot read {}'.format(n))
+            raise SystemExit('codec-eval: cannot read {}: not an image OpenCV can decode; move it out of --images '
+                             '(the means must cover every image, so none is skipped)'.format(path))
         out.append((n, img))
     return out
 
@@ -183,13 +215,18 @@ def main(argv=None):
     p.add_argument('--model', action='append', default=[], metavar='NAME[:DECODER]',
                    help='bundled model, optionally with a decoder variant (cae:quality; default: its fast decoder); '
                         'repeatable')
-    p.add_argument('--baselines', default='jpeg,webp', help='comma-separated: jpeg, webp, or "" (default: %(default)s)')
+    p.add_argument('--baselines', default='jpeg,webp', help='comma-separated: jpeg, webp, or none (default: '
+                                                             '%(default)s)')
     p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
                    help='lossless coding of binary codes, as edge-sender --entropy (default: %(default)s)')
     p.add_argument('--out', required=True, help='results.json path')
     p.add_argument('--plot', help='RD plot PNG path')
     args = p.parse_args(argv)
-    baselines = [b for b in args.baselines.split(',') if b]
+    baselines = _unique(b.strip() for b in args.baselines.split(',') if b.strip() and b.strip() != 'none')
+    args.model = _unique(args.model)
+    _check_output(p, '--out', args.out)
+    if args.plot:
+        _check_output(p, '--plot', args.plot, ('.png', '.pdf', '.svg'))
     bad = [b for b in baselines if b not in BASELINES]
     if bad:
         p.error('unknown baseline(s) {}, should be among {}'.format(','.join(bad), ','.join(BASELINES)))

@@ -16,12 +16,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import sys
 import warnings
 
 import torch
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common import cli as cliutil
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
 from nanolink.export.models import MODELS, PackedEncoder, build_model
 
@@ -206,7 +208,7 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
     NAME-dec-VARIANT.onnx and NAME-VARIANT.pt and the manifest's ``decoder_variants[variant]``."""
     base = load_manifest(out_dir)
     if variant == FAST or not variant.isalnum():
-        raise NanolinkError('--decoder-variant {}: name a variant other than "fast" (letters and digits, e.g. '
+        raise UsageError('--decoder-variant {}: name a variant other than "fast" (letters and digits, e.g. '
                             'quality)'.format(variant))
     ident = identity(model)
     for key in ('name', 'stride', 'multiple', 'channels', 'rate_points', 'dtype'):
@@ -257,20 +259,35 @@ def main(argv=None):
                    help='add only the checkpoint\'s decoder to the model already exported in --out, as decoder '
                         'variant NAME (e.g. quality): same encoder weights required, same fingerprint on the wire')
     args = p.parse_args(argv)
+    try:
+        return _run(p, args)
+    except NanolinkError as e:
+        return cliutil.fail('nanolink-export', e)
+
+
+def _run(p, args):
     path = args.checkpoint or bundled_model(args.model).torch
     if not os.path.isfile(path):
         p.error('no such checkpoint: {}'.format(path))
-    model, _ = load_checkpoint(path)
+    try:
+        model, _ = load_checkpoint(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as e:
+        raise NanolinkError('--checkpoint {}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from '
+                            'nanolink-train or an exported NAME.pt'.format(path, type(e).__name__, e))
     extra = None
     if args.manifest_extra:
-        with open(args.manifest_extra) as f:
-            extra = json.load(f)
-    if args.decoder_variant:
         try:
-            entry = export_decoder_variant(model, args.out, args.decoder_variant, extra)
-        except NanolinkError as e:
-            print('nanolink-export: error: {}'.format(e), file=sys.stderr)
-            return 1
+            with open(args.manifest_extra) as f:
+                extra = json.load(f)
+        except OSError as e:
+            raise NanolinkError('--manifest-extra {}: cannot read it ({})'.format(args.manifest_extra,
+                                                                                 e.strerror or e))
+        except ValueError as e:
+            raise NanolinkError('--manifest-extra {}: not JSON ({})'.format(args.manifest_extra, e))
+        if not isinstance(extra, dict):
+            raise NanolinkError('--manifest-extra {}: must hold a JSON object'.format(args.manifest_extra))
+    if args.decoder_variant:
+        entry = export_decoder_variant(model, args.out, args.decoder_variant, extra)
         print('exported the {} decoder (weights {}, reads fingerprint {}) into {}'.format(
             args.decoder_variant, entry['weights_fingerprint'], entry['reads_fingerprint'], args.out))
         return 0

@@ -1,4 +1,5 @@
 import json
+import os
 
 import cv2
 import numpy as np
@@ -94,3 +95,30 @@ def test_codec_eval_runs_a_decoder_variant_on_the_same_bits(tmp_path, sample_fra
     with pytest.raises(SystemExit) as e:
         evaluate.main(['--images', str(imgs), '--model', 'cae:hq', '--out', str(out)])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize('extra, words', [
+    (['--out', 'no/such/dir/r.json'], 'does not exist; create it first'),
+    (['--out', '.'], 'is a folder'),
+    (['--out', 'r.json', '--plot', 'rd.bogus'], 'must end in .png or .pdf or .svg'),
+    (['--out', 'r.json', '--model', 'ae:'], 'no decoder variant after ":"'),
+])
+def test_outputs_and_models_are_checked_before_any_work(tmp_path, extra, words, capsys, monkeypatch):
+    """An output that cannot be written is refused at once (exit 2), not after the whole evaluation."""
+    monkeypatch.chdir(str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(['--images', str(tmp_path / 'none-needed'), '--baselines', 'jpeg'] + extra)
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_repeated_models_and_baselines_are_evaluated_once(tmp_path, sample_frame):
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / 'a.png'), sample_frame[:64, :96])                 # small: no MS-SSIM at all
+    out = tmp_path / 'r.json'
+    assert evaluate.main(['--images', str(imgs), '--model', 'ae', '--model', 'ae', '--baselines', ' jpeg , jpeg ',
+                          '--out', str(out), '--plot', str(tmp_path / 'rd.png')]) == 0
+    res = json.load(open(str(out)))
+    assert sorted(set(r['model'] for r in res['results'])) == ['ae', 'jpeg']
+    assert len([r for r in res['results'] if r['model'] == 'ae']) == 4
+    assert cv2.imread(str(tmp_path / 'rd.png')) is not None

@@ -83,8 +83,19 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
     (['--role', 'edge'], '--role edge needs --connect'),
     (['--baselines', 'png'], 'unknown png'),
     (['--models', 'nope'], 'no bundled model "nope"'),
-    (['--frames', '0'], '--frames must be >= 1'),
+    (['--frames', '0'], '--frames must be at least 1'),
+    (['--sizes', '5000'], 'frame sides are 16..4096'),
+    (['--jpeg-quality', '0'], '--jpeg-quality must be in 1..100'),
+    (['--channels', '0'], '--channels must be at least 1'),
+    (['--timeout', '0'], '--timeout must be > 0'),
 ])
-def test_bench_bad_arguments_exit_1_with_a_message(args, words):
+def test_bench_bad_arguments_exit_with_a_message(args, words):
     r = cli('nanolink.host.bench', *args)
-    assert r.returncode == 1 and words in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == (1 if 'no bundled model' in words else 2), r.stderr    # 2: bad arguments
+    assert words in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_bench_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / 'f').write_text('x')
+    r = cli('nanolink.host.bench', '--out', tmp_path / 'f', '--sizes', '64', '--frames', '1')
+    assert r.returncode == 1 and 'cannot create the folder' in r.stderr and 'Traceback' not in r.stderr

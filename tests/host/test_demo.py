@@ -20,3 +20,27 @@ def test_demo_end_to_end(tmp_path):
     side = cv2.imread(str(out / 'side_by_side.png'))
     assert side.shape == (512, 2 * 768, 3)
     assert len(os.listdir(str(out / 'frames' / 'edge'))) == 20
+
+
+def test_demo_on_frames_too_small_for_ms_ssim_writes_strict_json(tmp_path, sample_frame):
+    src = tmp_path / 'src'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), sample_frame[:64, :96])
+    r = cli('nanolink.host.demo', '--source', src, '--frames', 2, '--out', tmp_path / 'demo', timeout=300)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert 'MS-SSIM n/a (frames of 160 px or less on a side)' in r.stdout
+    text = open(str(tmp_path / 'demo' / 'summary.json')).read()
+    s = json.loads(text, parse_constant=lambda c: pytest.fail('not strict JSON: ' + c))
+    assert s['ms_ssim'] is None and s['psnr'] > 20
+
+
+def test_demo_refuses_values_the_edge_would_refuse(tmp_path):
+    for args, words in ((['--channels', '0', '--model', 'cae'], '--channels must be at least 1'),
+                        (['--jpeg-quality', '0'], '--jpeg-quality must be in 1..100'),
+                        (['--fps', '0'], '--fps must be > 0'),
+                        (['--model', 'jpeg'], 'a bundled learned model: one of ae, ae-full, cae')):
+        r = cli('nanolink.host.demo', '--out', tmp_path / 'd', *args)
+        assert r.returncode == 2 and words in r.stderr, r.stderr
+    (tmp_path / 'file').write_text('x')
+    r = cli('nanolink.host.demo', '--out', tmp_path / 'file' / 'sub', '--frames', 1)
+    assert r.returncode == 1 and 'cannot create the folder' in r.stderr and 'Traceback' not in r.stderr
