@@ -16,6 +16,8 @@ import sys
 import zmq
 import zmq.auth
 
+from nanolink.common import cli as cliutil
+from nanolink.common import wire
 from nanolink.common.errors import NanolinkError
 
 HOST = 'host'
@@ -55,7 +57,13 @@ def create(folder, edges):
     for name in [HOST] + list(edges):
         if os.path.exists(os.path.join(folder, name + '.key_secret')):
             continue                                    # never overwrite a key pair in use
-        public, _ = zmq.auth.create_certificates(folder, name)
+        old_umask = os.umask(0o077)                     # a secret key is for its owner's eyes only, from the
+        try:                                            # moment it exists
+            public, secret = zmq.auth.create_certificates(folder, name)
+        finally:
+            os.umask(old_umask)
+        os.chmod(secret, 0o600)
+        os.chmod(public, 0o644)
         made.append(name)
         if name != HOST:
             shutil.copy(public, os.path.join(allowed, name + '.key'))
@@ -67,14 +75,22 @@ def main(argv=None):
     p.add_argument('folder', help='where to write the certificates')
     p.add_argument('--edges', default='edge', help='comma-separated edge names (their --stream-id; default: %(default)s)')
     args = p.parse_args(argv)
-    edges = [e for e in args.edges.split(',') if e]
+    edges = [e.strip() for e in args.edges.split(',') if e.strip()]
     if not edges or any(e == HOST for e in edges):
         p.error('--edges needs one or more names other than "host"')
+    for e in edges:
+        try:
+            wire.check_stream_id(e)
+        except wire.WireError as err:
+            p.error('--edges {}: an edge name is its --stream-id: {}'.format(e, err.reason))
     try:
-        made = create(args.folder, edges)
+        try:
+            made = create(args.folder, edges)
+        except OSError as e:
+            raise NanolinkError('{}: cannot write keys there ({}); give a folder path'.format(
+                args.folder, e.strerror or e))
     except NanolinkError as e:
-        print('nanolink-keys: error: {}'.format(e), file=sys.stderr)
-        return 1
+        return cliutil.fail('nanolink-keys', e)
     print('created {} in {} (existing key pairs kept)'.format(', '.join(made) or 'nothing new', args.folder))
     return 0
 
