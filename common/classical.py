@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from nanolink.common import wire
-from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common import cli as cliutil
+from nanolink.common.errors import NanolinkError
 from nanolink.common.zoo import ModelInfo
 
 CLASSICAL = ('jpeg', 'raw')
@@ -53,8 +54,8 @@ class ClassicalEncoder(object):
     """Same interface as nanolink.common.codec.EdgeEncoder: preprocess, backend.forward, fetch."""
 
     def __init__(self, name, quality=75, size=None):
-        if name == 'jpeg' and not 1 <= quality <= 100:
-            raise UsageError('--jpeg-quality must be in 1..100, got {}'.format(quality))
+        if name == 'jpeg':
+            cliutil.check_range('--jpeg-quality', quality, 1, 100)
         self.info = classical_info(name)
         self.backend = ClassicalBackend(name, quality)
         self.channels, self.size, self.quality = 3, size, quality

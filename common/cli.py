@@ -7,6 +7,9 @@ import threading
 from nanolink.common.errors import UsageError
 
 
+MAX_THREADS = 256     # --threads of the encoder / decoder runtimes: 0 (the runtime's default) .. this
+
+
 def check_at_least_one(option, value):
     """None (not given) or an integer >= 1; a UsageError naming the option otherwise."""
     if value is not None and value < 1:

@@ -15,6 +15,7 @@ import numpy as np
 
 from nanolink.common import imageproc, wire, zoo
 from nanolink.common.backends import open_backend
+from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 
 
@@ -106,9 +107,7 @@ class JpegCodeEncoder(EdgeEncoder):
             raise UsageError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
                 info.name))
         quality = info.default_channels if quality is None else quality
-        if not 1 <= quality <= 100:
-            raise UsageError('--jpeg-quality must be in 1..100, got {}'.format(quality))
-        return quality
+        return cliutil.check_range('--jpeg-quality', quality, 1, 100)
 
     def fetch(self, out):
         buf, (h, w) = out

@@ -95,7 +95,7 @@ def build_parser():
     p.add_argument('--device', choices=('cpu', 'cuda'),
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: the runtime\'s '
-                                                          'default)'.format(MAX_THREADS))
+                                                          'default)'.format(cliutil.MAX_THREADS))
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
                    help='with the send queue full, wait this long for the host, then drop the frame (default: '
@@ -113,7 +113,6 @@ def build_parser():
     return p
 
 
-MAX_THREADS = 256
 MAX_SEND_TIMEOUT_MS = 2 ** 31 - 1
 MAX_CLOCK_OFFSET_S = 86400.0
 
@@ -125,7 +124,7 @@ def config_from_args(args):
     if args.fps is not None and not math.isfinite(args.fps):
         raise UsageError('--fps must be a finite number of frames per second, got {}'.format(args.fps))
     cliutil.check_at_least_one('--channels', args.channels)
-    cliutil.check_range('--threads', args.threads, 0, MAX_THREADS)
+    cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
     if not 0 <= args.send_timeout <= MAX_SEND_TIMEOUT_MS:
         raise UsageError('--send-timeout must be in 0..{} ms (0: wait for the host), got {}'.format(
             MAX_SEND_TIMEOUT_MS, args.send_timeout))

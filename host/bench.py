@@ -463,7 +463,7 @@ def main(argv=None):
         cliutil.check_positive('--timeout', args.timeout, ' seconds')
         cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
         cliutil.check_at_least_one('--channels', args.channels)
-        cliutil.check_range('--threads', args.threads, 0, 256)
+        cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
         for s in args.sizes:
             if not 16 <= s <= wire.MAX_FRAME_SIDE:
                 raise UsageError('--sizes: {} is out of range: frame sides are 16..{}'.format(s, wire.MAX_FRAME_SIDE))

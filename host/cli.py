@@ -211,6 +211,7 @@ def config_from_args(args):
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
     cliutil.check_positive('--record-fps', args.record_fps)
+    cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
     if args.http:
         parse_listen(args.http)
     if args.record:
