@@ -44,6 +44,11 @@ def check_endpoint(endpoint, option, example, any_port=False):
     return endpoint
 
 
+def _ipv6(endpoint):
+    """IPv6 for a bracketed address (tcp://[::1]:5555) only: sockets stay IPv4 where a kernel has no IPv6."""
+    return [(zmq.IPV6, 1)] if endpoint.startswith('tcp://[') else []
+
+
 class _Socket(object):
     """Owns one socket (and its context unless one is given); a context manager."""
 
@@ -86,10 +91,10 @@ class Sender(_Socket):
         self.stop = stop
         self.wait_forever = send_timeout_ms < 0
         self.linger_ms = linger_ms
-        _Socket.__init__(self, zmq.PUSH, context, list(curve) + [
+        _Socket.__init__(self, zmq.PUSH, context, list(curve) + _ipv6(endpoint) + [
             (zmq.CONFLATE, int(latest)), (zmq.SNDHWM, hwm),
             (zmq.SNDTIMEO, self.WAIT_STEP_MS if self.wait_forever else send_timeout_ms), (zmq.LINGER, linger_ms)])
-        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as e:
@@ -97,12 +102,16 @@ class Sender(_Socket):
             raise UsageError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
         self.sent = 0
         self.dropped = 0
-        self.handshakes = 0
+        self.handshakes = 0           # hosts that completed a ZeroMQ handshake with this socket (reconnects too)
+        self.connected = False        # a host is connected now (as of the last monitor event read)
+        self.queued_while_away = 0    # frames queued since the host went away (or before it ever came)
+        self.undelivered = 0          # set by close: frames still queued with no host to take them
 
     def send(self, message):
         """Queue one message; False (and counted in ``dropped``) when the queue stayed full for send_timeout_ms,
         or, waiting for the host, when ``stop`` was set."""
         stop = self.stop
+        self._read_events(0)
         while True:
             try:
                 self.socket.send(message, copy=len(message) < 65536)
@@ -112,43 +121,60 @@ class Sender(_Socket):
                     self.dropped += 1
                     return False
         self.sent += 1
+        if not self.connected:
+            self.queued_while_away += 1
         return True
 
     @property
     def host_seen(self):
         """True once a host completed a ZeroMQ handshake with this socket (so queued frames can leave)."""
-        return self._await_host(0)
+        self._read_events(0)
+        return self.handshakes > 0
+
+    def _read_events(self, timeout_ms):
+        """Read the monitor's events, waiting up to timeout_ms for the first; True if one was read."""
+        from zmq.utils.monitor import recv_monitor_message
+        got = False
+        while self._monitor is not None and self._monitor.poll(timeout_ms if not got else 0):
+            got = True
+            event = recv_monitor_message(self._monitor)['event']
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:     # frames queued meanwhile leave now
+                self.handshakes += 1
+                self.connected, self.queued_while_away = True, 0
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.connected = False
+        return got
 
     def _await_host(self, timeout_ms):
-        """Read monitor events for up to timeout_ms (-1: until a handshake) or until a host is seen."""
-        from zmq.utils.monitor import recv_monitor_message
+        """Wait up to timeout_ms (-1: until one comes, or ``stop`` plus STOP_LINGER_MS) for a connected host."""
         deadline = None if timeout_ms < 0 else time.time() + timeout_ms / 1000.0
         stop_deadline = None
-        while self._monitor is not None and not self.handshakes:
+        self._read_events(0)
+        while self._monitor is not None and not self.connected:
             if stop_deadline is None and self.stop is not None and self.stop.is_set():
                 stop_deadline = time.time() + self.STOP_LINGER_MS / 1000.0
                 deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
             left = min(200, max(0, int((deadline - time.time()) * 1000))) if deadline else 200
-            if self._monitor.poll(left):
-                if recv_monitor_message(self._monitor)['event'] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    self.handshakes += 1
-            elif deadline is not None and time.time() >= deadline:
+            if not self._read_events(left) and deadline is not None and time.time() >= deadline:
                 break
-        return self.handshakes > 0
+        return self.connected
 
     def close(self, linger_ms=None):
         """Close, waiting up to ``linger_ms`` (default: the constructor's; -1: as long as it takes) for queued
-        frames to leave. Until a host is seen (a handshake), that time is spent waiting for one; with none by then,
-        the queue is dropped at once, since nothing could leave."""
+        frames to leave. While no host is connected, that time is spent waiting for one; with none by then, the
+        frames queued since the host went away (or all, if none ever came) are dropped at once and counted in
+        ``undelivered``, since nothing could take them."""
         if self.socket is not None:
             linger = self.linger_ms if linger_ms is None else linger_ms
             t0 = time.time()
-            seen = self._await_host(linger)
+            connected = self._await_host(linger)
             if self.stop is not None and self.stop.is_set():
                 linger = self.STOP_LINGER_MS if linger < 0 else min(linger, self.STOP_LINGER_MS)
-            if seen and linger >= 0:
+            if connected and linger >= 0:
                 linger = max(0, linger - int((time.time() - t0) * 1000))
-            self.socket.setsockopt(zmq.LINGER, linger if seen else 0)
+            if not connected:
+                self.undelivered = self.queued_while_away
+            self.socket.setsockopt(zmq.LINGER, linger if connected else 0)
             if self._monitor is not None:
                 self.socket.disable_monitor()
                 self._monitor.close()
@@ -162,7 +188,7 @@ class Receiver(_Socket):
         """curve: (socket options, allow-list folder) from nanolink.common.keys.host_options, or None."""
         check_endpoint(endpoint, '--bind', 'tcp://*:5555', any_port=True)
         options, allowed = curve if curve else ([], None)
-        _Socket.__init__(self, zmq.PULL, context, list(options) + [
+        _Socket.__init__(self, zmq.PULL, context, list(options) + _ipv6(endpoint) + [
             (zmq.CONFLATE, int(latest)), (zmq.RCVHWM, hwm), (zmq.MAXMSGSIZE, max_message_bytes), (zmq.LINGER, 0)])
         if allowed:
             from zmq.auth.thread import ThreadAuthenticator

@@ -241,9 +241,8 @@ def run(cfg, stop=None, status_every_s=2.0):
                 if delay > 0:
                     stop.wait(delay)
         elapsed = time.time() - t0
-    host_seen = tx.handshakes > 0              # known once the sender has closed (it waits for a host first)
     return {'frames': seq, 'dropped': tx.dropped, 'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples,
-            'host_seen': host_seen}
+            'host_seen': tx.handshakes > 0, 'undelivered': tx.undelivered}   # known once the sender has closed
 
 
 def _rate(info, encoder):
@@ -267,11 +266,15 @@ def main(argv=None):
     print(format_table(summarise(result['stages']), 'edge-sender: {} frames in {:.2f} s ({:.1f} ms/frame), {} '
                        'dropped'.format(n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1),
                                         result['dropped'])), file=sys.stderr)
+    lost = result['undelivered']
     if n and not result['host_seen']:
-        queued = n - result['dropped']
-        print('edge-sender: error: no host-receiver answered at {}: {} frame{} queued and then discarded (is '
+        print('edge-sender: error: no host-receiver answered at {}: none of the {} frame{} reached one (is '
               'host-receiver running and listening there? --curve-keys on both sides or on neither?)'.format(
-                  args.connect, queued, ' was' if queued == 1 else 's were'), file=sys.stderr)
+                  args.connect, n, '' if n == 1 else 's'), file=sys.stderr)
+        return 1
+    if lost:
+        print('edge-sender: error: the host at {} went away and did not come back: the last {} frame{} queued and '
+              'then discarded'.format(args.connect, lost, ' was' if lost == 1 else 's were'), file=sys.stderr)
         return 1
     return 0
 
