@@ -55,8 +55,12 @@ def create(folder, edges):
     os.makedirs(allowed, exist_ok=True)
     made = []
     for name in [HOST] + list(edges):
-        if os.path.exists(os.path.join(folder, name + '.key_secret')):
-            continue                                    # never overwrite a key pair in use
+        secret = os.path.join(folder, name + '.key_secret')
+        if os.path.exists(secret):                      # never overwrite a key pair in use, but keep it private
+            if os.stat(secret).st_mode & 0o077:
+                os.chmod(secret, 0o600)
+                print('nanolink-keys: {} was readable by others; now 0600'.format(secret), file=sys.stderr)
+            continue
         old_umask = os.umask(0o077)                     # a secret key is for its owner's eyes only, from the
         try:                                            # moment it exists
             public, secret = zmq.auth.create_certificates(folder, name)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample')
@@ -92,7 +92,7 @@ def bundled_models():
 def bundled_model(name):
     models = bundled_models()
     if name not in models:
-        raise NanolinkError('no bundled model "{}"; bundled models: {}'.format(name, ', '.join(models) or 'none'))
+        raise UsageError('no bundled model "{}"; bundled models: {}'.format(name, ', '.join(models) or 'none'))
     return models[name]
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from urllib.parse import unquote
 
 import cv2
 import numpy as np
@@ -249,7 +250,7 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return LiveCameraSource(cap, 'camera {}'.format(device))
     if spec.startswith('file://'):
-        spec = spec[len('file://'):]
+        spec = unquote(spec[len('file://'):])          # file:///tmp/my%20clip.mp4 -> /tmp/my clip.mp4
     if os.path.isdir(spec):
         paths = image_paths(spec)
         if not paths:

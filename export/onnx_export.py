@@ -42,13 +42,19 @@ def fingerprint(state_dict):
 
 def load_checkpoint(path):
     """-> (model in eval mode, identity dict: name, fingerprint, stride, multiple, channels, rate_points)."""
-    ck = torch.load(path, map_location='cpu', weights_only=False)
-    cfg = dict(ck['model_config'])
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    for k, v in getattr(MODELS.get(ck['model_name']), 'legacy_config', {}).items():
-        cfg.setdefault(k, v)                     # a checkpoint older than the field
-    model = build_model(ck['model_name'], **cfg)
-    model.load_state_dict(ck['model'])
+    try:
+        ck = torch.load(path, map_location='cpu', weights_only=False)
+        if not isinstance(ck, dict) or not {'model_config', 'model_name', 'model'} <= set(ck):
+            raise ValueError('it holds no model_name, model_config and model weights')
+        cfg = dict(ck['model_config'])
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        for k, v in getattr(MODELS.get(ck['model_name']), 'legacy_config', {}).items():
+            cfg.setdefault(k, v)                 # a checkpoint older than the field
+        model = build_model(ck['model_name'], **cfg)
+        model.load_state_dict(ck['model'])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise NanolinkError('{}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from nanolink-train or '
+                            'an exported NAME.pt'.format(path, type(e).__name__, e))
     model.eval()
     return model, identity(model)
 
@@ -269,11 +275,7 @@ def _run(p, args):
     path = args.checkpoint or bundled_model(args.model).torch
     if not os.path.isfile(path):
         p.error('no such checkpoint: {}'.format(path))
-    try:
-        model, _ = load_checkpoint(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as e:
-        raise NanolinkError('--checkpoint {}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from '
-                            'nanolink-train or an exported NAME.pt'.format(path, type(e).__name__, e))
+    model, _ = load_checkpoint(path)
     extra = None
     if args.manifest_extra:
         try:

@@ -43,6 +43,7 @@ from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.metrics import psnr
+from nanolink.common.transport import check_endpoint
 from nanolink.common.stages import ALL_STAGES, END_TO_END, percentile, read_jsonl, time_calls
 from nanolink.edge.sources import open_source
 from nanolink.host.demo import _read_first_line, _tail
@@ -231,7 +232,12 @@ class ClockServer(object):
     def __init__(self, endpoint, context):
         self.socket = context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(endpoint)
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError as e:
+            self.socket.close()
+            raise NanolinkError('the clock cannot listen on {} ({}): give --bind a port below 65535 whose next port '
+                                'is free'.format(endpoint, e))
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -475,6 +481,13 @@ def main(argv=None):
                         s, info.multiple, m))
         if args.role == 'edge' and not args.connect:
             raise UsageError('--role edge needs --connect tcp://HOST:PORT (the host\'s latency-bench --role host)')
+        for option, endpoint in (('--bind', args.bind), ('--connect', args.connect)):
+            if endpoint:
+                check_endpoint(endpoint, option, 'tcp://127.0.0.1:5555', any_port=option == '--bind')
+                port = endpoint.rsplit(':', 1)[1]
+                if args.role != 'both' and port.isdigit() and int(port) >= 65535:
+                    raise UsageError('{} {}: a two-machine run needs a port below 65535 (the clock listens on the '
+                                     'next one)'.format(option, endpoint))
         if args.out:
             try:
                 import matplotlib  # noqa: F401

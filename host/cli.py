@@ -438,7 +438,7 @@ def _timeout_message(timeout, decoded, rejected_since, rejects, endpoint):
         return ('no frame decoded for {:g} s: {} messages arrived and were rejected (mostly: {}); see the warnings '
                 'above'.format(timeout, rejected_since, top))
     return 'no frame for {:g} s (decoded {} so far): is edge-sender running and connecting to {}?'.format(
-        timeout, decoded, endpoint)
+        timeout, decoded, endpoint.replace('0.0.0.0', "this machine's address"))
 
 
 def _quality_result(q, st, out, jlog):

@@ -51,8 +51,8 @@ def estimate_fps(times):
 class _Track(object):
     """One stream's current file."""
 
-    def __init__(self, base):
-        self.base, self.part, self.writer, self.size, self.path = base, 1, None, None, None
+    def __init__(self, stream, base):
+        self.stream, self.base, self.part, self.writer, self.size, self.path = stream, base, 1, None, None, None
         self.pending, self.times, self.frames = [], [], 0
         self.refused = False        # the codec would not open a file of this stream's frame size
 
@@ -110,7 +110,7 @@ class Recorder(QueuedWriter):
         stream, t_cap, image = item
         track = self._tracks.get(stream)
         if track is None:
-            track = self._tracks[stream] = _Track(self._base(stream))
+            track = self._tracks[stream] = _Track(stream, self._base(stream))
         size = (image.shape[1], image.shape[0])
         if track.refused and size == track.size:
             track.frames += 1                   # counted for the summary, not written
@@ -136,7 +136,7 @@ class Recorder(QueuedWriter):
         w = cv2.VideoWriter(track.path, cv2.VideoWriter_fourcc(*self.fourcc), fps, track.size)
         if not w.isOpened():
             log.warning('--record: not recording stream %s to %s: the %s encoder refuses %dx%d frames (decoding, '
-                        'showing and --save go on)', os.path.basename(track.base), track.path, self.fourcc,
+                        'showing and --save go on)', track.stream, track.path, self.fourcc,
                         *track.size)
             track.refused, track.frames = True, len(track.pending)
             track.pending, track.times = [], []

@@ -51,6 +51,7 @@ def test_bad_edge_arguments_exit_2(args, words):
     (['--camera', 'synthetic', '--clock-offset', 'nan'], '--clock-offset must be'),
     (['--camera', 'synthetic', '--model', 'jpeg', '--device', 'cuda'], 'drop --device cuda'),
     (['--camera', 'synthetic', '--model', 'raw', '--jpeg-quality', '50'], 'takes no --jpeg-quality'),
+    (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
 ])
 def test_bad_edge_values_exit_2_with_one_line(args, words):
     r = cli('nanolink.edge.cli', *args)
@@ -59,8 +60,8 @@ def test_bad_edge_values_exit_2_with_one_line(args, words):
 
 
 @pytest.mark.parametrize('args, words', [
-    (['--camera', 'synthetic', '--model', 'nope'], 'no bundled model "nope"'),
     (['--camera', 'synthetic', '--engine', 'enc.bin'], 'unknown network file type'),
+    (['--camera', 'no/such/clip%20x.mp4'], 'no such camera, file or folder'),
 ])
 def test_missing_things_exit_1_with_one_line(args, words):
     r = cli('nanolink.edge.cli', *args)
@@ -85,7 +86,7 @@ def test_frames_too_large_for_the_wire_format_ask_for_size(tmp_path):
     r = cli('nanolink.edge.cli', '--camera', tmp_path / 'wide.png', '--frames', 1, '--size', '4096x16',
             '--connect', 'tcp://127.0.0.1:9')        # fits: encoded and queued, but no host ever answers there
     assert r.returncode == 1 and 'cannot send' not in r.stderr
-    assert 'no host-receiver answered at tcp://127.0.0.1:9: 1 frame was queued and then discarded' in r.stderr
+    assert 'no host-receiver answered at tcp://127.0.0.1:9: none of the 1 frame reached one' in r.stderr
 
 
 def test_the_users_card_command_parses_and_explains_what_is_missing(tmp_path):
@@ -487,3 +488,43 @@ def test_keys_are_private_and_edge_names_are_stream_ids(tmp_path):
     (tmp_path / 'file').write_text('x')
     r = cli('nanolink.common.keys', tmp_path / 'file', '--edges', 'cam1')
     assert r.returncode == 1 and 'cannot write keys there' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_an_edge_whose_host_goes_away_says_how_many_frames_never_left(host_process):
+    h = host_process('--frames', 5, '--timeout', 30, '--quiet')
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://96x64', '--frames', 20, '--fps', 10, '--connect',
+            h.endpoint, '--quiet')
+    assert h.wait()[0] == 0
+    assert r.returncode == 1 and 'went away and did not come back' in r.stderr
+    n = int(r.stderr.split('the last ')[1].split()[0])
+    assert 12 <= n <= 15, r.stderr           # 20 sent, 5 decoded; a few may leave before the host's socket closes
+
+
+def test_ipv6_endpoints(host_process):
+    try:
+        h = host_process('--frames', 1, '--timeout', 30, bind='tcp://[::1]:*')
+    except AssertionError as e:
+        pytest.skip('no IPv6 loopback here: {}'.format(e))
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 1, '--connect', h.endpoint, '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert h.wait()[0] == 0
+
+
+def test_a_torch_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    torch = pytest.importorskip('torch')
+    (tmp_path / 'rand.pt').write_bytes(os.urandom(5000))
+    torch.save({'x': 1}, str(tmp_path / 'dict.pt'))
+    torch.save([1, 2], str(tmp_path / 'list.pt'))
+    for name in ('rand.pt', 'dict.pt', 'list.pt'):
+        r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--engine', tmp_path / name, '--frames', 1)
+        assert r.returncode == 1 and 'not a nanolink checkpoint' in r.stderr and 'Traceback' not in r.stderr, name
+        r = cli('nanolink.export.onnx_export', '--checkpoint', tmp_path / name, '--out', tmp_path / 'x')
+        assert r.returncode == 1 and 'not a nanolink checkpoint' in r.stderr and 'Traceback' not in r.stderr, name
+
+
+def test_existing_world_readable_secrets_are_made_private(tmp_path):
+    assert cli('nanolink.common.keys', tmp_path / 'k', '--edges', 'cam1').returncode == 0
+    os.chmod(str(tmp_path / 'k' / 'cam1.key_secret'), 0o644)
+    r = cli('nanolink.common.keys', tmp_path / 'k', '--edges', 'cam1,cam3')
+    assert r.returncode == 0 and 'was readable by others; now 0600' in r.stderr
+    assert os.stat(str(tmp_path / 'k' / 'cam1.key_secret')).st_mode & 0o777 == 0o600

@@ -28,6 +28,11 @@ def test_video_file_reads_every_frame_then_ends(video_file):
                 break
             frames.append(item[0])
     assert len(frames) == 24 and frames[0].shape == (512, 768, 3)
+    import shutil
+    spaced = os.path.join(os.path.dirname(video_file), 'my clip.avi')
+    shutil.copy(video_file, spaced)
+    with open_source('file://' + spaced.replace(' ', '%20')) as s:      # a file:// URI is percent-decoded
+        assert s.read() is not None
     with open_source('file://' + video_file, loop=True) as s:
         assert sum(s.read() is not None for _ in range(30)) == 30
 
