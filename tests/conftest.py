@@ -50,7 +50,7 @@ class HostProcess(object):
                                      + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      universal_newlines=True)
         line = self.proc.stdout.readline().strip()
-        assert line.startswith('listening on tcp://127.0.0.1:'), 'host-receiver did not start: {!r} {}'.format(
+        assert line.startswith('listening on tcp://'), 'host-receiver did not start: {!r} {}'.format(
             line, self.proc.stderr.read() if self.proc.poll() is not None else '')
         self.endpoint = line[len('listening on '):]
 
