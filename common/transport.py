@@ -161,13 +161,17 @@ class Sender(_Socket):
 
     def close(self, linger_ms=None):
         """Close, waiting up to ``linger_ms`` (default: the constructor's; -1: as long as it takes) for queued
-        frames to leave. While no host is connected, that time is spent waiting for one; with none by then, the
-        frames queued since the host went away (or all, if none ever came) are dropped at once and counted in
-        ``undelivered``, since nothing could take them."""
+        frames to leave. While frames were queued with no host connected, that time is spent waiting for one; with
+        none by then, those frames (all, if no host ever came) are dropped at once and counted in ``undelivered``,
+        since nothing could take them."""
         if self.socket is not None:
             linger = self.linger_ms if linger_ms is None else linger_ms
             t0 = time.time()
-            connected = self._await_host(linger)
+            self._read_events(0)
+            # wait for a host only when frames wait for one: a host that left after taking every frame is fine
+            connected = self._await_host(linger) if self.queued_while_away else True
+            if not self.connected and linger < 0:     # the host left after taking our frames: do not wait forever
+                linger = self.STOP_LINGER_MS
             if self.stop is not None and self.stop.is_set():
                 linger = self.STOP_LINGER_MS if linger < 0 else min(linger, self.STOP_LINGER_MS)
             if connected and linger >= 0:
