@@ -19,6 +19,21 @@ from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 
 
+def rate_for(info, channels=None, quality=None):
+    """The rate point a bundled model sends: its JPEG quality (image codes) or channel count (binary codes), the
+    model's default for None; UsageError for an option the model does not take or a value it has no encoder for."""
+    if info.dtype == 'jpeg':
+        return JpegCodeEncoder.checked_quality(info, quality, channels)
+    if quality is not None:
+        raise UsageError('--jpeg-quality is for models whose code is an image (ae, ae-full) or --model jpeg, not '
+                         '{}'.format(info.name))
+    k = channels or info.default_channels
+    if k not in info.encoders:
+        raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
+            k, info.name, ', '.join(str(c) for c in sorted(info.encoders))))
+    return k
+
+
 class EdgeEncoder(object):
     """Encoder half: BGR frame -> packed payload bytes of ``channels`` binary channels."""
 
@@ -49,13 +64,7 @@ class EdgeEncoder(object):
         if info.dtype == 'jpeg':
             return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
                                    channels)
-        if quality is not None:
-            raise UsageError('--jpeg-quality is for models whose code is an image (ae) or --model jpeg, not {}'.format(
-                model))
-        k = channels or info.default_channels
-        if k not in info.encoders:
-            raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
-                k, model, ', '.join(str(c) for c in sorted(info.encoders))))
+        k = rate_for(info, channels, quality)
         return cls(open_backend(info.encoders[k], 'encoder', k, device, threads), info, k, size)
 
     def preprocess(self, frame):

@@ -63,11 +63,10 @@ def create(folder, edges):
             continue
         old_umask = os.umask(0o077)                     # a secret key is for its owner's eyes only, from the
         try:                                            # moment it exists
-            public, secret = zmq.auth.create_certificates(folder, name)
+            public, _ = zmq.auth.create_certificates(folder, name)
         finally:
             os.umask(old_umask)
-        os.chmod(secret, 0o600)
-        os.chmod(public, 0o644)
+        os.chmod(public, 0o644)                         # the public half is meant to be copied
         made.append(name)
         if name != HOST:
             shutil.copy(public, os.path.join(allowed, name + '.key'))

@@ -23,6 +23,7 @@ import numpy as np
 
 from nanolink.common import zoo
 from nanolink.common import cli as cliutil
+from nanolink.common.codec import rate_for
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common.metrics import ms_ssim, psnr
@@ -147,15 +148,7 @@ def check_args(args):
                          'them with JPEG and raw)'.format(args.model, ', '.join(learned)))
     info = zoo.bundled_model(args.model)
     cliutil.check_at_least_one('--channels', args.channels)
-    if args.channels is not None and info.dtype == 'jpeg':
-        raise UsageError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
-            args.model))
-    if args.channels is not None and args.channels not in info.encoders:
-        raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
-            args.channels, args.model, ', '.join(str(k) for k in sorted(info.encoders))))
-    if args.jpeg_quality is not None and info.dtype != 'jpeg':
-        raise UsageError('--jpeg-quality is for models whose code is an image (ae, ae-full), not {}'.format(args.model))
-    cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
+    rate_for(info, args.channels, args.jpeg_quality)          # the edge's own check of the rate options
     if args.size:
         parse_size(args.size)
     cliutil.check_positive('--fps', args.fps)
