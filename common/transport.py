@@ -8,8 +8,9 @@
 Sender: while no host is connected up to ``hwm`` messages queue; beyond that ``send`` waits
 ``send_timeout_ms`` and drops the frame (returns False) rather than blocking the camera loop
 (send_timeout_ms=-1 waits for the host, in short steps, so a ``stop`` event still ends the wait); ``close``
-waits at most ``linger_ms`` for queued frames to leave, and not at all when no host ever completed a handshake
-(``host_seen``; a socket monitor watches for it), since then nothing can leave.
+waits at most ``linger_ms`` for queued frames to leave; frames queued while no host was connected (a socket
+monitor watches handshakes and disconnects) wait that long for one, and are then dropped and counted in
+``undelivered`` (all of them when no host ever came: ``handshakes`` stays 0).
 latest=True (both classes): ZMQ_CONFLATE keeps only the newest message in the queue, so a slow host shows
 the newest frame instead of falling further behind; older frames are dropped (they show up as ``lost`` in the
 host's per-stream counts). Reliable mode (the default) drops nothing while the host keeps up, at the cost
@@ -124,12 +125,6 @@ class Sender(_Socket):
         if not self.connected:
             self.queued_while_away += 1
         return True
-
-    @property
-    def host_seen(self):
-        """True once a host completed a ZeroMQ handshake with this socket (so queued frames can leave)."""
-        self._read_events(0)
-        return self.handshakes > 0
 
     def _read_events(self, timeout_ms):
         """Read the monitor's events, waiting up to timeout_ms for the first; True if one was read."""
