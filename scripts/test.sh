@@ -10,6 +10,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
+# host-receiver --show needs an X server and OpenCV with a GUI (the runtime's OpenCV is headless), and its key
+# test presses keys with xdotool; the --http viewer's test drives Debian's Chromium through chromedriver; the rANS
+# coder's C test needs an aarch64 cross-compiler and qemu-user. CI installs these Debian packages; elsewhere those
+# tests run when the programs are installed and skip otherwise.
+NEED=""
+command -v Xvfb >/dev/null 2>&1 || NEED="$NEED xvfb x11-utils"
+command -v xdotool >/dev/null 2>&1 || NEED="$NEED xdotool"
+command -v chromium >/dev/null 2>&1 || NEED="$NEED chromium"
+command -v chromedriver >/dev/null 2>&1 || NEED="$NEED chromium-driver"
+# the rANS coder's C test is cross-built for aarch64 (the Jetson's CPU) and run under qemu-user
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || NEED="$NEED gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+command -v qemu-aarch64 >/dev/null 2>&1 || NEED="$NEED qemu-user"
+if [ -n "$NEED" ] && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== CI: installing$NEED for the --show, browser-viewer and aarch64 coder tests"
+    (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $NEED >/dev/null) \
+        || echo "== could not install$NEED: the tests that need them will skip"
+fi
 PY36=${NANOLINK_PY36:-}
 if [ -z "$PY36" ] && command -v pyenv >/dev/null 2>&1; then
     for v in $(pyenv versions --bare 2>/dev/null | grep '^3\.6\.' || true); do PY36="$(pyenv root)/versions/$v/bin/python"; done
@@ -25,19 +42,6 @@ else
     echo "== no CPython 3.6 found (set NANOLINK_PY36=/path/to/python3.6): skipping the Python 3.6 edge tests"
 fi
 
-# host-receiver --show needs an X server and OpenCV with a GUI (the runtime's OpenCV is headless), and its key
-# test presses keys with xdotool; the --http viewer's test drives Debian's Chromium through chromedriver. CI
-# installs these Debian packages; elsewhere those tests run when the programs are installed and skip otherwise.
-NEED=""
-command -v Xvfb >/dev/null 2>&1 || NEED="$NEED xvfb x11-utils"
-command -v xdotool >/dev/null 2>&1 || NEED="$NEED xdotool"
-command -v chromium >/dev/null 2>&1 || NEED="$NEED chromium"
-command -v chromedriver >/dev/null 2>&1 || NEED="$NEED chromium-driver"
-if [ -n "$NEED" ] && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== CI: installing$NEED for the --show and browser-viewer tests"
-    (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $NEED >/dev/null) \
-        || echo "== could not install$NEED: the tests that need them will skip"
-fi
 if command -v Xvfb >/dev/null 2>&1; then
     echo "== GUI OpenCV venv for the --show tests (.venv-gui)"
     [ -x .venv-gui/bin/python ] || "$PY" -m venv .venv-gui

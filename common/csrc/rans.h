@@ -1,0 +1,51 @@
+/* nanolink's rANS coder for the integer latents of learned codecs. The format is documented in rans.c and, byte
+   by byte with the payload around it, in nanolink/common/wire.py. Plain C99, no allocation, no globals. */
+#ifndef NANOLINK_RANS_H
+#define NANOLINK_RANS_H
+
+#include <stdint.h>
+
+#define NL_PROB_BITS 15                      /* the frequencies of a channel sum to 2^15 */
+#define NL_PROB_SCALE (1u << NL_PROB_BITS)
+#define NL_RANS_L (1u << 15)                 /* coder states live in [2^15, 2^31) */
+#define NL_MAX_SYMBOLS 256                   /* symbol indices are bytes */
+#define NL_LUT_SHIFT 7                       /* decoder's coarse lookup: 2^15 >> 7 = 256 entries a channel */
+#define NL_LUT_SIZE (NL_PROB_SCALE >> NL_LUT_SHIFT)
+
+/* Errors: negative return values. */
+#define NL_ERR_CAPACITY  -1   /* encode: the output buffer is too small */
+#define NL_ERR_SYMBOL    -2   /* encode: a symbol index is not below its channel's symbol count */
+#define NL_ERR_SHORT     -3   /* decode: fewer than 8 bytes, or an odd number of bytes */
+#define NL_ERR_STATE     -4   /* decode: an initial state outside [2^15, 2^31) */
+#define NL_ERR_TRUNCATED -5   /* decode: the stream ended before the last symbol */
+#define NL_ERR_TRAILING  -6   /* decode: bytes left over, or final states that are not 2^15 */
+#define NL_ERR_TABLES    -7   /* tables: a count outside 1..256, a zero frequency, or a sum that is not 2^15 */
+#define NL_ERR_CODED     -8   /* encode/decode: a one-symbol channel marked as coded */
+
+/* Tables of C channels, flattened: channel c owns entries off[c] .. off[c] + nsym[c] - 1 of freq and cum
+   (cum: the sum of the channel's frequencies before the entry). */
+int nl_check_tables(uint32_t C, const int32_t *nsym, const int32_t *off, const uint32_t *freq, const uint32_t *cum);
+
+/* Encoder constants per table entry (rcp, shift, bias: 3 uint32 arrays as long as freq). */
+void nl_encoder_tables(uint32_t C, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
+                       const uint32_t *cum, uint32_t *rcp, uint32_t *shift, uint32_t *bias);
+
+/* Decoder's coarse lookup: NL_LUT_SIZE bytes a channel (C * NL_LUT_SIZE in all). */
+void nl_decoder_lut(uint32_t C, const int32_t *nsym, const int32_t *off, const uint32_t *cum, uint8_t *lut);
+
+/* coded[c] = 1 where channel c of sym (C x n, channel-major) holds a symbol other than fill[c], else 0.
+   Returns the number of coded channels, or NL_ERR_SYMBOL (with *bad = the channel) for an index >= nsym. */
+int64_t nl_varying_channels(const uint8_t *sym, uint32_t n, uint32_t C, const int32_t *nsym, const uint8_t *fill,
+                            uint8_t *coded, uint32_t *bad);
+
+/* The stream for the coded channels of sym into out; returns its length in bytes or an error. */
+int64_t nl_encode(const uint8_t *sym, uint32_t n, uint32_t C, const int32_t *nsym, const int32_t *off,
+                  const uint32_t *freq, const uint32_t *rcp, const uint32_t *shift, const uint32_t *bias,
+                  const uint8_t *coded, uint8_t *out, uint64_t capacity);
+
+/* sym (C x n) from a stream of len bytes; channels not coded are filled with fill[c]. Returns 0 or an error. */
+int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const int32_t *nsym, const int32_t *off,
+                  const uint32_t *freq, const uint32_t *cum, const uint8_t *lut, const uint8_t *coded,
+                  const uint8_t *fill, uint8_t *sym);
+
+#endif

@@ -1,0 +1,10 @@
+"""Build step for the one compiled part of nanolink: the rANS entropy coder (common/csrc/rans.c).
+
+It is plain C loaded with ctypes (nanolink.common.rans), not a CPython extension: it includes no Python header, so
+the same source builds for any Python from 3.6 up and for aarch64 (JetPack) as for x86. setuptools builds it as an
+extension only to put the shared library inside the package. Metadata lives in setup.cfg.
+"""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension('nanolink.common._rans', sources=['common/csrc/rans.c'], depends=['common/csrc/rans.h'],
+                             extra_compile_args=['-O2', '-std=c99', '-Wall'])])

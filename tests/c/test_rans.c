@@ -1,0 +1,189 @@
+/* C-level round trip of nanolink's rANS coder (common/csrc/rans.c), for the platforms Python tests cannot reach:
+   CI builds it natively and cross-compiled for aarch64 (the Jetson's CPU) and runs it under qemu-user.
+
+       gcc -O2 -Wall -Werror -std=c99 -Icommon/csrc tests/c/test_rans.c common/csrc/rans.c -o test_rans && ./test_rans
+
+   Random tables (1..256 symbols a channel, frequencies >= 1 summing to 2^15, constant channels) and symbols,
+   including all-fill frames (no channel coded), the largest symbol index and one-position channels; every stream
+   must decode to its symbols, and every truncation, extension and byte flip of it must be rejected or decode to
+   symbols within the tables (never read out of bounds: run it under valgrind or -fsanitize=address to check).
+   Prints "ok: N cases" and exits 0, or names the failing case and exits 1. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rans.h"
+
+#define MAXC 24
+#define MAXN 700
+
+static uint32_t rng_state = 12345u;
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static int32_t nsym[MAXC], off[MAXC];
+static uint32_t freq[MAXC * NL_MAX_SYMBOLS], cum[MAXC * NL_MAX_SYMBOLS];
+static uint32_t rcp[MAXC * NL_MAX_SYMBOLS], shift[MAXC * NL_MAX_SYMBOLS], bias[MAXC * NL_MAX_SYMBOLS];
+static uint8_t lut[MAXC * NL_LUT_SIZE], fill[MAXC], coded[MAXC], coded2[MAXC];
+static uint8_t sym[MAXC * MAXN], back[MAXC * MAXN], out[MAXC * MAXN * 2 + 64], bad[MAXC * MAXN * 2 + 66];
+
+/* Channel c: n symbols with random frequencies (one symbol: constant). Skewed so that some are very peaked. */
+static void random_table(uint32_t C)
+{
+    uint32_t c;
+    int32_t o = 0;
+    for (c = 0; c < C; c++) {
+        int32_t n, s, best = 0;
+        uint32_t total = 0, w[NL_MAX_SYMBOLS], wsum = 0;
+        switch (rnd() % 5) {
+        case 0: n = 1; break;
+        case 1: n = NL_MAX_SYMBOLS; break;
+        default: n = 2 + (int32_t)(rnd() % 40); break;
+        }
+        nsym[c] = n;
+        off[c] = o;
+        for (s = 0; s < n; s++) {
+            w[s] = 1 + (rnd() % 1000) * (rnd() % 4 == 0 ? 200u : 1u);
+            wsum += w[s];
+        }
+        for (s = 0; s < n; s++) {       /* frequencies >= 1 summing to 2^15 */
+            uint32_t f = n == 1 ? NL_PROB_SCALE : 1 + (uint32_t)((uint64_t)w[s] * (NL_PROB_SCALE - n) / wsum);
+            freq[o + s] = f;
+            total += f;
+        }
+        if (n > 1)
+            freq[o] += NL_PROB_SCALE - total;
+        total = 0;
+        for (s = 0; s < n; s++) {
+            cum[o + s] = total;
+            total += freq[o + s];
+            if (freq[o + s] > freq[o + best])
+                best = s;
+        }
+        fill[c] = (uint8_t)best;
+        o += n;
+    }
+}
+
+/* Symbols drawn from each channel's distribution (mostly), or all equal to the fill symbol. */
+static void random_symbols(uint32_t C, uint32_t n, int all_fill)
+{
+    uint32_t c, p;
+    for (c = 0; c < C; c++) {
+        for (p = 0; p < n; p++) {
+            uint32_t r = rnd() % NL_PROB_SCALE;
+            int32_t s = 0;
+            while (s + 1 < nsym[c] && cum[off[c] + s + 1] <= r)
+                s++;
+            if (rnd() % 50 == 0)
+                s = nsym[c] - 1;                            /* the largest index */
+            sym[c * n + p] = (uint8_t)(all_fill ? fill[c] : s);
+        }
+    }
+}
+
+static int check_case(uint32_t C, uint32_t n, int all_fill, int k)
+{
+    uint32_t badc = 0, i;
+    int64_t len, r;
+    random_table(C);
+    if (nl_check_tables(C, nsym, off, freq, cum) != 0) {
+        printf("case %d: generated tables rejected\n", k);
+        return 1;
+    }
+    nl_encoder_tables(C, nsym, off, freq, cum, rcp, shift, bias);
+    nl_decoder_lut(C, nsym, off, cum, lut);
+    random_symbols(C, n, all_fill);
+    r = nl_varying_channels(sym, n, C, nsym, fill, coded, &badc);
+    if (r < 0 || (all_fill && r != 0)) {
+        printf("case %d: varying channels %lld\n", k, (long long)r);
+        return 1;
+    }
+    len = nl_encode(sym, n, C, nsym, off, freq, rcp, shift, bias, coded, out, sizeof out);
+    if (len < 8) {
+        printf("case %d: encode returned %lld\n", k, (long long)len);
+        return 1;
+    }
+    memset(back, 0xee, sizeof back);
+    r = nl_decode(out, (uint64_t)len, n, C, nsym, off, freq, cum, lut, coded, fill, back);
+    if (r != 0 || memcmp(back, sym, (size_t)C * n) != 0) {
+        printf("case %d: round trip failed (%lld), C=%u n=%u\n", k, (long long)r, C, n);
+        return 1;
+    }
+    /* every truncation by a word and an extension by a word are rejected */
+    if (len > 8 && nl_decode(out, (uint64_t)len - 2, n, C, nsym, off, freq, cum, lut, coded, fill, back) == 0) {
+        printf("case %d: truncated stream accepted\n", k);
+        return 1;
+    }
+    memcpy(bad, out, (size_t)len);
+    bad[len] = 0;
+    bad[len + 1] = 0;
+    if (nl_decode(bad, (uint64_t)len + 2, n, C, nsym, off, freq, cum, lut, coded, fill, back) == 0) {
+        printf("case %d: extended stream accepted\n", k);
+        return 1;
+    }
+    /* byte flips: rejected, or symbols inside the tables; never a crash */
+    for (i = 0; i < 20; i++) {
+        uint32_t c;
+        memcpy(bad, out, (size_t)len);
+        bad[rnd() % (uint32_t)len] ^= (uint8_t)(1 + rnd() % 255);
+        if (nl_decode(bad, (uint64_t)len, n, C, nsym, off, freq, cum, lut, coded, fill, back) == 0) {
+            for (c = 0; c < C; c++) {
+                uint32_t p;
+                for (p = 0; p < n; p++) {
+                    if (back[c * n + p] >= nsym[c]) {
+                        printf("case %d: a corrupt stream decoded to a symbol past its table\n", k);
+                        return 1;
+                    }
+                }
+            }
+        }
+    }
+    /* a coded mask that differs from the encoder's is rejected or decodes other symbols, without a crash */
+    memcpy(coded2, coded, C);
+    coded2[rnd() % C] ^= 1;
+    nl_decode(out, (uint64_t)len, n, C, nsym, off, freq, cum, lut, coded2, fill, back);
+    /* a symbol past its table is refused by the encoder */
+    for (i = 0; i < C; i++) {
+        if (nsym[i] < NL_MAX_SYMBOLS) {
+            sym[i * n] = (uint8_t)nsym[i];
+            coded[i] = 1;
+            if (nsym[i] > 1 && nl_encode(sym, n, C, nsym, off, freq, rcp, shift, bias, coded, out, sizeof out)
+                != NL_ERR_SYMBOL) {
+                printf("case %d: encoder took a symbol past its table\n", k);
+                return 1;
+            }
+            if (nl_varying_channels(sym, n, C, nsym, fill, coded, &badc) != NL_ERR_SYMBOL || badc != i) {
+                printf("case %d: varying_channels missed a symbol past its table\n", k);
+                return 1;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+int main(void)
+{
+    int k, cases = 0;
+    /* a table that does not sum to 2^15 is refused */
+    nsym[0] = 2; off[0] = 0; freq[0] = 1; freq[1] = 1; cum[0] = 0; cum[1] = 1;
+    if (nl_check_tables(1, nsym, off, freq, cum) != NL_ERR_TABLES) {
+        printf("bad tables accepted\n");
+        return 1;
+    }
+    for (k = 0; k < 400; k++) {
+        uint32_t C = 1 + rnd() % MAXC, n = (k % 7 == 0) ? 1 : 1 + rnd() % MAXN;
+        if (check_case(C, n, k % 11 == 0, k))
+            return 1;
+        cases++;
+    }
+    printf("ok: %d cases\n", cases);
+    return 0;
+}
