@@ -1,6 +1,6 @@
 """One interface for the networks on both sides: ONNX Runtime, torch, TensorRT.
 
-    backend = open_backend('cae-enc-k8.onnx', device='cpu')
+    backend = open_backend('cae-enc-q3.onnx', device='cpu')
     out = backend.forward(blob)      # returns when the device has finished (synchronised)
     code = backend.to_host(out)      # device -> host numpy copy (the gpu_to_cpu stage)
 
@@ -89,12 +89,13 @@ class TorchBackend(Backend):
         if device == 'cuda' and not torch.cuda.is_available():
             raise NanolinkError('--device cuda: torch sees no CUDA device; use --device cpu')
         self.torch = torch
+        from nanolink.export.onnx_export import encoder_identity
         model, meta = load_checkpoint(path)
         net = model.encoder_module(channels) if role == 'encoder' else model.decoder_module()
         self.net = net.to(device).eval()
         self.device = device
-        if meta['dtype'] == 'bits':
-            meta = dict(meta, code_channels=channels or model.config.default_channels)
+        if role == 'encoder' or meta['dtype'] == 'bits':   # its rate point (and rANS tables), as an exported
+            meta = encoder_identity(model, channels or model.config.default_channels)   # encoder carries
         self.metadata = {METADATA_KEY: json.dumps(meta)}
 
     def forward(self, array):
@@ -133,7 +134,7 @@ class TensorRTBackend(Backend):
         except ImportError:
             raise NanolinkError('cannot run {}: TensorRT is not installed here (no "tensorrt" Python module). On '
                                 'a Jetson use JetPack\'s system python3; elsewhere pass the ONNX encoder instead '
-                                '(--engine cae-enc-k8.onnx) or --model cae'.format(path))
+                                '(--engine cae-enc-q3.onnx) or --model cae'.format(path))
         try:
             import pycuda.driver as cuda
         except ImportError:

@@ -70,6 +70,9 @@ class ClassicalEncoder(object):
         h, w = out.shape[:2] if self.info.name == 'raw' else jpeg_size(out)
         return out.tobytes(), (3, h, w)
 
+    def entropy_code(self, payload, mode='zlib'):
+        return payload, self.info.dtype              # JPEG and raw frames pass through
+
 
 def jpeg_size(payload):
     """(height, width) from a baseline or progressive JPEG's SOF header, without decoding; WireError if none.

@@ -1,6 +1,6 @@
 """The two halves of a learned codec, as the edge and the host use them.
 
-    enc = EdgeEncoder.open(model='cae')                     # or engine='cae-enc-k8.onnx'
+    enc = EdgeEncoder.open(model='cae')                     # or engine='cae-enc-q3.onnx'
     blob, size = enc.preprocess(frame)                      # preprocess
     out = enc.backend.forward(blob)                         # encode (synchronised)
     payload, shape = enc.fetch(out)                         # gpu_to_cpu
@@ -19,9 +19,19 @@ from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 
 
-def rate_for(info, channels=None, quality=None):
-    """The rate point a bundled model sends: its JPEG quality (image codes) or channel count (binary codes), the
-    model's default for None; UsageError for an option the model does not take or a value it has no encoder for."""
+def rate_for(info, channels=None, quality=None, rate=None):
+    """The rate point a bundled model sends: its JPEG quality (image codes), channel count (binary codes) or quality
+    level (entropy-coded latents), the model's default for None; UsageError for an option the model does not take
+    or a value it has no encoder for."""
+    if rate is not None and info.dtype != 'rans':
+        raise UsageError('--quality is for entropy-coded models (cae); {} takes {}'.format(
+            info.name, '--jpeg-quality' if info.dtype == 'jpeg' else '--channels'))
+    if info.dtype == 'rans':
+        if channels or quality is not None:
+            raise UsageError('{} sets its rate with --quality 1..{} (not --channels or --jpeg-quality)'.format(
+                info.name, max(info.rate_points)))
+        rate = info.default_channels if rate is None else rate
+        return cliutil.check_range('--quality', rate, min(info.rate_points), max(info.rate_points))
     if info.dtype == 'jpeg':
         return JpegCodeEncoder.checked_quality(info, quality, channels)
     if quality is not None:
@@ -34,6 +44,11 @@ def rate_for(info, channels=None, quality=None):
     return k
 
 
+def rate_label(info, k):
+    """'quality 3' (cae), 'JPEG quality 75' (ae, ae-full), '8 channels' (cae-bin): rate point k in words."""
+    return {'rans': 'quality {}', 'jpeg': 'JPEG quality {}'}.get(info.dtype, '{} channels').format(k)
+
+
 class EdgeEncoder(object):
     """Encoder half: BGR frame -> packed payload bytes of ``channels`` binary channels."""
 
@@ -41,10 +56,11 @@ class EdgeEncoder(object):
         self.backend, self.info, self.channels, self.size = backend, info, channels, size
 
     @classmethod
-    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0, quality=None):
-        """From a bundled model name (picking its encoder for ``channels``) or an engine file.
+    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0, quality=None, rate=None):
+        """From a bundled model name (picking its encoder for the rate point) or an engine file.
 
-        Models whose code is an image (dtype "jpeg", e.g. ``ae``) take ``quality`` instead of ``channels``."""
+        The rate point is ``rate`` (quality level 1..Q) for entropy-coded models (dtype "rans", ``cae``), ``quality``
+        (JPEG quality) for models whose code is an image (dtype "jpeg", ``ae``), ``channels`` for binary codes."""
         if engine:
             backend = open_backend(engine, 'encoder', channels, device, threads)
             if getattr(backend, 'input_name', 'image') != 'image':     # an exported decoder reads 'symbols'
@@ -52,6 +68,8 @@ class EdgeEncoder(object):
                                     '(an -enc ONNX file, or drop --engine for the bundled --model)'.format(
                                         engine, backend.input_name))
             info = zoo.info_from_metadata(backend.metadata, engine)
+            if info.dtype == 'rans':
+                return RansEncoder.for_engine(backend, info, engine, channels, quality, rate, size)
             if info.dtype == 'jpeg':
                 return JpegCodeEncoder(backend, info, quality, size, channels)
             if channels and channels != info.default_channels:
@@ -64,11 +82,18 @@ class EdgeEncoder(object):
         if info.dtype == 'jpeg':
             return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
                                    channels)
-        k = rate_for(info, channels, quality)
-        return cls(open_backend(info.encoders[k], 'encoder', k, device, threads), info, k, size)
+        k = rate_for(info, channels, quality, rate)
+        backend = open_backend(info.encoders[k], 'encoder', k, device, threads)
+        if info.dtype == 'rans':
+            return RansEncoder(backend, info, k, zoo.rate_tables(info.manifest, k), size)
+        return cls(backend, info, k, size)
 
     def preprocess(self, frame):
         return imageproc.prepare(frame, self.info.multiple, self.size)
+
+    def entropy_code(self, payload, mode='zlib'):
+        """The ``entropy`` stage: (payload, dtype) to send (binary codes zlib-coded when that is shorter)."""
+        return wire.entropy_code(payload, self.info.dtype, mode)
 
     def fetch(self, out):
         """Device output -> (payload bytes, code shape [C, h, w])."""
@@ -78,6 +103,46 @@ class EdgeEncoder(object):
         h = code.shape[1]
         w = code.shape[2] * 8 // self.channels
         return code.tobytes(), (self.channels, h, w)
+
+
+class RansEncoder(EdgeEncoder):
+    """Encoder half of an entropy-coded model (``cae``): the network returns integer symbol indices (1, M, h, w)
+    at one rate point; the ``entropy`` stage codes them with rANS under that rate point's integer tables."""
+
+    def __init__(self, backend, info, rate, tables, size=None):
+        from nanolink.common.rans import RansTables
+        EdgeEncoder.__init__(self, backend, info, info.channels, size)
+        self.rate = rate
+        self.tables = RansTables(tables['lo'], tables['freqs'])
+
+    @classmethod
+    def for_engine(cls, backend, info, engine, channels, quality, rate, size):
+        """An encoder file (.onnx / .trt / .pt) carries its rate point and tables in its metadata."""
+        meta = info.manifest
+        if channels or quality is not None:
+            raise UsageError('{} sets its rate with --quality (not --channels or --jpeg-quality)'.format(info.name))
+        if rate is not None and rate != meta.get('quality'):
+            raise NanolinkError('{} encodes quality {}, not {}: build an engine from the {} encoder of that quality'
+                                .format(engine, meta.get('quality'), rate, info.name))
+        if 'tables' not in meta:
+            raise NanolinkError('{}: its metadata has no rANS tables; export it again with nanolink-export'.format(
+                engine))
+        return cls(backend, info, meta['quality'], meta['tables'], size)
+
+    def fetch(self, out):
+        """Device output -> (symbol indices uint8 (C, h * w), shape [C, h, w])."""
+        sym = self.backend.to_host(out)                          # uint8 (1, M, h, w)
+        if sym.dtype != np.uint8:                                # float16 engines (TensorRT 8.2): exact integers
+            sym = sym.astype(np.uint8)
+        _, c, h, w = sym.shape
+        return sym.reshape(c, h * w), (c, h, w)
+
+    def entropy_code(self, payload, mode='zlib'):
+        """Symbols -> the "rans" payload (nanolink.common.wire): rate point, coded-channel bitmap, rANS stream."""
+        if mode == 'none':
+            raise UsageError('{} always entropy-codes its symbols (rANS): drop --entropy none'.format(self.info.name))
+        stream, coded = self.tables.encode(payload)
+        return wire.pack_rans(self.rate, coded, stream), 'rans'
 
 
 class _JpegCodeBackend(object):
@@ -151,6 +216,13 @@ class HostDecoder(object):
     def __init__(self, info, backend, variant=zoo.FAST):
         self.info, self.backend, self.variant = info, backend, variant
         self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
+        self.tables, self.inv_gain = {}, {}          # entropy-coded models: per rate point (wire.unpack decodes)
+        if info.dtype == 'rans':
+            from nanolink.common.rans import RansTables
+            for q in info.rate_points:
+                t = zoo.rate_tables(info.manifest, q)
+                self.tables[q] = RansTables(t['lo'], t['freqs'])
+                self.inv_gain[q] = np.asarray(t['inv_gain'], dtype=np.float32).reshape(-1, 1, 1)
 
     @classmethod
     def open(cls, info, decoder='onnxruntime', device='cpu', threads=0, variant=zoo.FAST):
@@ -169,7 +241,14 @@ class HostDecoder(object):
         sym[0, :c] = bits * np.float32(2) - np.float32(1)       # {0, 1} -> {-1, +1}; unsent channels stay 0
         return sym
 
+    def latents(self, frame):
+        """The dequantised latents (1, M, h, w) float32 of a "rans" frame (symbols decoded by wire.unpack)."""
+        y = self.tables[frame.rate].values(frame.symbols).astype(np.float32) * self.inv_gain[frame.rate]
+        return y[None]
+
     def decode(self, frame):
+        if self.dtype == 'rans':                                # cae: integer latents
+            return self.backend.run(self.latents(frame))        # (1, 16h, 16w, 3) BGR uint8
         if self.dtype == 'jpeg':                                # ae: JPEG-coded 8-bit code image
             from nanolink.common.classical import decode_jpeg
             code = decode_jpeg(frame.payload, frame.shape, frame.stream)

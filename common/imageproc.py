@@ -3,7 +3,7 @@
 Resize policy
 -------------
 * Default: frames keep the source size. The edge pads the bottom and right edges (edge pixels
-  repeated) up to the model's multiple (8 for ``cae``); the wire message carries the original size and
+  repeated) up to the model's multiple (16 for ``cae``, 8 for ``cae-bin``); the wire message carries the original size and
   the host crops the padding off, so the host shows exactly the source size.
 * ``--size WxH``: the edge first resizes every frame to W x H (area interpolation when shrinking,
   bilinear when enlarging; the aspect ratio is the user's choice), then pads as above; the host shows

@@ -22,11 +22,13 @@ optionally a 12th, ``ref``::
                                            the SHA-256 of the weights); the receiver must hold a decoder
                                            with the same fingerprint (any of the model's decoders: its
                                            decoder variants read the same bits and keep this fingerprint)
-            0xa5 'dtype'    str            payload coding: "bits" (learned codes, bit-packed), "bits-zlib"
-                                           (the same, zlib-compressed), "jpeg" or "raw" (below); it must be
-                                           the coding of the named model (bits or bits-zlib for "bits")
+            0xa5 'dtype'    str            payload coding: "rans" (integer latents, entropy-coded), "bits"
+                                           (binary codes, bit-packed), "bits-zlib" (the same, zlib-compressed),
+                                           "jpeg" or "raw" (below); it must be the coding of the named model
+                                           (bits or bits-zlib for "bits")
             0xa5 'shape'    0x93 u u u     fixarray of 3 uints [C, h, w]: channels sent and code height,
                                            width; "bits": 1 <= C <= the model's channels, 1 <= h, w <= 1024;
+                                           "rans": C = the model's latent channels, 1 <= h, w <= 1024;
                                            "jpeg", "raw": C = 3, the code image's h, w <= 4096
             0xa4 'size'     0x92 u u       fixarray of 2 uints [H, W]: the frame size the host outputs, 1..4096;
                                            h * stride - multiple < H <= h * stride, likewise W, and
@@ -51,6 +53,25 @@ Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flatte
 (channel fastest) and packed 8 bits per byte, first bit in the most significant bit, the last byte
 zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
 C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
+
+Payload, dtype "rans" (model "cae"): integer latents y[c, y, x], shape (C, h, w), as symbol indices coded with
+rANS (nanolink.common.rans, format in common/csrc/rans.c) under the model's integer tables for one rate point::
+
+    offset          bytes            meaning
+    0               u8  q            rate point (quality) 1..Q: which of the model's tables coded it
+    1               ceil(C / 8)      coded-channel bitmap, numpy.packbits order (channel 0 is the most significant
+                                     bit of byte 1), last byte zero-padded: 1 = channel c is in the stream, 0 = every
+                                     symbol of channel c is the table's fill symbol (its most probable one); a channel
+                                     whose table has one symbol must be 0
+    1 + ceil(C/8)   u32 x0, u32 x1   the rANS coder's two final states, little-endian, each in [2^15, 2^31)
+    + 8             u16 words        little-endian renormalisation words, in the order the decoder reads them
+
+The symbols of the coded channels are in the stream channel by channel (c ascending), each channel in raster order
+(h rows of w); the i-th coded symbol uses state i % 2. Channel c's symbol s stands for the integer
+tables[q].lo[c] + s, the host multiplies it by the rate point's inverse gain and runs the decoder. The receiver
+decodes into a C x h x w buffer it allocates from the validated shape, and rejects the payload unless the stream
+ends exactly where the last symbol does with both states back at 2^15 (truncated, padded, corrupt or foreign
+streams all fail that). The tables are in the model's manifest.json and inside its fingerprint.
 
 Payload, dtype "bits-zlib": the "bits" payload compressed with zlib (RFC 1950, any level), sent only when
 it is shorter than the packed bits; it must decompress to exactly ceil(C * h * w / 8) bytes with nothing
@@ -81,7 +102,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the rece
 # single hostile message could take the host down.
 MAX_CODE_SIDE = 1024
 MAX_FRAME_SIDE = 4096
-DTYPES = ('bits', 'bits-zlib', 'jpeg', 'raw')
+DTYPES = ('rans', 'bits', 'bits-zlib', 'jpeg', 'raw')
 ZLIB_OF = {'bits-zlib': 'bits'}     # entropy-coded payloads: what they decompress to
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 OPTIONAL = ('ref',)
@@ -103,13 +124,15 @@ class WireError(ValueError):
 class Frame(object):
     """One decoded, validated message (the fields of the table above)."""
 
-    __slots__ = FIELDS + OPTIONAL
+    __slots__ = FIELDS + OPTIONAL + ('symbols', 'rate')
 
     def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION, ref=None):
         self.v, self.stream, self.seq, self.t_cap = v, stream, seq, t_cap
         self.model, self.fp, self.dtype = model, fp, dtype
         self.shape, self.size, self.payload, self.stages = tuple(shape), tuple(size), payload, stages
         self.ref = ref              # optional reference JPEG of the source frame (bytes) or None
+        self.symbols = None         # "rans" frames from unpack: the decoded symbol indices, uint8 (C, h, w)
+        self.rate = None            # and their rate point q
 
     def __repr__(self):
         return 'Frame(stream={!r}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
@@ -132,7 +155,7 @@ def payload_length(shape, dtype='bits'):
     c, h, w = shape
     if dtype == 'raw':
         return c * h * w
-    if dtype == 'jpeg':
+    if dtype in ('jpeg', 'rans'):
         return None
     return (c * h * w + 7) // 8
 
@@ -210,7 +233,38 @@ def unpack(data, models):
     _check(frame, models)
     if frame.dtype in ZLIB_OF:
         frame.payload = _inflate(frame.payload, payload_length(frame.shape), frame.stream)
+    if frame.dtype == 'rans':
+        frame.rate, frame.symbols = unpack_rans(frame.payload, frame.shape, models[frame.model][frame.fp].tables,
+                                                frame.stream)
     return frame
+
+
+def pack_rans(rate, coded, stream):
+    """Rate point q, coded-channel mask (C,) and rANS stream -> "rans" payload bytes (the table above)."""
+    return bytes(bytearray([rate])) + np.packbits(np.asarray(coded, dtype=np.uint8)).tobytes() + stream
+
+
+def unpack_rans(payload, shape, tables, stream_id=None):
+    """A "rans" payload -> (q, symbols uint8 (C, h, w)); WireError for a rate point the model does not have, a
+    bitmap that codes a constant channel, or a stream that does not decode to exactly C x h x w symbols.
+    tables: {q: nanolink.common.rans.RansTables}."""
+    from nanolink.common.rans import RansError
+    c, h, w = shape
+    nb = (c + 7) // 8
+    if len(payload) < 1 + nb + 8:
+        raise WireError('a rans payload of shape {} has at least {} bytes, got {}'.format(
+            list(shape), 1 + nb + 8, len(payload)), stream_id)
+    q = payload[0]
+    if q not in tables:
+        raise WireError('rate point {} is not one of the model\'s ({})'.format(q, sorted(tables)), stream_id)
+    coded = np.unpackbits(np.frombuffer(payload, dtype=np.uint8, count=nb, offset=1), count=c)
+    if np.any(np.unpackbits(np.frombuffer(payload, dtype=np.uint8, count=nb, offset=1))[c:]):
+        raise WireError('the rans channel bitmap sets padding bits past channel {}'.format(c), stream_id)
+    try:
+        symbols = tables[q].decode(payload[1 + nb:], coded, h * w)
+    except RansError as e:
+        raise WireError('rans payload does not decode: {}'.format(e), stream_id)
+    return q, symbols.reshape(c, h, w)
 
 
 def _inflate(data, expected, stream):
@@ -266,7 +320,7 @@ def _check(f, models):
         raise WireError('size must be 2 integers [H, W], got {!r}'.format(f.size), s)
     if not all(1 <= x <= MAX_FRAME_SIDE for x in f.size):
         raise WireError('size {} out of range 1..{}'.format(list(f.size), MAX_FRAME_SIDE), s, too_big=True)
-    if f.dtype in ('bits', 'bits-zlib'):
+    if f.dtype in ('bits', 'bits-zlib', 'rans'):
         if not (1 <= c <= 1024 and 1 <= h <= MAX_CODE_SIDE and 1 <= w <= MAX_CODE_SIDE):
             raise WireError('shape {} out of range (1 <= C <= 1024, 1 <= h, w <= {})'.format(
                 list(f.shape), MAX_CODE_SIDE), s)
@@ -276,7 +330,11 @@ def _check(f, models):
     if not isinstance(f.payload, (bytes, bytearray)):
         raise WireError('payload must be binary (msgpack bin), got {}'.format(type(f.payload).__name__), s)
     expected = payload_length(f.shape, f.dtype)
-    if f.dtype in ZLIB_OF:
+    if f.dtype == 'rans':
+        if len(f.payload) > 1 + (c + 7) // 8 + 8 + 2 * c * h * w:     # a symbol costs at most one 16-bit word
+            raise WireError('a rans payload of shape {} has at most {} bytes, got {}'.format(
+                list(f.shape), 1 + (c + 7) // 8 + 8 + 2 * c * h * w, len(f.payload)), s)
+    elif f.dtype in ZLIB_OF:
         if not 0 < len(f.payload) < expected:
             raise WireError('a bits-zlib payload must be shorter than the {} bytes of its packed bits, got {}'.format(
                 expected, len(f.payload)), s)
@@ -303,7 +361,7 @@ def _check(f, models):
                         'must use the same weights'.format(f.model, f.fp, sorted(models[f.model])), s, True)
     if ZLIB_OF.get(f.dtype, f.dtype) != spec.dtype:
         raise WireError('model {} sends dtype {!r}, got {!r}'.format(f.model, spec.dtype, f.dtype), s)
-    if c > spec.channels:
+    if c > spec.channels or (f.dtype == 'rans' and c != spec.channels):
         raise WireError('shape {} has {} channels but model {} has {}'.format(
             list(f.shape), c, f.model, spec.channels), s)
     for side, n in zip(f.size, (h, w)):

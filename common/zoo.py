@@ -22,6 +22,7 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights'
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample')
 METADATA_KEY = 'nanolink'
 FAST = 'fast'                      # the decoder in files.decoder: the one that meets the CPU budget
+DEFAULT_MODEL = 'ae'               # what edge-sender, nanolink-demo and latency-bench run unless told otherwise
 
 
 @dataclass
@@ -94,6 +95,15 @@ def bundled_model(name):
     if name not in models:
         raise UsageError('no bundled model "{}"; bundled models: {}'.format(name, ', '.join(models) or 'none'))
     return models[name]
+
+
+def rate_tables(manifest, rate):
+    """The integer tables {'lo', 'freqs', 'inv_gain'} of rate point ``rate`` of an entropy-coded model's manifest."""
+    try:
+        return manifest['entropy']['rates'][str(rate)]
+    except (KeyError, TypeError):
+        raise NanolinkError('model {} has no rANS tables for rate point {} in its manifest: export it again with '
+                            'nanolink-export'.format(manifest.get('name'), rate))
 
 
 def info_from_metadata(meta, source):

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from nanolink.common import wire
+from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
-from nanolink.common.codec import EdgeEncoder
+from nanolink.common.codec import EdgeEncoder, rate_label
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
@@ -40,7 +40,8 @@ class EdgeConfig:
     camera: str                              # --camera value (see nanolink.edge.sources)
     engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
     model: Optional[str] = None              # bundled model (default ae); with an engine, checked against its own
-    channels: Optional[int] = None           # rate point (binary channels sent); None: model default
+    channels: Optional[int] = None           # rate point of binary codes (channels sent); None: model default
+    quality: Optional[int] = None            # rate point of entropy-coded models (cae: 1..5); None: model default
     connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
     size: Optional[Tuple[int, int]] = None   # (width, height) to resize frames to
     frames: Optional[int] = None             # stop after this many frames
@@ -75,8 +76,11 @@ def build_parser():
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
                                                                'ae-full (default: the model\'s) or of --model jpeg '
                                                                '(default 75)')
+    p.add_argument('--quality', type=int, metavar='Q', help='rate point of cae, 1 (fewest bytes) .. 5 (best picture), '
+                                                            'as in CompressAI; default: the model\'s (3)')
     p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
-                   help='lossless coding of binary codes before sending (default: %(default)s; sent only when shorter)')
+                   help='lossless coding of binary codes (cae-bin) before sending (default: %(default)s; sent only '
+                        'when shorter); cae always codes its symbols with rANS')
     p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '
                                                              'default: the model\'s default (8 = 0.5 bpp)')
     p.add_argument('--connect', default='tcp://127.0.0.1:5555', metavar='tcp://HOST:PORT',
@@ -138,6 +142,8 @@ def config_from_args(args):
                          'and this machine\'s clocks; latency-bench --role edge measures it), got {}'.format(
                              MAX_CLOCK_OFFSET_S, args.clock_offset))
     if args.model in CLASSICAL:
+        if args.quality is not None:
+            raise UsageError('--model {} is a classical baseline: it takes no --quality'.format(args.model))
         if args.engine or args.channels:
             raise UsageError('--model {} is a classical baseline: it takes no --engine or --channels'.format(args.model))
         if args.device == 'cuda':
@@ -149,6 +155,7 @@ def config_from_args(args):
     except wire.WireError as e:
         raise UsageError('--stream-id: ' + e.reason)
     return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
+                      quality=args.quality,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
@@ -166,8 +173,8 @@ def run(cfg, stop=None, status_every_s=2.0):
     if cfg.model in CLASSICAL and not cfg.engine:
         encoder = ClassicalEncoder(cfg.model, 75 if cfg.jpeg_quality is None else cfg.jpeg_quality, cfg.size)
     else:
-        encoder = EdgeEncoder.open(cfg.model or 'ae', cfg.engine, cfg.channels, cfg.device, cfg.size, cfg.threads,
-                                   cfg.jpeg_quality)
+        encoder = EdgeEncoder.open(cfg.model or zoo.DEFAULT_MODEL, cfg.engine, cfg.channels, cfg.device, cfg.size,
+                                   cfg.threads, cfg.jpeg_quality, cfg.quality)
     info = encoder.info
     if cfg.engine and cfg.model and cfg.model != info.name:
         raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'.format(
@@ -198,7 +205,7 @@ def run(cfg, stop=None, status_every_s=2.0):
             with clock('gpu_to_cpu'):
                 payload, shape = encoder.fetch(out)
             with clock('entropy'):
-                payload, dtype = wire.entropy_code(payload, info.dtype, cfg.entropy)
+                payload, dtype = encoder.entropy_code(payload, cfg.entropy)
             with clock('reference'):
                 ref = None
                 if cfg.reference_every and seq % cfg.reference_every == 0:
@@ -246,11 +253,11 @@ def run(cfg, stop=None, status_every_s=2.0):
 
 
 def _rate(info, encoder):
-    """The rate point for the start-up line: JPEG quality for image codes, channels for binary codes."""
-    if info.dtype == 'jpeg':
-        return 'JPEG quality {}'.format(encoder.quality)
-    if info.dtype == 'bits':
-        return '{} channels'.format(encoder.channels)
+    """The rate point for the start-up line: JPEG quality for image codes, channels for binary codes, the quality of
+    entropy-coded models."""
+    if info.dtype in ('jpeg', 'bits', 'rans'):
+        return rate_label(info, {'jpeg': getattr(encoder, 'quality', None), 'bits': encoder.channels,
+                                 'rans': getattr(encoder, 'rate', None)}[info.dtype])
     return info.dtype
 
 

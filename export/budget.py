@@ -3,11 +3,12 @@
     python -m nanolink.export.budget --model cae --size 1008 --runs 30 --out docs/budget.json
 
 For each encoder (rate point) and decoder (the fast one and any variant such as ``quality``):
-multiply-accumulates per input pixel counted from the ONNX graph itself (every Conv node, shapes inferred at
-the given frame size), and the ONNX Runtime CPU time at size x size (median and p5-p95 over --runs after
-warm-up). In the same run, as baselines on the same frame:
-OpenCV JPEG encode and decode at the quality whose bytes match the code, and a raw copy of the frame.
-Budgets: encoder <= 2500 MAC/px and <= 33 ms; fast decoder <= 50 ms (2-core CPU).
+multiply-accumulates per input pixel counted from the ONNX graph itself (every Conv and ConvTranspose node,
+shapes from running the graph at the given frame size), and the ONNX Runtime CPU time at size x size (median
+and p5-p95 over --runs after warm-up). For entropy-coded models (cae) also the rANS coding of each rate point's
+symbols of the frame on one core (the C coder is single-threaded), edge and host. In the same run, as baselines
+on the same frame: OpenCV JPEG encode and decode at the quality whose bytes match the code, and a raw copy.
+Budgets: encoder <= 2500 MAC/px and <= 33 ms; fast decoder <= 50 ms (2-core CPU); edge entropy coding <= 5 ms.
 """
 import argparse
 import json
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from nanolink.common.backends import OnnxRuntimeBackend
+from nanolink.common.codec import HostDecoder
 from nanolink.common.imageproc import prepare
 from nanolink.common.stages import time_calls
 from nanolink.common.zoo import FAST, SAMPLE_DIR, bundled_model, load_manifest
@@ -26,13 +28,15 @@ from nanolink.common.zoo import FAST, SAMPLE_DIR, bundled_model, load_manifest
 ENCODER_MAC_PER_PX = 2500
 ENCODER_MS = 33.0
 DECODER_MS = 50.0
+ENTROPY_MS = 5.0
 
 
 def onnx_macs(path, input_shape):
-    """Multiply-accumulates of every Conv in the ONNX graph at a fixed input shape (batch 1).
+    """Multiply-accumulates of every Conv and ConvTranspose in the ONNX graph at a fixed input shape (batch 1).
 
-    Conv output shapes come from running the graph once on zeros in ONNX Runtime (every Conv output made a
-    graph output), which also covers shapes that static inference cannot follow (computed pads)."""
+    Their shapes come from running the graph once on zeros in ONNX Runtime (every such input and output made a
+    graph output), which also covers shapes that static inference cannot follow (computed pads). A Conv costs
+    its output size x (Cin / groups x kh x kw); a ConvTranspose its input size x (Cout / groups x kh x kw)."""
     import onnx
     import onnxruntime as ort
     model = onnx.load(path)
@@ -45,20 +49,27 @@ def onnx_macs(path, input_shape):
                     weights[node.output[0]] = list(a.t.dims)
         elif node.op_type == 'Identity' and node.input[0] in weights:
             weights[node.output[0]] = weights[node.input[0]]
-    convs = [n for n in graph.node if n.op_type == 'Conv']
-    known = {o.name for o in graph.output}
+    convs = [n for n in graph.node if n.op_type in ('Conv', 'ConvTranspose')]
+    known = {o.name for o in graph.output} | {i.name for i in graph.input}
     for n in convs:
-        if n.output[0] not in known:
-            graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+        for name in (n.output[0], n.input[0]):
+            if name not in known:
+                graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+                known.add(name)
     sess = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
     names = [o.name for o in sess.get_outputs()]
-    outs = dict(zip(names, sess.run(None, {graph.input[0].name: np.zeros(input_shape, np.float32)})))
+    x = np.zeros(input_shape, np.float32)
+    outs = dict(zip(names, sess.run(None, {graph.input[0].name: x})))
+    outs[graph.input[0].name] = x
     total = 0
     for node in convs:
         w = weights.get(node.input[1])
         if not w:
-            raise RuntimeError('cannot find the weights of Conv {} in {}'.format(node.name, path))
-        total += int(np.prod(outs[node.output[0]].shape)) * int(np.prod(w[1:]))   # out x (Cin/groups * kh * kw)
+            raise RuntimeError('cannot find the weights of {} {} in {}'.format(node.op_type, node.name, path))
+        if node.op_type == 'Conv':      # weights (Cout, Cin/groups, kh, kw)
+            total += int(np.prod(outs[node.output[0]].shape)) * int(np.prod(w[1:]))
+        else:                           # weights (Cin, Cout/groups, kh, kw)
+            total += int(np.prod(outs[node.input[0]].shape)) * int(np.prod(w[1:]))
     return total
 
 
@@ -88,17 +99,24 @@ def measure(info, size, runs, threads):
     frame, name = test_frame(size)
     x, _ = prepare(frame, info.multiple)
     px = size * size
-    rows = []
+    rows, coding, codes = [], [], {}
     encoders = sorted(info.encoders.items()) if info.encoders else [(None, info.encoder)]
     for k, path in encoders:
         enc = OnnxRuntimeBackend(path, 'cpu', threads)
-        code = enc.forward(x)
+        code = codes[k] = enc.forward(x)
         row = {'network': os.path.basename(path), 'role': 'encoder', 'k': k,
                'mac_per_px': onnx_macs(path, (1, 3, size, size)) / px, 'code_bytes': int(code.nbytes),
                'ort_cpu': timed(lambda: enc.forward(x), runs)}
         rows.append(row)
     h = size // info.stride
-    if info.dtype == 'jpeg':                        # ae: the decoder takes the 8-bit code image (1, h, w, 3)
+    if info.dtype == 'rans':                        # cae: rANS on one core, and the real latents for the decoder
+        coding, payload_bytes = entropy_rows(info, codes, runs)
+        dec_in = HostDecoder(info, None)
+        sym = codes[info.default_channels]
+        s = dec_in.tables[info.default_channels].values(sym[0]).astype(np.float32) * \
+            dec_in.inv_gain[info.default_channels]
+        s = s[None]
+    elif info.dtype == 'jpeg':                      # ae: the decoder takes the 8-bit code image (1, h, w, 3)
         s = np.random.RandomState(0).randint(0, 256, (1, h, h, 3)).astype(np.float32)
     else:
         s = np.where(np.random.RandomState(0).rand(1, info.channels, h, h) > 0.5, 1.0, -1.0).astype(np.float32)
@@ -110,13 +128,16 @@ def measure(info, size, runs, threads):
     if info.dtype == 'jpeg':
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
                 'threads': threads or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
-                'networks': rows, 'baselines': []}
+                'networks': rows, 'entropy': [], 'baselines': []}
     k = info.default_channels
-    target = px * k // (info.stride ** 2 * 8)
+    if info.dtype == 'rans':
+        target, what = payload_bytes, 'cae quality {} payload'.format(k)
+    else:
+        target, what = px * k // (info.stride ** 2 * 8), 'code k={}'.format(k)
     q = jpeg_matching(frame, target)
     buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1]
     baselines = [
-        {'network': 'OpenCV JPEG encode q{} ({} B, code k={} is {} B)'.format(q, len(buf), k, target),
+        {'network': 'OpenCV JPEG encode q{} ({} B, {} is {} B)'.format(q, len(buf), what, target),
          'role': 'baseline', 'cpu': timed(lambda: cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q]), runs)},
         {'network': 'OpenCV JPEG decode q{}'.format(q), 'role': 'baseline',
          'cpu': timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), runs)},
@@ -125,7 +146,26 @@ def measure(info, size, runs, threads):
     ]
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
             'threads': threads or 'onnxruntime default', 'frame': name, 'cpu': platform.processor() or
-            platform.machine(), 'cores': os.cpu_count(), 'networks': rows, 'baselines': baselines}
+            platform.machine(), 'cores': os.cpu_count(), 'networks': rows, 'entropy': coding, 'baselines': baselines}
+
+
+def entropy_rows(info, codes, runs):
+    """rANS coding of each rate point's symbols of the frame: edge (varying channels + encode) and host (decode),
+    one core; returns the rows and the default rate point's payload bytes."""
+    from nanolink.common.wire import pack_rans
+    dec = HostDecoder(info, None)
+    rows, default_bytes = [], None
+    for q, code in sorted(codes.items()):
+        tables = dec.tables[q]
+        sym = code[0].reshape(code.shape[1], -1)
+        stream, coded = tables.encode(sym)
+        payload = pack_rans(q, coded, stream)
+        rows.append({'k': q, 'symbols': int(sym.size), 'coded_channels': int(coded.sum()), 'bytes': len(payload),
+                     'edge': timed(lambda: tables.encode(sym), runs),
+                     'host': timed(lambda: tables.decode(stream, coded, sym.shape[1]), runs)})
+        if q == info.default_channels:
+            default_bytes = len(payload)
+    return rows, default_bytes
 
 
 def format_report(r):
@@ -144,6 +184,13 @@ def format_report(r):
             budget = '{} decoder of the same bits, for GPU hosts: no CPU budget'.format(n['variant'])
         lines.append('{:28s} {:9.0f} {:10.1f} {:>16s}  {}'.format(
             n['network'], n['mac_per_px'], t['median_ms'], '{:.1f}-{:.1f}'.format(t['p5_ms'], t['p95_ms']), budget))
+    for e in r.get('entropy', []):
+        t = e['edge']
+        lines.append('rANS q{:<3d} {:7d} symbols, {:3d} channels coded, {:7d} B: edge {:5.2f} ms ({:.2f}-{:.2f}), '
+                     'host {:5.2f} ms, one core  <= {:.0f} ms: {}'.format(
+                         e['k'], e['symbols'], e['coded_channels'], e['bytes'], t['median_ms'], t['p5_ms'],
+                         t['p95_ms'], e['host']['median_ms'], ENTROPY_MS,
+                         'met' if t['median_ms'] <= ENTROPY_MS else 'MISSED'))
     if r['baselines']:
         lines.append('baselines, same frame and run:')
     for b in r['baselines']:

@@ -1,8 +1,9 @@
 """nanolink-build-engine: build a TensorRT engine from an exported ONNX encoder, on the target.
 
-    nanolink-build-engine --onnx cae-enc-k8.onnx --out cae.trt --fp16 --shape 1x3x720x1280 [--workspace 1024]
-    nanolink-build-engine --model cae --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
-    nanolink-build-engine --via torch2trt --model cae --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
+    nanolink-build-engine --onnx cae-enc-q3-float16.onnx --out cae.trt --fp16 --shape 1x3x720x1280 [--workspace 1024]
+    nanolink-build-engine --model cae --quality 3 --out cae.trt --fp16 --shape 1x3x720x1280
+    nanolink-build-engine --model cae-bin --channels 8 --out cae.trt --fp16 --shape 1x3x720x1280
+    nanolink-build-engine --via torch2trt --model cae --quality 3 --out cae.trt --fp16 --shape 1x3x720x1280
 
 Engines only run on the TensorRT version and GPU that built them, so this runs on the Jetson itself
 (JetPack's python3 has the tensorrt module; the ONNX path needs no torch). It prints the equivalent trtexec
@@ -17,7 +18,10 @@ the engine and its ``.json`` are the same kind of file either way.
 ``--model NAME`` without ``--onnx`` builds from the bundled ONNX encoder whose ``code`` output is float16
 (byte values 0..255, exact in fp16): TensorRT 8.2 has no UINT8 network outputs, and one file then serves
 every TensorRT version. The edge casts the code back to bytes; the device-to-host copy of a 1008² frame
-at k = 8 is 127 KB.
+is 127 KB for cae-bin at k = 8 and 1.27 MB for cae (160 x 63 x 63 symbol indices in float16).
+
+The engine's ``<out>.json`` names the model, so ``edge-sender --engine cae.trt`` runs an engine of either ``cae``
+(its rate point and rANS tables are in the .json) or ``cae-bin``.
 
 Decoders are not built: they return display-ready uint8 BGR bytes, which TensorRT 8.2 cannot output; hosts
 decode with ONNX Runtime (its CUDA provider with ``--device cuda``) or torch.
@@ -105,7 +109,7 @@ def _metadata_from_manifest(path):
     for key in ('encoders', 'encoders_float16'):
         for k, fn in files.get(key, {}).items():
             if fn == base:
-                code_channels = int(k)
+                code_channels = int(k)                # cae-bin: channels; cae: quality
     if files.get('decoder') == base or base in (files.get('encoder'), files.get('encoder_float16')):
         code_channels = m['channels']
     if code_channels is None:
@@ -115,12 +119,21 @@ def _metadata_from_manifest(path):
                                'default_channels', 'dtype')}
     if m['dtype'] == 'bits':                      # binary-code networks carry their channel count
         ident['code_channels'] = code_channels
+    if m['dtype'] == 'rans' and code_channels != m['channels']:   # entropy-coded encoders: rate point and tables
+        t = m['entropy']['rates'][str(code_channels)]
+        ident.update(quality=code_channels, tables={'lo': t['lo'], 'freqs': t['freqs']})
     return json.dumps(ident, sort_keys=True)
 
 
-def bundled_encoder(name, channels=None):
-    """Path of the bundled float16-code ONNX encoder of model name at k = channels."""
+def bundled_encoder(name, channels=None, quality=None):
+    """Path of the bundled float16-code ONNX encoder of model name at k = channels (cae-bin) or quality (cae)."""
     info = bundled_model(name)
+    if info.dtype == 'rans':
+        if channels:
+            raise UsageError('--channels is for cae-bin; {} takes --quality 1..{}'.format(name, max(info.rate_points)))
+        channels = cliutil.check_range('--quality', quality or info.default_channels, 1, max(info.rate_points))
+    elif quality is not None:
+        raise UsageError('--quality is for entropy-coded models (cae), not {}'.format(name))
     if info.dtype == 'jpeg':                      # one encoder; its rate is the JPEG quality on the edge
         fn = info.manifest.get('files', {}).get('encoder_float16')
         if not fn:
@@ -130,7 +143,7 @@ def bundled_encoder(name, channels=None):
     files = info.manifest.get('files', {}).get('encoders_float16', {})
     if str(k) not in files:
         raise UsageError('--channels {}: the bundled {} encoders have k in {}'.format(
-            k, name, ', '.join(sorted(files, key=int)) or 'none'))
+            k, name, ', '.join(sorted(files, key=int)) or 'none'))   # (cae's quality was range-checked above)
     return os.path.join(os.path.dirname(info.decoder), files[str(k)])
 
 
@@ -188,7 +201,8 @@ def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
 
 
 def build_torch2trt(checkpoint, channels, out, shape, fp16=True, workspace_mb=1024, code_dtype='float16'):
-    """Convert the packed torch encoder with torch2trt; returns the identity JSON for ``<out>.json``."""
+    """Convert the torch encoder with torch2trt (at rate point ``channels``: k for cae-bin, the quality for cae);
+    returns the identity JSON for ``<out>.json``."""
     try:
         import torch
         from torch2trt import torch2trt
@@ -199,20 +213,20 @@ def build_torch2trt(checkpoint, channels, out, shape, fp16=True, workspace_mb=10
     if not torch.cuda.is_available():
         raise NanolinkError('--via torch2trt needs a CUDA GPU (torch.cuda.is_available() is False)')
     _import_tensorrt()
-    from nanolink.export.models import PackedEncoder
-    from nanolink.export.onnx_export import CODE_DTYPES, identity, load_checkpoint
+    from nanolink.export.onnx_export import CODE_DTYPES, encoder_identity, load_checkpoint
     model, _ = load_checkpoint(checkpoint)
     k = channels or model.config.default_channels
     if k not in model.config.rate_points:
-        raise UsageError('--channels {} is not a rate point of {}: one of {}'.format(
-            k, model.model_name, list(model.config.rate_points)))
-    module = PackedEncoder(model, k, CODE_DTYPES[code_dtype]).eval().cuda()
+        raise UsageError('--{} {} is not a rate point of {}: one of {}'.format(
+            'quality' if model.wire_dtype == 'rans' else 'channels', k, model.model_name,
+            list(model.config.rate_points)))
+    module = model.encoder_module(k, CODE_DTYPES[code_dtype]).eval().cuda()
     x = torch.rand(*shape, device='cuda')
     trt_module = torch2trt(module, [x], fp16_mode=fp16, max_workspace_size=workspace_mb << 20,
                            input_names=['image'], output_names=['code'])
     with open(out, 'wb') as f:
         f.write(trt_module.engine.serialize())
-    return json.dumps(dict(identity(model), code_channels=k), sort_keys=True)
+    return json.dumps(encoder_identity(model, k), sort_keys=True)
 
 
 def main(argv=None):
@@ -222,10 +236,12 @@ def main(argv=None):
     p.add_argument('--onnx', help='exported encoder (nanolink-export); needed with --via onnx')
     p.add_argument('--model', help='a bundled model name, e.g. cae (instead of --onnx; with --via torch2trt)')
     p.add_argument('--checkpoint', help='--via torch2trt: a training checkpoint or exported NAME.pt')
-    p.add_argument('--channels', type=int, help='with --model: code channels k, a rate point (default: the '
+    p.add_argument('--channels', type=int, help='with --model cae-bin: code channels k, a rate point (default: the '
                                                 'model\'s default)')
+    p.add_argument('--quality', type=int, help='with --model cae: the rate point 1..5 (default: the model\'s)')
     p.add_argument('--out', required=True, help='engine file to write, e.g. cae.trt')
-    p.add_argument('--shape', required=True, help='input shape NxCxHxW, e.g. 1x3x720x1280 (frame size padded to 8)')
+    p.add_argument('--shape', required=True, help='input shape NxCxHxW, e.g. 1x3x720x1280 (the frame padded to the '
+                                                  'model\'s multiple: 16 for cae, 8 for cae-bin)')
     p.add_argument('--fp16', action='store_true', help='allow fp16 kernels (use on the Nano; no fast INT8 there)')
     p.add_argument('--workspace', type=int, default=1024, metavar='MB', help='builder workspace (default: %(default)s)')
     args = p.parse_args(argv)
@@ -240,7 +256,7 @@ def main(argv=None):
     try:
         shape = parse_shape(args.shape)
         if args.via == 'onnx':
-            onnx_path = args.onnx or bundled_encoder(args.model, args.channels)
+            onnx_path = args.onnx or bundled_encoder(args.model, args.channels, args.quality)
             refuse_decoder(onnx_path)
             meta = onnx_metadata(onnx_path)
             check_frame_shape(shape, json.loads(meta).get('multiple'))
@@ -251,7 +267,8 @@ def main(argv=None):
             checkpoint = args.checkpoint or bundled_model(args.model).torch
             if not os.path.isfile(checkpoint):
                 raise NanolinkError('no such checkpoint: {}'.format(checkpoint))
-            meta = build_torch2trt(checkpoint, args.channels, args.out, shape, args.fp16, args.workspace)
+            meta = build_torch2trt(checkpoint, args.channels or args.quality, args.out, shape, args.fp16,
+                                   args.workspace)
         with open(args.out + '.json', 'w') as f:
             f.write(meta)
     except NanolinkError as e:

@@ -1,25 +1,26 @@
 """codec-eval: rate-distortion of nanolink models and classical baselines on a folder of images.
 
     codec-eval --images ../shared/data/kodak --model cae --baselines jpeg,webp --out results.json --plot rd.png
-    codec-eval --images DIR --model cae --model cae:quality ...     # also the quality decoder of the same bits
+    codec-eval --images DIR --model cae --model cae-bin:quality ...     # also the quality decoder of cae-bin's bits
 
 For every image (any size: padded to the model's multiple by the edge code, cropped back by the host code)
 and every rate point of each model, the frame goes through the real edge encoder (ONNX Runtime), the real
-wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels (binary codes
-zlib-coded as edge-sender sends them, unless --entropy none). Baselines are
+wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels (cae's symbols rANS-coded,
+cae-bin's binary codes zlib-coded, as edge-sender sends them, unless --entropy none). Baselines are
 OpenCV JPEG (4:2:0) and WebP swept over their quality settings, bpp from the file bytes. PSNR is on 8-bit
 RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px).
 
 results.json::
 
     {"images": "DIR", "count": N,
-     "results": [{"model": "cae", "decoder": "fast", "rate_point": 8, "rate": "channels", "bpp": f, "psnr": f,
+     "results": [{"model": "cae", "decoder": "fast", "rate_point": 3, "rate": "quality", "bpp": f, "psnr": f,
                   "ms_ssim": f|null,                            # "model" is the --model spec: "cae:quality"
                                                                 # has "decoder": "quality"
                   "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...],
                   "jpeg_same_bpp": {"psnr": f, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
                                                 # this bpp, linear in log-rate; null outside the sweep
                  {"model": "ae", "rate_point": 75, "rate": "jpeg_quality", ...},
+                 {"model": "cae-bin", "rate_point": 8, "rate": "channels", ...},
                  {"model": "jpeg", "quality": 50, ...}, ...],
      "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better
 """
@@ -43,6 +44,7 @@ from nanolink.common.metrics import psnr
 from nanolink.edge.sources import image_paths
 
 QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+RATES = {'rans': ('quality', 'rate'), 'jpeg': ('jpeg_quality', 'quality'), 'bits': ('channels', 'channels')}
 BASELINES = {'jpeg': ('.jpg', cv2.IMWRITE_JPEG_QUALITY), 'webp': ('.webp', cv2.IMWRITE_WEBP_QUALITY)}
 
 
@@ -69,23 +71,22 @@ def eval_model(spec, images, progress, entropy='zlib'):
     dec = HostDecoder.open(info, variant=variant)
     decoders = {name: {info.fingerprint: dec}}
     rows = []
-    for k in info.rate_points:                     # binary channels (cae) or JPEG qualities (ae)
-        enc = EdgeEncoder.open(name, quality=k) if info.dtype == 'jpeg' else EdgeEncoder.open(name, channels=k)
+    rate, option = RATES[info.dtype]
+    for k in info.rate_points:                     # qualities (cae), JPEG qualities (ae) or binary channels (cae-bin)
+        enc = EdgeEncoder.open(name, **{option: k})
         per = []
         for fn, img in images:
             blob, size = enc.preprocess(img)
             payload, shape = enc.fetch(enc.backend.forward(blob))
-            payload, dtype = wire.entropy_code(payload, info.dtype, entropy)     # as edge-sender sends it
+            payload, dtype = enc.entropy_code(payload, entropy)                  # as edge-sender sends it
             msg = wire.pack(wire.Frame(stream='eval', seq=0, t_cap=time.time(), model=name, fp=info.fingerprint,
                                        dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
             f = wire.unpack(msg, decoders)
             out = dec.postprocess(dec.decode(f), f)
             per.append({'image': fn, 'bpp': len(msg) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
                         'ms_ssim': msssim_or_none(img, out)})
-        rows.append(summarise_rows({'model': spec, 'decoder': variant, 'rate_point': k,
-                                    'rate': 'jpeg_quality' if info.dtype == 'jpeg' else 'channels'}, per))
-        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(spec, 'q' if info.dtype == 'jpeg' else 'k', k,
-                                                          rows[-1]['bpp'], rows[-1]['psnr']))
+        rows.append(summarise_rows({'model': spec, 'decoder': variant, 'rate_point': k, 'rate': rate}, per))
+        progress('{} {}={}: {:.3f} bpp, {:.2f} dB'.format(spec, rate, k, rows[-1]['bpp'], rows[-1]['psnr']))
     return rows
 
 

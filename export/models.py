@@ -58,7 +58,7 @@ class Binarizer(torch.autograd.Function):
         return grad, None
 
 
-@register_model('cae')
+@register_model('cae-bin')
 class LossyCAE(nn.Module):
     """Lossy compressive autoencoder with a progressive binary code at H/4.
 
@@ -416,7 +416,7 @@ class PackedEncoder(nn.Module):
 
 
 class SymbolDecoder(nn.Module):
-    """What the host runs for ``cae``: symbols (1, C, h, w) in {-1, 0, +1} -> display-ready image (1, 4h, 4w, 3)
+    """What the host runs for ``cae-bin``: symbols (1, C, h, w) in {-1, 0, +1} -> display-ready image (1, 4h, 4w, 3)
     BGR uint8: ``model.decode_symbols`` rounded to bytes, with the + 0.5, the BGR order and the 0..255 scale
     folded into the last 1x1 convolution (DisplayBytes has the shuffle)."""
 
@@ -523,6 +523,8 @@ def main(argv=None):
             name, b['encoder_mac_per_px'], b['encoder_params'], b['decoder_mac_per_px'], b['decoder_params']))
     return 0
 
+
+from nanolink.export import cae  # noqa: E402,F401  (registers 'cae'; it builds on the helpers above)
 
 if __name__ == '__main__':
     sys.exit(main())

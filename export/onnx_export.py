@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sys
 import warnings
 
@@ -59,11 +60,48 @@ def load_checkpoint(path):
     return model, identity(model)
 
 
+def model_fingerprint(model):
+    """The fingerprint frames carry: the weights', and for entropy-coded models the weights' and the integer rANS
+    tables' together (the tables are derived from the weights, but by export code that could change)."""
+    fp = fingerprint(model.state_dict())
+    if model.wire_dtype != 'rans':
+        return fp
+    h = hashlib.sha256(fp.encode())
+    h.update(json.dumps(entropy_section(model), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def entropy_section(model):
+    """manifest.json's ``entropy`` of an entropy-coded model: per rate point its lambda, integer tables and the
+    inverse gain the host multiplies symbols by."""
+    from nanolink.common.rans import PROB_BITS
+    rates = {}
+    for i, q in enumerate(model.config.rate_points):
+        t = model.tables(i)
+        rates[str(q)] = {'lambda': model.config.lambdas[i], 'lo': t['lo'], 'freqs': t['freqs'],
+                         'inv_gain': [float(v) for v in model.inv_gain[i].detach().exp().numpy()]}
+    return {'coder': 'rans', 'prob_bits': PROB_BITS, 'states': 2, 'rates': rates,
+            'note': 'channel c of rate q codes the integers lo[c] .. lo[c] + len(freqs[c]) - 1; frequencies sum to '
+                    '2^prob_bits; a channel with one symbol is constant at that rate and never coded'}
+
+
 def identity(model):
     c = model.config
-    return {'name': model.model_name, 'fingerprint': fingerprint(model.state_dict()), 'stride': model.stride,
+    return {'name': model.model_name, 'fingerprint': model_fingerprint(model), 'stride': model.stride,
             'multiple': model.multiple, 'channels': c.channels, 'rate_points': list(c.rate_points),
             'default_channels': c.default_channels, 'dtype': model.wire_dtype}
+
+
+def encoder_identity(model, k):
+    """The metadata an encoder file carries at rate point k: the model's identity, plus the channel count (binary
+    codes) or the quality and its rANS tables (entropy-coded latents), which the edge needs to send its frames."""
+    ident = identity(model)
+    if model.wire_dtype == 'bits':
+        ident['code_channels'] = k
+    elif model.wire_dtype == 'rans':
+        t = model.tables(k - 1)
+        ident.update(quality=k, tables={'lo': t['lo'], 'freqs': t['freqs']})
+    return ident
 
 
 def save_checkpoint(model, path):
@@ -73,9 +111,11 @@ def save_checkpoint(model, path):
 
 
 def write_manifest(out_dir, manifest):
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    # lists of numbers on one line each (the rANS tables would otherwise take a line per frequency)
+    text = re.sub(r'\[\s+(-?[0-9][-0-9.e+,\s]*?)\s+\]', lambda m: '[' + re.sub(r',\s+', ', ', m.group(1)) + ']', text)
     with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write('\n')
+        f.write(text + '\n')
 
 
 def _set_metadata(path, meta):
@@ -147,24 +187,38 @@ DECODER_OUT = {'output': 'image', 'output_shape': [1, 'H', 'W', 3], 'output_dtyp
                'note_output': 'BGR bytes ready to show; the host crops the padding off'}
 
 
-def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
+def _encoder_sets(code_dtype, with_float16, key):
+    """(code dtype, manifest files key) of each encoder set to write."""
+    sets = [(code_dtype, key)]
+    if with_float16 and code_dtype != 'float16':
+        sets.append(('float16', key + '_float16'))
+    return sets
+
+
+def export(model, out_dir, extra_manifest=None, code_dtype='uint8', with_float16=False):
     """Write encoders, decoder, torch checkpoint and manifest.json for model into out_dir.
 
     code_dtype 'float16' writes encoders whose ``code`` output holds the same byte values as float16, for
     TensorRT 8.2 (JetPack 4.6), which has no UINT8 inputs or outputs; the edge casts them back to bytes.
+    with_float16 writes those too, besides the uint8 ones (manifest files ``encoders_float16`` / ``encoder_float16``:
+    what nanolink-build-engine --model builds from), as the bundled models ship.
     """
     os.makedirs(out_dir, exist_ok=True)
     if model.wire_dtype == 'jpeg':
-        return _export_code_image_model(model, out_dir, extra_manifest, code_dtype)
+        return _export_code_image_model(model, out_dir, extra_manifest, code_dtype, with_float16)
+    if model.wire_dtype == 'rans':
+        return _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     ident = identity(model)
     name = ident['name']
-    files = {'encoders': {}, 'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
+    files = {'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
     x = torch.rand(1, 3, 64, 96)
-    for k in model.config.rate_points:
-        fn = '{}-enc-k{}{}.onnx'.format(name, k, '' if code_dtype == 'uint8' else '-' + code_dtype)
-        export_onnx(PackedEncoder(model, k, CODE_DTYPES[code_dtype]).eval(), x, os.path.join(out_dir, fn), 'image', 'code',
-                    dict(ident, code_channels=k))
-        files['encoders'][str(k)] = fn
+    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoders'):
+        files[key] = {}
+        for k in model.config.rate_points:
+            fn = '{}-enc-k{}{}.onnx'.format(name, k, '' if dtype == 'uint8' else '-' + dtype)
+            export_onnx(PackedEncoder(model, k, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
+                        'code', encoder_identity(model, k))
+            files[key][str(k)] = fn
     s = torch.zeros(1, model.config.channels, 16, 24)
     export_onnx(model.decoder_module().eval(), s, os.path.join(out_dir, files['decoder']), 'symbols', 'image',
                 dict(ident, code_channels=model.config.channels))
@@ -179,18 +233,52 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8'):
     return manifest
 
 
-def _export_code_image_model(model, out_dir, extra_manifest, code_dtype):
+def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16):
+    """cae: one encoder per rate point (image -> uint8 symbol indices at H/16, gain and clip inside), one decoder
+    (dequantised latents -> BGR bytes), the integer tables in the manifest and in each encoder's metadata."""
+    ident = identity(model)
+    name = ident['name']
+    entropy = entropy_section(model)
+    files = {'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
+    x = torch.rand(1, 3, 64, 96)
+    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoders'):
+        files[key] = {}
+        for q in model.config.rate_points:
+            fn = '{}-enc-q{}{}.onnx'.format(name, q, '' if dtype == 'uint8' else '-' + dtype)
+            export_onnx(model.encoder_module(q, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
+                        'symbols', encoder_identity(model, q), dyn_out={2: 'height', 3: 'width'})
+            files[key][str(q)] = fn
+    y = torch.zeros(1, model.config.channels, 4, 6)
+    export_onnx(model.decoder_module().eval(), y, os.path.join(out_dir, files['decoder']), 'latents', 'image', ident)
+    save_checkpoint(model, os.path.join(out_dir, files['torch']))
+    m = model.config.channels
+    manifest = dict(ident, architecture=dataclasses.asdict(model.config), files=files, onnx_opset=OPSET,
+                    entropy=entropy,
+                    io={'encoder': {'input': 'image', 'input_shape': [1, 3, 'H', 'W'], 'input_dtype': 'float32',
+                                    'output': 'symbols', 'output_shape': [1, m, 'H/16', 'W/16'],
+                                    'output_dtype': code_dtype,
+                                    'note': 'symbol index of each latent in its channel\'s table at this rate point '
+                                            '(the integer is lo[c] + index); rANS-coded on the CPU'},
+                        'decoder': dict(DECODER_OUT, input='latents', input_dtype='float32',
+                                        input_shape=[1, m, 'H/16', 'W/16'],
+                                        note_input='(lo[c] + index) * inv_gain[c] of the frame\'s rate point')})
+    manifest.update(extra_manifest or {})
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+def _export_code_image_model(model, out_dir, extra_manifest, code_dtype, with_float16=False):
     """ae, ae-full: one encoder (image -> 8-bit BGR code image at H/s, s = 2 or 1, which the edge codes with JPEG),
     one decoder."""
     ident = identity(model)
     code_h, code_w = ('H', 'W') if model.stride == 1 else ('H/{}'.format(model.stride), 'W/{}'.format(model.stride))
     name = ident['name']
-    suffix = '' if code_dtype == 'uint8' else '-' + code_dtype
-    files = {'encoder': '{}-enc{}.onnx'.format(name, suffix), 'decoder': '{}-dec.onnx'.format(name),
-             'torch': '{}.pt'.format(name)}
+    files = {'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
     x = torch.rand(1, 3, 64, 96)
-    export_onnx(model.encoder_module(None, CODE_DTYPES[code_dtype]).eval(), x, os.path.join(out_dir, files['encoder']),
-                'image', 'code', ident, dyn_out={1: 'height', 2: 'width'})
+    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoder'):
+        files[key] = '{}-enc{}.onnx'.format(name, '' if dtype == 'uint8' else '-' + dtype)
+        export_onnx(model.encoder_module(None, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, files[key]),
+                    'image', 'code', ident, dyn_out={1: 'height', 2: 'width'})
     c = torch.randint(0, 256, (1, 32, 48, 3)).float()
     export_onnx(model.decoder_module().eval(), c, os.path.join(out_dir, files['decoder']), 'code', 'image', ident,
                 dyn_in={1: 'height', 2: 'width'})
@@ -259,6 +347,8 @@ def main(argv=None):
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--code-dtype', choices=sorted(CODE_DTYPES), default='uint8',
                    help='encoder output type: uint8, or float16 for TensorRT 8.2 / JetPack 4.6 (default: %(default)s)')
+    p.add_argument('--with-float16', action='store_true',
+                   help='also write encoders with float16 code outputs (TensorRT 8.2), as the bundled models ship')
     p.add_argument('--manifest-extra', help='JSON file merged into manifest.json (training data, metrics), or into '
                                             'the variant\'s entry with --decoder-variant')
     p.add_argument('--decoder-variant', metavar='NAME',
@@ -296,7 +386,7 @@ def _run(p, args):
     elif args.model:
         m = bundled_model(args.model).manifest
         extra = {k: m[k] for k in ('training', 'metrics') if k in m}
-    manifest = export(model, args.out, extra, args.code_dtype)
+    manifest = export(model, args.out, extra, args.code_dtype, args.with_float16)
     print('exported {} (fingerprint {}) to {}'.format(manifest['name'], manifest['fingerprint'], args.out))
     return 0
 

@@ -4,10 +4,12 @@
         --steps 40000 --out runs/cae            # resumes from runs/cae/last.pt if it exists
 
 Loss: alpha * (1 - MS-SSIM) + (1 - alpha) * L1 (Zhao et al. 2017 mix; alpha=1 is pure MS-SSIM,
-``--l2`` swaps L1 for MSE). Each model draws its own training rate (``train_output``): ``cae`` truncates
-the code to a random rate point so that the first k channels decode on their own, with a stochastic
+``--l2`` swaps L1 for MSE). Each model draws its own training rate (``train_output``): ``cae-bin``
+truncates the code to a random rate point so that the first k channels decode on their own, with a stochastic
 binariser for the first ``--stochastic-frac`` of the steps; ``ae`` codes its code image with real JPEG at
-a random quality (straight-through gradient).
+a random quality (straight-through gradient). Rate-distortion models define their own loss (``train_loss``):
+``cae`` minimises lambda * 255^2 * MSE + bits per pixel under its learned prior, a quality drawn per sample
+(``--alpha`` does not apply); train it with ``--crop 128 --clip 1``.
 
 Every ``--val-every`` steps the model is evaluated on the validation folder (PSNR on rounded 8-bit RGB and
 MS-SSIM at each rate point) and the code's health is logged: share of bits that a stochastic draw flips
@@ -58,6 +60,8 @@ class TrainConfig:
     threads: int = 2
     train_only: str = ''                 # 'decoder': freeze the encoder (alternating optimisation, Jiang 2017)
     arch: Tuple[str, ...] = ()           # model Config overrides, e.g. ('dec_width=16', 'dec_layers=2')
+    clip: float = 0.0                    # gradient norm clipping (0: none)
+    schedule: str = 'cosine'             # learning rate: cosine (to lr / 50 at --steps) | constant
 
 
 HELP = {
@@ -71,7 +75,7 @@ HELP = {
     'lr': 'peak learning rate (cosine decay to lr / 50)',
     'alpha': 'weight of (1 - MS-SSIM) in the loss; the rest is L1 (or MSE with --l2)',
     'l2': 'mix MSE instead of L1',
-    'stochastic_frac': 'cae: share of steps with the stochastic binariser',
+    'stochastic_frac': 'cae-bin: share of steps with the stochastic binariser',
     'min_scale': 'random downscale of the source image before cropping (lower bound)',
     'val_every': 'steps between validations',
     'ckpt_every': 'steps between checkpoints',
@@ -80,6 +84,8 @@ HELP = {
     'train_only': '"decoder": train the decoder only, encoder frozen',
     'arch': 'model architecture override KEY=VALUE, repeatable (e.g. dec_width=16; tuples as 32,24); '
             'the keys are the model Config fields, printed by python -m nanolink.export.models',
+    'clip': 'clip the gradient norm to this (0: no clipping)',
+    'schedule': 'learning rate schedule: cosine (decays to lr / 50 at --steps) or constant',
 }
 
 
@@ -246,6 +252,8 @@ def train(cfg):
         step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
     sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
+    if step == 0 and not cfg.init and hasattr(model, 'data_init'):
+        model.data_init(sampler.batch(64))          # e.g. cae: first layer from a PCA of image patches
     val_images = [load_rgb(p) for p in list_images(cfg.val)] if cfg.val else []
     log_rows = []
     jsonl = os.path.join(cfg.out, 'val.jsonl')
@@ -256,22 +264,31 @@ def train(cfg):
     bar = tqdm(total=cfg.steps, initial=step, desc='train ' + cfg.model, mininterval=30)
     loss_avg = None
     while step < cfg.steps:
-        lr = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = cfg.lr
+        if cfg.schedule == 'cosine':
+            lr = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
         for g in opt.param_groups:
             g['lr'] = lr
         x = sampler.batch(cfg.batch)
-        x_hat = model.train_output(x, step / cfg.steps, cfg.stochastic_frac)
-        dist = F.mse_loss(x_hat, x) if cfg.l2 else F.l1_loss(x_hat, x)
-        loss = (1 - cfg.alpha) * dist
-        if cfg.alpha > 0:
-            loss = loss + cfg.alpha * (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0))
+        if hasattr(model, 'train_loss'):            # rate-distortion models (cae): lambda * MSE + bpp
+            loss, extra = model.train_loss(x, step / cfg.steps)
+        else:
+            x_hat = model.train_output(x, step / cfg.steps, cfg.stochastic_frac)
+            dist = F.mse_loss(x_hat, x) if cfg.l2 else F.l1_loss(x_hat, x)
+            loss = (1 - cfg.alpha) * dist
+            if cfg.alpha > 0:
+                loss = loss + cfg.alpha * (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0))
+            extra = {}
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
         step += 1
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         bar.update(1)
-        bar.set_postfix(loss='{:.4f}'.format(loss_avg), lr='{:.1e}'.format(lr), refresh=False)
+        bar.set_postfix(loss='{:.4f}'.format(loss_avg), lr='{:.1e}'.format(lr), refresh=False,
+                        **{k: '{:.4g}'.format(v) for k, v in extra.items()})
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save_checkpoint(ckpt_path, model, opt, step, rng, cfg)
         if val_images and (step % cfg.val_every == 0 or step == cfg.steps):
@@ -313,7 +330,9 @@ def parse_args(argv):
 
 def main(argv=None):
     cfg = parse_args(argv)
-    if cfg.crop <= 160 and cfg.alpha > 0:
+    if cfg.schedule not in ('cosine', 'constant'):
+        raise SystemExit('nanolink-train: --schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
+    if cfg.crop <= 160 and cfg.alpha > 0 and not hasattr(MODELS[cfg.model], 'train_loss'):
         raise SystemExit('nanolink-train: --crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(
             cfg.crop))
     train(cfg)

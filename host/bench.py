@@ -1,6 +1,6 @@
 """latency-bench: per-stage latency of real edge and host processes over ZeroMQ, in the slides' columns.
 
-    latency-bench --models cae --sizes 504,1008 --frames 200 --out bench/
+    latency-bench --models cae,cae-bin --sizes 504,1008 --frames 200 --out bench/
     latency-bench --role host --bind tcp://*:5555 ...           # on the PC
     latency-bench --role edge --connect tcp://PC:5555 ...       # on the Nano, same --models/--sizes/--frames
 
@@ -115,7 +115,7 @@ def message_quality(encoder, decoder, frames):
         blob, size = encoder.preprocess(f)
         payload, shape = encoder.fetch(encoder.backend.forward(blob))
         info = encoder.info
-        payload, dtype = wire.entropy_code(payload, info.dtype)   # as edge-sender sends it (--entropy zlib)
+        payload, dtype = encoder.entropy_code(payload)             # as edge-sender sends it (--entropy zlib)
         msg = wire.pack(wire.Frame(stream='bench', seq=i, t_cap=time.time(), model=info.name, fp=info.fingerprint,
                                    dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
         frame = wire.unpack(msg, {info.name: {info.fingerprint: decoder}})
@@ -149,6 +149,10 @@ def plan(args):
                 q = info.default_channels
                 enc = EdgeEncoder.open(model, None, None, 'cpu', None, args.threads, quality=q)
                 rate = ['--jpeg-quality', str(q)]
+            elif info.dtype == 'rans':                # cae: its quality level
+                q = args.quality or info.default_channels
+                enc = EdgeEncoder.open(model, None, None, 'cpu', None, args.threads, rate=q)
+                rate = ['--quality', str(q)]
             else:
                 k = args.channels or info.default_channels
                 enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
@@ -337,18 +341,20 @@ def format_rows(results, title):
 
 
 def micro_benchmark(size, runs=200):
-    """Our payload and message vs the slides' pickled float32 features, for the cae code at size x size, k = 8."""
+    """Our payload and message vs the slides' pickled float32 features, for the cae-bin code at size x size, k = 8
+    (size padded to cae-bin's multiple of 8, as the edge pads it)."""
+    size = -(-size // 8) * 8
     h = size // 4
     rng = np.random.RandomState(0)
     bits = rng.randint(0, 2, size=(8, h, h)).astype(np.uint8)
     features = bits.astype(np.float32) * 2 - 1                      # what the slides copied and pickled
-    info = zoo.bundled_model('cae')
-    spec = {'cae': {info.fingerprint: info}}
+    info = zoo.bundled_model('cae-bin')
+    spec = {'cae-bin': {info.fingerprint: info}}
 
     payload = wire.pack_bits(bits)                                  # packed inside the encoder graph, on the device
 
     def ours_pack():
-        return wire.pack(wire.Frame(stream='b', seq=1, t_cap=time.time(), model='cae', fp=info.fingerprint,
+        return wire.pack(wire.Frame(stream='b', seq=1, t_cap=time.time(), model='cae-bin', fp=info.fingerprint,
                                     shape=(8, h, h), size=(size, size), payload=payload, stages={}))
     msg = ours_pack()
     dumps, loads, pickled = _slides_pickle_roundtrip(features)
@@ -374,7 +380,7 @@ def _slides_pickle_roundtrip(features):
 
 
 def format_micro(m):
-    return ('micro-benchmark, cae k=8 code of a {0}² frame vs the slides\' pickled float32 features (8x{1}x{1}):\n'
+    return ('micro-benchmark, cae-bin k=8 code of a {0}² frame vs the slides\' pickled float32 features (8x{1}x{1}):\n'
             '  device->host copy: {2:,} B packed bits vs {3:,} B float32  ({4:.0f}x less)\n'
             '  serialise:   wire.pack {5:.3f} ms ({6:,} B) vs pickle.dumps {7:.3f} ms ({8:,} B): pickle/ours = {9:.2f}\n'
             '  deserialise: wire.unpack (validated) {10:.3f} ms vs pickle.loads {11:.3f} ms: pickle/ours = {12:.2f}'
@@ -427,7 +433,8 @@ def chart(path, results):
 # ------------------------------------------------------------------------------------------------- main
 def build_parser():
     p = argparse.ArgumentParser(prog='latency-bench', description=__doc__.split('\n')[0])
-    p.add_argument('--models', default='cae', help='comma-separated bundled models (default: %(default)s)')
+    p.add_argument('--models', default=zoo.DEFAULT_MODEL, help='comma-separated bundled models (default: %(default)s, '
+                   'as edge-sender)')
     p.add_argument('--sizes', default='504,1008', help='comma-separated square frame sides (default: %(default)s)')
     p.add_argument('--frames', type=int, default=200, help='timed frames per row, T_N (default: %(default)s)')
     p.add_argument('--warmup', type=int, default=10, help='untimed frames first (default: %(default)s)')
@@ -435,6 +442,7 @@ def build_parser():
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
     p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
                                                 'ae uses its default JPEG quality)')
+    p.add_argument('--quality', type=int, help='rate point 1..5 of cae (default: the model\'s)')
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='frames to stream (default: the bundled sample)')
     p.add_argument('--engine-device', choices=('cpu', 'cuda'), help='edge-sender --device (default: cpu)')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='host decoder backend')
@@ -474,11 +482,7 @@ def main(argv=None):
             if not 16 <= s <= wire.MAX_FRAME_SIDE:
                 raise UsageError('--sizes: {} is out of range: frame sides are 16..{}'.format(s, wire.MAX_FRAME_SIDE))
         for m in args.models:
-            info = zoo.bundled_model(m)
-            for s in args.sizes:
-                if s % info.multiple:
-                    raise UsageError('--sizes: {} is not a multiple of {}, which model {} needs'.format(
-                        s, info.multiple, m))
+            zoo.bundled_model(m)              # a size that is not the model's multiple is padded by the edge
         if args.role == 'edge' and not args.connect:
             raise UsageError('--role edge needs --connect tcp://HOST:PORT (the host\'s latency-bench --role host)')
         for option, endpoint in (('--bind', args.bind), ('--connect', args.connect)):

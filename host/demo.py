@@ -2,7 +2,8 @@
 
     nanolink-demo                       # bundled model and sample, 100 frames, results in ./nanolink-demo/
     nanolink-demo --source clip.mp4 --frames 200 --jpeg-quality 85
-    nanolink-demo --model cae --channels 16
+    nanolink-demo --model cae --quality 5
+    nanolink-demo --model cae-bin --channels 16
 
 Starts ``host-receiver`` and ``edge-sender`` as two processes talking ZeroMQ over loopback, waits for
 them, then prints the per-stage latency table (median and min-max of every stage, total time for N frames
@@ -23,7 +24,7 @@ import numpy as np
 
 from nanolink.common import zoo
 from nanolink.common import cli as cliutil
-from nanolink.common.codec import rate_for
+from nanolink.common.codec import rate_for, rate_label
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common.metrics import ms_ssim, psnr
@@ -66,6 +67,8 @@ def stream(args, out):
                 edge_cmd += ['--channels', str(args.channels)]
             if args.jpeg_quality is not None:
                 edge_cmd += ['--jpeg-quality', str(args.jpeg_quality)]
+            if args.quality is not None:
+                edge_cmd += ['--quality', str(args.quality)]
             if args.size:
                 edge_cmd += ['--size', args.size]
             if args.fps is not None:
@@ -122,8 +125,7 @@ def report(args, edge_rows, host_rows, q):
     bpp = float(np.mean([r['bytes'] * 8.0 / (r['width'] * r['height']) for r in host_rows]))
     info = zoo.bundled_model(args.model)
     w, h = host_rows[0]['width'], host_rows[0]['height']
-    rate = ('JPEG quality {}'.format(args.jpeg_quality or info.default_channels) if info.dtype == 'jpeg'
-            else '{} channels'.format(args.channels or info.default_channels))
+    rate = rate_label(info, rate_for(info, args.channels, args.jpeg_quality, args.quality))
     summary = {'model': args.model, 'fingerprint': info.fingerprint, 'rate': rate,
                'source': args.source, 'frames_sent': len(edge_rows), 'frames_decoded': n, 'width': w, 'height': h,
                'total_s': total_s, 'avg_ms': 1000.0 * total_s / max(n, 1), 'bpp': bpp,
@@ -148,7 +150,7 @@ def check_args(args):
                          'them with JPEG and raw)'.format(args.model, ', '.join(learned)))
     info = zoo.bundled_model(args.model)
     cliutil.check_at_least_one('--channels', args.channels)
-    rate_for(info, args.channels, args.jpeg_quality)          # the edge's own check of the rate options
+    rate_for(info, args.channels, args.jpeg_quality, args.quality)   # the edge's own check of the rate options
     if args.size:
         parse_size(args.size)
     cliutil.check_positive('--fps', args.fps)
@@ -159,9 +161,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-demo', description=__doc__.split('\n')[0])
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='what edge-sender streams (default: the bundled sample)')
     p.add_argument('--frames', type=int, default=100, help='frames to stream (default: %(default)s)')
-    p.add_argument('--model', default='ae', help='bundled model (default: %(default)s)')
-    p.add_argument('--channels', type=int, help='cae rate point: binary channels sent (default: the model default)')
+    p.add_argument('--model', default=zoo.DEFAULT_MODEL, help='bundled model (default: %(default)s)')
+    p.add_argument('--channels', type=int, help='cae-bin rate point: binary channels sent (default: the model default)')
     p.add_argument('--jpeg-quality', type=int, help='ae / ae-full rate: JPEG quality of the code image (default: the model\'s)')
+    p.add_argument('--quality', type=int, help='cae rate point 1..5 (default: the model\'s)')
     p.add_argument('--size', metavar='WxH', help='resize frames on the edge first')
     p.add_argument('--fps', type=float, help='pace the sender (default: as fast as it goes)')
     p.add_argument('--out', default='nanolink-demo', help='output folder (default: %(default)s)')

@@ -65,7 +65,7 @@ def main(argv=None):
     from nanolink.common import wire
     from nanolink.common.zoo import bundled_model
     from nanolink.export.onnx_export import load_checkpoint
-    model, ident = load_checkpoint(bundled_model('cae').torch)
+    model, ident = load_checkpoint(bundled_model('cae-bin').torch)
     if args.channels not in ident['rate_points']:
         p.error('--channels must be one of {}'.format(ident['rate_points']))
     sums, px = {}, 0

@@ -1,10 +1,10 @@
 """Deepen and widen a trained decoder without changing what it computes: a warm start for a larger decoder.
 
-    python scripts/deepen_decoder.py runs/cae/last.pt --add 1 --out runs/cae-L2-init.pt
+    python scripts/deepen_decoder.py runs/cae-bin/last.pt --add 1 --out runs/cae-L2-init.pt
     python scripts/deepen_decoder.py nanolink/common/weights/ae/ae.pt --add 4 --width 32 --out runs/ae-q-init.pt
-    nanolink-train --model cae --init runs/cae-L2-init.pt --arch dec_layers=2 ...
+    nanolink-train --model cae-bin --init runs/cae-L2-init.pt --arch dec_layers=2 ...
 
-The decoders of ``cae`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``.
+The decoders of ``cae-bin`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``.
 
 - ``--add N``: each added 3x3 convolution is the identity (a Dirac kernel, zero bias) inserted after the existing
   middle layers; its input is a ReLU output (>= 0), so conv + ReLU returns its input unchanged (Net2DeeperNet).
@@ -82,7 +82,7 @@ def main(argv=None):
         p.error(str(e))
     torch.manual_seed(0)
     s = torch.randn(2, model.config.channels, 24, 24)
-    s = torch.sign(s) if model.model_name == 'cae' else s.sigmoid()
+    s = torch.sign(s) if model.model_name == 'cae-bin' else s.sigmoid()
     with torch.no_grad():
         a = model.synthesis(s) if hasattr(model, 'synthesis') else model.decode_symbols(s)
         b = new.synthesis(s) if hasattr(new, 'synthesis') else new.decode_symbols(s)

@@ -1,6 +1,6 @@
 """Stream a folder of images through the real CLIs and compare with OpenCV JPEG at the same bytes.
 
-    python scripts/stream_quality.py --images DIR [--model cae --channels 8 | --model ae --jpeg-quality 75] [--out DIR]
+    python scripts/stream_quality.py --images DIR [--model cae --quality 3 | --model cae-bin --channels 8 | --model ae --jpeg-quality 75] [--out DIR]
 
 Runs ``host-receiver --save`` and ``edge-sender --camera DIR`` as two processes over loopback, then for
 each image: PSNR (8-bit RGB) and MS-SSIM of the decoded frame, bpp from the wire-message bytes, and the same
@@ -33,7 +33,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--images', required=True)
     p.add_argument('--model', default='cae')
-    p.add_argument('--channels', type=int, help='cae rate point (default: the model default)')
+    p.add_argument('--quality', type=int, help='cae rate point 1..5 (default: the model default)')
+    p.add_argument('--channels', type=int, help='cae-bin rate point (default: the model default)')
     p.add_argument('--jpeg-quality', type=int, help='ae rate (default: the model default)')
     p.add_argument('--out', default='stream-quality')
     args = p.parse_args(argv)
@@ -46,6 +47,7 @@ def main(argv=None):
                             stdout=subprocess.PIPE, universal_newlines=True)
     endpoint = host.stdout.readline().strip().split()[-1]
     rate = (['--channels', str(args.channels)] if args.channels else []) + \
+        (['--quality', str(args.quality)] if args.quality else []) + \
         (['--jpeg-quality', str(args.jpeg_quality)] if args.jpeg_quality else [])
     subprocess.check_call([sys.executable, '-m', 'nanolink.edge.cli', '--camera', args.images, '--frames', str(n),
                            '--model', args.model, '--connect', endpoint, '--quiet'] + rate)

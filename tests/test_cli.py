@@ -17,7 +17,7 @@ from nanolink.common import metrics, wire, zoo
 from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
 from nanolink.common.transport import Sender
 
-STREAM_PSNR_FLOOR = 21.0   # dB, the default bundled model on natural 768x512 frames (ae q75 measures ~28, cae k8 ~24)
+STREAM_PSNR_FLOOR = 21.0   # dB, the default bundled model on natural 768x512 frames (ae q75 measures ~28, cae-bin k8 ~24)
 
 
 @pytest.mark.parametrize('module', ['nanolink.edge.cli', 'nanolink.host.cli', 'nanolink.host.demo'])
@@ -42,7 +42,7 @@ def test_bad_edge_arguments_exit_2(args, words):
     (['--camera', 'synthetic', '--stream-id', 'a b'], '--stream-id'),
     (['--camera', 'synthetic', '--connect', 'localhost:5555'], 'expected an endpoint'),
     (['--camera', 'synthetic', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),
-    (['--camera', 'synthetic', '--model', 'cae', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
+    (['--camera', 'synthetic', '--model', 'cae-bin', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
     (['--camera', 'synthetic', '--jpeg-quality', '101'], '--jpeg-quality must be in 1..100'),
     (['--camera', 'synthetic', '--channels', '8'], 'sets its rate with --jpeg-quality'),
     (['--camera', 'synthetic://4104x64'], '--camera synthetic:// 4104x64: width and height must be'),
@@ -70,9 +70,9 @@ def test_missing_things_exit_1_with_one_line(args, words):
 
 
 def test_an_engine_of_another_model_than_model_is_refused():
-    r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', os.path.join(zoo.WEIGHTS_DIR, 'cae',
-                                                                                  'cae-enc-k8.onnx'), '--model', 'ae')
-    assert r.returncode == 2 and 'holds model cae, not --model ae' in r.stderr
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', os.path.join(zoo.WEIGHTS_DIR, 'cae-bin',
+                                                                                  'cae-bin-enc-k8.onnx'), '--model', 'ae')
+    assert r.returncode == 2 and 'holds model cae-bin, not --model ae' in r.stderr
 
 
 def test_frames_too_large_for_the_wire_format_ask_for_size(tmp_path):
@@ -145,9 +145,9 @@ def test_video_file_streams_in_order_with_every_stage_logged(tmp_path, video_fil
 
 def test_receiver_counts_malformed_messages_and_keeps_decoding(tmp_path, host_process, sample_frame):
     h = host_process('--frames', 2, '--log', tmp_path / 'host.jsonl', '--timeout', 30)
-    info = zoo.bundled_model('cae')
+    info = zoo.bundled_model('cae-bin')
     payload = bytes(8 * 2 * 2 // 8)
-    good = wire.pack(wire.Frame(stream='s', seq=0, t_cap=time.time(), model='cae', fp=info.fingerprint, shape=(8, 2, 2),
+    good = wire.pack(wire.Frame(stream='s', seq=0, t_cap=time.time(), model='cae-bin', fp=info.fingerprint, shape=(8, 2, 2),
                                 size=(8, 8), payload=payload, stages={}))
     # the mismatch first: the receiver logs at most 5 rejections a second and summarises the rest
     junk = [good.replace(info.fingerprint.encode(), b'0000000000000000'), b'', b'\xc1\xc1', os.urandom(300),
@@ -158,13 +158,13 @@ def test_receiver_counts_malformed_messages_and_keeps_decoding(tmp_path, host_pr
             assert tx.send(m)
         tx.socket.send_multipart([good, b'extra'])
         assert tx.send(good)
-        assert tx.send(wire.pack(wire.Frame(stream='s', seq=1, t_cap=time.time(), model='cae', fp=info.fingerprint,
+        assert tx.send(wire.pack(wire.Frame(stream='s', seq=1, t_cap=time.time(), model='cae-bin', fp=info.fingerprint,
                                             shape=(8, 2, 2), size=(8, 8), payload=payload, stages={})))
         rc, err = h.wait()
     ctx.term()
     assert rc == 0, err
     assert '2 decoded, 7 rejected of 9 received' in err
-    assert 'refusing stream s: model cae with fingerprint 0000000000000000' in err
+    assert 'refusing stream s: model cae-bin with fingerprint 0000000000000000' in err
     assert 'Traceback' not in err
 
 
@@ -303,10 +303,10 @@ def test_message_over_the_socket_limit_drops_only_its_connection_and_is_counted(
     """A 40 MiB message exceeds ZMQ_MAXMSGSIZE (32 MiB): ZeroMQ closes that connection without delivering it;
     the receiver counts the closed connection, keeps running and decodes the edge's next frames."""
     h = host_process('--frames', 2, '--timeout', 30, '--log', tmp_path / 'host.jsonl')
-    info = zoo.bundled_model('cae')
+    info = zoo.bundled_model('cae-bin')
 
     def frame(seq):
-        return wire.pack(wire.Frame(stream='s', seq=seq, t_cap=time.time(), model='cae', fp=info.fingerprint,
+        return wire.pack(wire.Frame(stream='s', seq=seq, t_cap=time.time(), model='cae-bin', fp=info.fingerprint,
                                     shape=(8, 2, 2), size=(8, 8), payload=bytes(4), stages={}))
     ctx = zmq.Context()
     with Sender(h.endpoint, context=ctx, linger_ms=0) as tx:
@@ -355,7 +355,7 @@ def test_zlib_entropy_coding_sends_fewer_bytes_and_decodes_the_same_frame(tmp_pa
     cv2.imwrite(str(src / 'a.png'), sample_frame)
     h = host_process('--frames', 2, '--save', tmp_path / 'out', '--timeout', 60, '--log', tmp_path / 'host.jsonl')
     for mode in ('zlib', 'none'):
-        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'cae', '--entropy', mode, '--frames', 1,
+        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'cae-bin', '--entropy', mode, '--frames', 1,
                 '--connect', h.endpoint,
                 '--stream-id', mode, '--quiet', '--log', tmp_path / 'edge-{}.jsonl'.format(mode))
         assert r.returncode == 0, r.stderr
@@ -373,19 +373,19 @@ def test_quality_decoder_variant_decodes_the_same_stream_better(tmp_path, host_p
     src = tmp_path / 'src'
     src.mkdir()
     cv2.imwrite(str(src / 'a.png'), sample_frame)
-    fp, ae_fp = zoo.bundled_model('cae').fingerprint, zoo.bundled_model('ae').fingerprint
+    fp, ae_fp = zoo.bundled_model('cae-bin').fingerprint, zoo.bundled_model('ae').fingerprint
     for variant in ('fast', 'quality'):
         h = host_process('--frames', 1, '--save', tmp_path / variant, '--timeout', 60, '--decoder-variant', variant,
                          '--log', tmp_path / '{}.jsonl'.format(variant))
-        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'cae', '--frames', 1, '--connect', h.endpoint,
+        r = cli('nanolink.edge.cli', '--camera', src, '--model', 'cae-bin', '--frames', 1, '--connect', h.endpoint,
                 '--stream-id', 's', '--quiet')                   # the same edge command: the same bits
         assert r.returncode == 0, r.stderr
         rc, err = h.wait()
         assert rc == 0, err
-        assert 'model cae (fingerprint {}): {} decoder'.format(fp, variant) in err
+        assert 'model cae-bin (fingerprint {}): {} decoder'.format(fp, variant) in err
         assert 'model ae (fingerprint {}): {} decoder'.format(ae_fp, variant) in err
         row = json.loads(open(str(tmp_path / '{}.jsonl'.format(variant))).readline())
-        assert row['model'] == 'cae' and row['decoder'] == variant
+        assert row['model'] == 'cae-bin' and row['decoder'] == variant
     fast, quality = [cv2.imread(str(tmp_path / v / 's' / '00000000.png')) for v in ('fast', 'quality')]
     assert metrics.psnr(sample_frame, quality) > metrics.psnr(sample_frame, fast) + 0.3
     r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--model', 'jpeg', '--decoder-variant', 'quality',
@@ -437,7 +437,7 @@ def test_capture_times_ahead_of_the_host_clock_are_flagged_not_zero(host_process
 
 
 def test_timeout_after_rejected_messages_says_so_and_prints_the_summary(host_process):
-    h = host_process('--model', 'cae', '--timeout', 3)
+    h = host_process('--model', 'cae-bin', '--timeout', 3)
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 2, '--model', 'ae', '--connect',
             h.endpoint, '--quiet')
     assert r.returncode == 0, r.stderr

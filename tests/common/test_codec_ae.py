@@ -84,7 +84,7 @@ def test_bad_quality_and_channels_are_clear_errors():
     with pytest.raises(NanolinkError, match='--jpeg-quality'):
         EdgeEncoder.open('ae', channels=8)
     with pytest.raises(NanolinkError, match='--jpeg-quality is for'):
-        EdgeEncoder.open('cae', quality=50)
+        EdgeEncoder.open('cae-bin', quality=50)
 
 
 @pytest.mark.parametrize('model, stride', [('ae', 2), ('ae-full', 1)])

@@ -20,10 +20,10 @@ BIT_FLIPS = {False: 1e-3, True: 0.01}    # share of code bits that may differ fr
 @pytest.mark.tensorrt
 @pytest.mark.parametrize('fp16', [False, True])
 def test_encoder_engine_matches_onnxruntime(tmp_path, fp16):
-    info = zoo.bundled_model('cae')
+    info = zoo.bundled_model('cae-bin')
     shape = (1, 3, 64, 96)
     engine = str(tmp_path / 'enc.trt')
-    assert build_engine.main(['--model', 'cae', '--channels', '8', '--out', engine, '--shape',
+    assert build_engine.main(['--model', 'cae-bin', '--channels', '8', '--out', engine, '--shape',
                               'x'.join(map(str, shape))] + (['--fp16'] if fp16 else [])) == 0
     x = np.random.RandomState(0).rand(*shape).astype(np.float32)
     backend = open_backend(engine, 'encoder', 8)

@@ -11,13 +11,13 @@ class Spec(object):
     channels, stride, multiple, dtype = 16, 4, 8, 'bits'
 
 
-MODELS = {'cae': {'0123456789abcdef': Spec()}}
+MODELS = {'cae-bin': {'0123456789abcdef': Spec()}}
 
 
 def make_frame(**over):
     rng = np.random.RandomState(0)
     bits = rng.randint(0, 2, (8, 16, 24)).astype(np.uint8)
-    kw = dict(stream='cam-1', seq=7, t_cap=1700000000.5, model='cae', fp='0123456789abcdef', shape=(8, 16, 24),
+    kw = dict(stream='cam-1', seq=7, t_cap=1700000000.5, model='cae-bin', fp='0123456789abcdef', shape=(8, 16, 24),
               size=(61, 90), payload=wire.pack_bits(bits), stages={'capture': 1.0, 'encode': 2.5})
     kw.update(over)
     return wire.Frame(**kw), bits
@@ -168,7 +168,7 @@ def test_no_pickle_for_network_data_anywhere_in_the_package():
 
 
 def zframe(payload, shape=(8, 4, 4)):
-    return wire.Frame(stream='z', seq=0, t_cap=1.0, model='cae', fp='0123456789abcdef', dtype='bits-zlib',
+    return wire.Frame(stream='z', seq=0, t_cap=1.0, model='cae-bin', fp='0123456789abcdef', dtype='bits-zlib',
                       shape=shape, size=(16, 16), payload=payload, stages={})
 
 

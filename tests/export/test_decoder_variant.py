@@ -19,11 +19,11 @@ from nanolink.export.models import build_model              # noqa: E402
 
 
 def _deeper_cae(base_pt, encoder_noise=0.0):
-    """The bundled cae with one more (random) middle decoder layer; the encoder copied, or perturbed."""
+    """The bundled cae-bin with one more (random) middle decoder layer; the encoder copied, or perturbed."""
     base, _ = onnx_export.load_checkpoint(base_pt)
     cfg = dataclasses.replace(base.config, dec_layers=base.config.dec_layers + 1)
     torch.manual_seed(0)
-    deep = build_model('cae', **dataclasses.asdict(cfg))
+    deep = build_model('cae-bin', **dataclasses.asdict(cfg))
     deep.encoder.load_state_dict(base.encoder.state_dict())
     if encoder_noise:
         with torch.no_grad():
@@ -34,8 +34,8 @@ def _deeper_cae(base_pt, encoder_noise=0.0):
 
 @pytest.fixture
 def model_dir(tmp_path):
-    out = str(tmp_path / 'cae')
-    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    out = str(tmp_path / 'cae-bin')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae-bin').decoder), out)
     with open(os.path.join(out, 'manifest.json')) as f:
         m = json.load(f)
     for v in m.pop('decoder_variants', {}).values():        # start from the fast decoder only
@@ -56,11 +56,11 @@ def _message(info, enc, frame):
 
 def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, sample_frame):
     ck = str(tmp_path / 'deep.pt')
-    deep = _deeper_cae(os.path.join(model_dir, 'cae.pt'))
+    deep = _deeper_cae(os.path.join(model_dir, 'cae-bin.pt'))
     onnx_export.save_checkpoint(deep, ck)
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', model_dir]) == 0
     info = zoo.load_manifest(model_dir)
-    base = zoo.bundled_model('cae')
+    base = zoo.bundled_model('cae-bin')
     assert info.fingerprint == base.fingerprint                # frames keep the model's fingerprint
     entry = info.manifest['decoder_variants']['hq']
     assert entry['reads_fingerprint'] == base.fingerprint
@@ -69,12 +69,12 @@ def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, samp
     meta = json.loads(__import__('onnx').load(info.decoder_file('hq')).metadata_props[0].value)
     assert meta['fingerprint'] == base.fingerprint and meta['decoder_variant'] == 'hq'
 
-    enc = EdgeEncoder.open('cae', channels=8)               # the bundled encoder: the edge does not change
+    enc = EdgeEncoder.open('cae-bin', channels=8)               # the bundled encoder: the edge does not change
     frame = sample_frame[:128, :192]
     fast = HostDecoder.open(info)
     hq = HostDecoder.open(info, variant='hq')
     hq_torch = HostDecoder.open(info, 'torch', variant='hq')
-    f = wire.unpack(_message(info, enc, frame), {'cae': {info.fingerprint: hq}})
+    f = wire.unpack(_message(info, enc, frame), {'cae-bin': {info.fingerprint: hq}})
     a = hq.postprocess(hq.decode(f), f)
     b = hq_torch.postprocess(hq_torch.decode(f), f)
     c = fast.postprocess(fast.decode(f), f)
@@ -90,21 +90,21 @@ def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, samp
 
 def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, capsys):
     ck = str(tmp_path / 'other.pt')
-    onnx_export.save_checkpoint(_deeper_cae(os.path.join(model_dir, 'cae.pt'), encoder_noise=1e-3), ck)
+    onnx_export.save_checkpoint(_deeper_cae(os.path.join(model_dir, 'cae-bin.pt'), encoder_noise=1e-3), ck)
     before = open(os.path.join(model_dir, 'manifest.json')).read()
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
     err = capsys.readouterr()[1]
     assert 'encoder weights differ' in err and '--train-only decoder' in err
     assert open(os.path.join(model_dir, 'manifest.json')).read() == before
-    assert not os.path.exists(os.path.join(model_dir, 'cae-dec-quality.onnx'))
+    assert not os.path.exists(os.path.join(model_dir, 'cae-bin-dec-quality.onnx'))
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'fast', '--out', model_dir]) == 2
     assert 'other than "fast"' in capsys.readouterr()[1]
-    os.remove(os.path.join(model_dir, 'cae.pt'))
+    os.remove(os.path.join(model_dir, 'cae-bin.pt'))
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
     assert 'no torch checkpoint to compare encoder weights with' in capsys.readouterr()[1]
 
 
-@pytest.mark.parametrize('name', ['cae', 'ae'])
+@pytest.mark.parametrize('name', ['cae-bin', 'ae'])
 def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder(name):
     info = zoo.bundled_model(name)
     entry = info.manifest['decoder_variants']['quality']

@@ -21,10 +21,10 @@ def _run(*args):
 
 
 @pytest.mark.parametrize('name, arch, add, width', [
-    ('cae', {'dec_width': 16}, 2, None),
+    ('cae-bin', {'dec_width': 16}, 2, None),
     ('ae', {'dec_width': 8}, 2, None),
     ('ae', {'dec_width': 8}, 1, 12),          # deeper and wider
-    ('cae', {'dec_width': 16}, 0, 24),        # wider only
+    ('cae-bin', {'dec_width': 16}, 0, 24),        # wider only
 ])
 def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch, add, width):
     torch.manual_seed(1)
@@ -46,7 +46,7 @@ def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch, add, w
         assert first.weight[arch['dec_width']:].abs().sum() > 0      # the new units are live, not dead zeros
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
-        if name == 'cae':
+        if name == 'cae-bin':
             s = torch.sign(torch.randn(1, a.config.channels, 8, 12))
             s[:, 5:] = 0                                               # a truncated code
             assert torch.equal(a.encode_bits(x), b.encode_bits(x))
@@ -60,9 +60,9 @@ def test_deepened_decoder_decodes_like_the_original(tmp_path, name, arch, add, w
 
 
 def test_deepen_refuses_zero_layers(tmp_path):
-    m = build_model('cae', dec_width=16)
+    m = build_model('cae-bin', dec_width=16)
     src = str(tmp_path / 'old.pt')
-    torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config)}, src)
+    torch.save({'model': m.state_dict(), 'model_name': 'cae-bin', 'model_config': dataclasses.asdict(m.config)}, src)
     r = _run(src, '--add', '0', '--out', str(tmp_path / 'x.pt'))
     assert r.returncode == 2 and '--add must be at least 1' in r.stderr
     assert not os.path.exists(str(tmp_path / 'x.pt'))

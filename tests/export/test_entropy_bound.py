@@ -1,4 +1,4 @@
-"""scripts/cae_entropy_bound.py: zlib vs context-model entropy bounds on the cae bits."""
+"""scripts/cae_entropy_bound.py: zlib vs context-model entropy bounds on the cae-bin bits."""
 import os
 import re
 import subprocess

@@ -33,18 +33,18 @@ def test_codec_eval_on_two_small_images_matches_the_schema(tmp_path, sample_fram
     cv2.imwrite(str(imgs / 'a.png'), sample_frame[:200, :300])
     cv2.imwrite(str(imgs / 'b.png'), sample_frame[-150:, -170:])             # < 161 px: no MS-SSIM
     out = tmp_path / 'results.json'
-    assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--baselines', 'jpeg,webp', '--out', str(out),
+    assert evaluate.main(['--images', str(imgs), '--model', 'cae-bin', '--baselines', 'jpeg,webp', '--out', str(out),
                           '--plot', str(tmp_path / 'rd.png')]) == 0
     res = json.load(open(str(out)))
-    assert res['count'] == 2 and set(res['bd_rate_vs_jpeg']) == {'cae'}
-    cae = [r for r in res['results'] if r['model'] == 'cae']
-    assert [r['rate_point'] for r in cae] == [4, 8, 16]
+    assert res['count'] == 2 and set(res['bd_rate_vs_jpeg']) == {'cae-bin'}
+    cae_bin = [r for r in res['results'] if r['model'] == 'cae-bin']
+    assert [r['rate_point'] for r in cae_bin] == [4, 8, 16]
     for r in res['results']:
         assert {'model', 'bpp', 'psnr', 'ms_ssim', 'per_image'} <= set(r)
         assert [p['image'] for p in r['per_image']] == ['a.png', 'b.png']
         assert r['per_image'][1]['ms_ssim'] is None and 0 < r['per_image'][0]['ms_ssim'] <= 1
         assert r['bpp'] == pytest.approx(np.mean([p['bpp'] for p in r['per_image']]))
-    assert cae[0]['bpp'] < cae[1]['bpp'] < cae[2]['bpp']
+    assert cae_bin[0]['bpp'] < cae_bin[1]['bpp'] < cae_bin[2]['bpp']
     assert cv2.imread(str(tmp_path / 'rd.png')) is not None
 
 
@@ -60,13 +60,13 @@ def test_codec_eval_covers_ae_rate_points_and_bd_rate(tmp_path, sample_frame):
     cv2.imwrite(str(imgs / 'a.png'), sample_frame[:200, :300])
     cv2.imwrite(str(imgs / 'b.png'), sample_frame[-211:, -193:])            # odd sides: padded, cropped back
     out = tmp_path / 'results.json'
-    assert evaluate.main(['--images', str(imgs), '--model', 'ae', '--model', 'cae', '--baselines', 'jpeg',
+    assert evaluate.main(['--images', str(imgs), '--model', 'ae', '--model', 'cae-bin', '--baselines', 'jpeg',
                           '--out', str(out)]) == 0
     res = json.load(open(str(out)))
     ae = [r for r in res['results'] if r['model'] == 'ae']
     assert [r['rate_point'] for r in ae] == [50, 75, 85, 95]
     assert ae[0]['bpp'] < ae[1]['bpp'] < ae[2]['bpp'] and ae[0]['psnr'] < ae[2]['psnr']
-    assert set(res['bd_rate_vs_jpeg']) == {'ae', 'cae'}
+    assert set(res['bd_rate_vs_jpeg']) == {'ae', 'cae-bin'}
     jpeg = [r for r in res['results'] if r['model'] == 'jpeg']
     for r in ae:                                                            # JPEG at the same bpp, this run
         same = r['jpeg_same_bpp']
@@ -80,20 +80,20 @@ def test_codec_eval_runs_a_decoder_variant_on_the_same_bits(tmp_path, sample_fra
     imgs.mkdir()
     cv2.imwrite(str(imgs / 'a.png'), sample_frame[:256, :384])
     out = tmp_path / 'results.json'
-    assert evaluate.main(['--images', str(imgs), '--model', 'cae', '--model', 'cae:quality', '--model', 'ae',
+    assert evaluate.main(['--images', str(imgs), '--model', 'cae-bin', '--model', 'cae-bin:quality', '--model', 'ae',
                           '--model', 'ae:quality', '--model', 'ae-full', '--model', 'ae-full:quality',
                           '--baselines', 'jpeg', '--out', str(out)]) == 0
     res = json.load(open(str(out)))
-    for name, rates in (('cae', 3), ('ae', 4), ('ae-full', 4)):
+    for name, rates in (('cae-bin', 3), ('ae', 4), ('ae-full', 4)):
         fast = [r for r in res['results'] if r['model'] == name]
         quality = [r for r in res['results'] if r['model'] == name + ':quality']
         assert [r['decoder'] for r in fast + quality] == ['fast'] * rates + ['quality'] * rates
         for f, q in zip(fast, quality):
             assert f['rate_point'] == q['rate_point'] and f['bpp'] == q['bpp']       # the same wire messages
             assert q['psnr'] > f['psnr']
-    assert set(res['bd_rate_vs_jpeg']) == {'cae', 'cae:quality', 'ae', 'ae:quality', 'ae-full', 'ae-full:quality'}
+    assert set(res['bd_rate_vs_jpeg']) == {'cae-bin', 'cae-bin:quality', 'ae', 'ae:quality', 'ae-full', 'ae-full:quality'}
     with pytest.raises(SystemExit) as e:
-        evaluate.main(['--images', str(imgs), '--model', 'cae:hq', '--out', str(out)])
+        evaluate.main(['--images', str(imgs), '--model', 'cae-bin:hq', '--out', str(out)])
     assert e.value.code == 2
 
 

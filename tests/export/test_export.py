@@ -19,13 +19,13 @@ from nanolink.export.models import build_model, budget       # noqa: E402
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('exported'))
-    assert onnx_export.main(['--model', 'cae', '--out', out]) == 0
+    assert onnx_export.main(['--model', 'cae-bin', '--out', out]) == 0
     return out
 
 
 def test_export_writes_manifest_and_keeps_the_fingerprint(exported):
     m = json.load(open(os.path.join(exported, 'manifest.json')))
-    assert m['fingerprint'] == zoo.bundled_model('cae').fingerprint
+    assert m['fingerprint'] == zoo.bundled_model('cae-bin').fingerprint
     assert all('enc' in f for f in m['files']['encoders'].values())
     assert m['onnx_opset'] <= 13
 
@@ -58,7 +58,7 @@ def test_torch_and_onnxruntime_decoders_agree(exported):
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3          # only rounding ties at .5 may differ
 
 
-@pytest.mark.parametrize('name', ['cae', 'ae', 'ae-full'])
+@pytest.mark.parametrize('name', ['cae-bin', 'ae', 'ae-full'])
 def test_display_decoders_are_the_trained_function_rounded_to_bytes(name):
     """The exported decoders fold BGR order, scale and rounding into their convolutions and shuffle pixels
     their own way (ae and ae-full also move their skip before the shuffle): the result must be the model's float
@@ -67,7 +67,7 @@ def test_display_decoders_are_the_trained_function_rounded_to_bytes(name):
     model, _ = onnx_export.load_checkpoint(info.torch)
     rng = np.random.RandomState(3)
     with torch.no_grad():
-        if name == 'cae':
+        if name == 'cae-bin':
             x = rng.choice([-1.0, 1.0], size=(1, 16, 21, 31)).astype(np.float32)
             x[:, 8:] = 0
             ref = model.decode_symbols(torch.from_numpy(x))
@@ -83,7 +83,7 @@ def test_display_decoders_are_the_trained_function_rounded_to_bytes(name):
 
 
 def test_encoder_budget():
-    b = budget(build_model('cae'))
+    b = budget(build_model('cae-bin'))
     assert b['encoder_mac_per_px'] <= 2500
 
 
@@ -94,7 +94,7 @@ def test_training_runs_checkpoints_and_resumes(tmp_path):
     for i in range(3):
         cv2.imwrite(str(data / '{}.png'.format(i)), cv2.GaussianBlur(rng.randint(0, 255, (200, 220, 3)).astype(np.uint8), (5, 5), 2))
     out = str(tmp_path / 'run')
-    args = ['--data', str(data), '--val', str(data), '--out', out, '--batch', '2', '--crop', '176',
+    args = ['--model', 'cae-bin', '--data', str(data), '--val', str(data), '--out', out, '--batch', '2', '--crop', '176',
             '--val-every', '2', '--ckpt-every', '2', '--threads', '1']
     assert train.main(args + ['--steps', '2']) == 0
     assert torch.load(os.path.join(out, 'last.pt'), weights_only=False)['step'] == 2
@@ -113,7 +113,7 @@ def test_build_engine_without_tensorrt_says_where_to_build(exported, capsys):
         pytest.skip('TensorRT is installed: the no-TensorRT message cannot be shown')
     except ImportError:
         pass
-    enc = os.path.join(exported, 'cae-enc-k8.onnx')
+    enc = os.path.join(exported, 'cae-bin-enc-k8.onnx')
     assert build_engine.main(['--onnx', enc, '--out', os.path.join(exported, 'cae.trt'), '--shape', '1x3x512x768',
                               '--fp16']) == 1
     out, err = capsys.readouterr()
@@ -126,11 +126,11 @@ def test_build_engine_without_tensorrt_says_where_to_build(exported, capsys):
 def test_float16_code_export_for_tensorrt_82_gives_the_same_payload(tmp_path, sample_frame):
     from nanolink.common.codec import EdgeEncoder
     out = str(tmp_path / 'f16')
-    assert onnx_export.main(['--model', 'cae', '--out', out, '--code-dtype', 'float16']) == 0
+    assert onnx_export.main(['--model', 'cae-bin', '--out', out, '--code-dtype', 'float16']) == 0
     info = zoo.load_manifest(out)
-    assert info.encoders[8].endswith('cae-enc-k8-float16.onnx')
+    assert info.encoders[8].endswith('cae-bin-enc-k8-float16.onnx')
     assert info.manifest['io']['encoder']['output_dtype'] == 'float16'
-    ref = EdgeEncoder.open('cae', channels=8)
+    ref = EdgeEncoder.open('cae-bin', channels=8)
     f16 = EdgeEncoder.open(engine=info.encoders[8])
     blob, _ = ref.preprocess(sample_frame)
     code = f16.backend.run(blob)
@@ -145,12 +145,12 @@ def test_build_engine_from_bundled_model_picks_the_float16_encoder(capsys):
         pytest.skip('TensorRT is installed: the no-TensorRT message cannot be shown')
     except ImportError:
         pass
-    assert build_engine.main(['--model', 'cae', '--out', 'never.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
+    assert build_engine.main(['--model', 'cae-bin', '--out', 'never.trt', '--shape', '1x3x720x1280', '--fp16']) == 1
     out, err = capsys.readouterr()
-    assert 'cae-enc-k8-float16.onnx --saveEngine=never.trt --shapes=image:1x3x720x1280 --fp16' in out
+    assert 'cae-bin-enc-k8-float16.onnx --saveEngine=never.trt --shapes=image:1x3x720x1280 --fp16' in out
     assert 'TensorRT is not installed here' in err
-    assert build_engine.main(['--model', 'cae', '--channels', '5', '--out', 'x.trt', '--shape', '1x3x64x64']) == 2
-    assert 'the bundled cae encoders have k in 4, 8, 16' in capsys.readouterr()[1]
+    assert build_engine.main(['--model', 'cae-bin', '--channels', '5', '--out', 'x.trt', '--shape', '1x3x64x64']) == 2
+    assert 'the bundled cae-bin encoders have k in 4, 8, 16' in capsys.readouterr()[1]
 
 
 @pytest.mark.parametrize('k', [4, 8, 16])
@@ -159,7 +159,7 @@ def test_identity_from_manifest_matches_onnx_metadata(k):
     onnx = pytest.importorskip('onnx')
     from nanolink.export import build_engine
     from nanolink.common.zoo import METADATA_KEY
-    for path in (build_engine.bundled_encoder('cae', k), bundled_model('cae').encoders[k]):
+    for path in (build_engine.bundled_encoder('cae-bin', k), bundled_model('cae-bin').encoders[k]):
         meta = {p.key: p.value for p in onnx.load(path).metadata_props}[METADATA_KEY]
         assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta)
 
@@ -169,11 +169,11 @@ def test_bundled_float16_encoders_send_the_same_bytes(sample_frame):
     import onnxruntime as ort
     from nanolink.export import build_engine
     from nanolink.common.imageproc import prepare
-    info = bundled_model('cae')
+    info = bundled_model('cae-bin')
     x = prepare(sample_frame, info.multiple)[0]
     for k in info.rate_points:
         outs = []
-        for path in (info.encoders[k], build_engine.bundled_encoder('cae', k)):
+        for path in (info.encoders[k], build_engine.bundled_encoder('cae-bin', k)):
             sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
             outs.append(sess.run(None, {'image': x})[0])
         assert outs[1].dtype == np.float16 and outs[0].dtype == np.uint8
@@ -187,7 +187,7 @@ def test_build_engine_via_torch2trt_without_it_says_what_to_install(capsys):
         pytest.skip('torch2trt is installed here')
     except ImportError:
         pass
-    assert build_engine.main(['--via', 'torch2trt', '--model', 'cae', '--out', 'x.trt', '--shape', '1x3x64x64']) == 1
+    assert build_engine.main(['--via', 'torch2trt', '--model', 'cae-bin', '--out', 'x.trt', '--shape', '1x3x64x64']) == 1
     assert 'needs torch and torch2trt' in capsys.readouterr()[1]
 
 
@@ -195,7 +195,7 @@ def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
     """MACs counted from the ONNX graphs agree with the torch definition; the script writes its JSON."""
     pytest.importorskip('onnx')
     from nanolink.export import budget as budget_script
-    info = bundled_model('cae')
+    info = bundled_model('cae-bin')
     model, _ = onnx_export.load_checkpoint(info.torch)
     torch_counts = budget(model, 64)
     px = 64 * 64
@@ -205,21 +205,21 @@ def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
     pack = 16 * 2 / 16                    # the in-graph packing conv: 16 -> 2 byte planes at H/4
     assert enc16 == pytest.approx(torch_counts['encoder_mac_per_px'] + pack)
     out = str(tmp_path / 'budget.json')
-    assert budget_script.main(['--size', '64', '--runs', '1', '--out', out]) == 0
+    assert budget_script.main(['--model', 'cae-bin', '--size', '64', '--runs', '1', '--out', out]) == 0
     report = json.load(open(out))
     assert [(n['role'], n.get('variant'), n['k']) for n in report['networks']] == [
         ('encoder', None, 4), ('encoder', None, 8), ('encoder', None, 16), ('decoder', 'fast', 16),
         ('decoder', 'quality', 16)]
     assert report['networks'][-1]['mac_per_px'] > 2.5 * report['networks'][-2]['mac_per_px']
     text = capsys.readouterr()[0]
-    assert 'cae-enc-k8.onnx' in text and 'for GPU hosts: no CPU budget' in text
+    assert 'cae-bin-enc-k8.onnx' in text and 'for GPU hosts: no CPU budget' in text
     with pytest.raises(SystemExit):
         budget_script.main(['--size', '60'])
 
 
 def test_build_engine_refuses_a_decoder_and_names_the_fix(capsys):
     from nanolink.export import build_engine
-    info = zoo.bundled_model('cae')
+    info = zoo.bundled_model('cae-bin')
     assert build_engine.main(['--onnx', info.decoder, '--out', 'never.trt', '--shape', '1x16x64x64']) == 1
     err = capsys.readouterr()[1]
     assert 'is a decoder' in err and 'ONNX Runtime' in err and '--model NAME' in err
@@ -231,7 +231,7 @@ def test_identity_from_manifest_needs_the_file_listed_there(tmp_path):
     import shutil
     from nanolink.common.errors import NanolinkError
     from nanolink.export import build_engine
-    info = zoo.bundled_model('cae')
+    info = zoo.bundled_model('cae-bin')
     shutil.copy(os.path.join(os.path.dirname(info.decoder), 'manifest.json'), str(tmp_path))
     stray = str(tmp_path / 'other.onnx')
     shutil.copy(info.encoders[8], stray)

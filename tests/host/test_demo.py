@@ -35,12 +35,12 @@ def test_demo_on_frames_too_small_for_ms_ssim_writes_strict_json(tmp_path, sampl
 
 
 def test_demo_refuses_values_the_edge_would_refuse(tmp_path):
-    for args, words in ((['--channels', '0', '--model', 'cae'], '--channels must be at least 1'),
+    for args, words in ((['--channels', '0', '--model', 'cae-bin'], '--channels must be at least 1'),
                         (['--jpeg-quality', '0'], '--jpeg-quality must be in 1..100'),
                         (['--fps', '0'], '--fps must be > 0'),
-                        (['--model', 'jpeg'], 'a bundled learned model: one of ae, ae-full, cae'),
+                        (['--model', 'jpeg'], 'a bundled learned model: one of ae, ae-full, cae, cae-bin'),
                         (['--channels', '8'], 'ae sets its rate with --jpeg-quality'),
-                        (['--model', 'cae', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
+                        (['--model', 'cae-bin', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
                         (['--size', '0x0'], 'width and height must be between 8 and 4096')):
         r = cli('nanolink.host.demo', '--out', tmp_path / 'd', *args)
         assert r.returncode == 2 and words in r.stderr, r.stderr

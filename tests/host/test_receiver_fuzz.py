@@ -13,12 +13,12 @@ N_MALFORMED = 10000
 
 
 def valid(seq, fp, stream='ok'):
-    return wire.pack(wire.Frame(stream=stream, seq=seq, t_cap=time.time(), model='cae', fp=fp, shape=(8, 2, 2),
+    return wire.pack(wire.Frame(stream=stream, seq=seq, t_cap=time.time(), model='cae-bin', fp=fp, shape=(8, 2, 2),
                                 size=(8, 8), payload=bytes(4), stages={}))
 
 
 def test_ten_thousand_malformed_messages_then_valid_frames(host_process, tmp_path):
-    fp = zoo.bundled_model('cae').fingerprint
+    fp = zoo.bundled_model('cae-bin').fingerprint
     good = valid(0, fp)
     sent = []
 
@@ -34,8 +34,8 @@ def test_ten_thousand_malformed_messages_then_valid_frames(host_process, tmp_pat
         except wire.WireError:
             sent.append(msg)               # keep only messages the format must reject
 
-    info = zoo.bundled_model('cae')
-    models = {'cae': {fp: info}}
+    info = zoo.bundled_model('cae-bin')
+    models = {'cae-bin': {fp: info}}
     collect()
     while len(sent) < N_MALFORMED:         # top up with random bytes if hypothesis produced duplicates or valid ones
         sent.append(os.urandom(len(sent) % 300))
@@ -57,7 +57,7 @@ def test_ten_thousand_malformed_messages_then_valid_frames(host_process, tmp_pat
 
 
 def test_model_mismatch_is_one_line_per_stream(host_process, tmp_path):
-    fp = zoo.bundled_model('cae').fingerprint
+    fp = zoo.bundled_model('cae-bin').fingerprint
     h = host_process('--frames', 1, '--timeout', 30)
     ctx = zmq.Context()
     with Sender(h.endpoint, context=ctx) as tx:
@@ -70,7 +70,7 @@ def test_model_mismatch_is_one_line_per_stream(host_process, tmp_path):
 
 
 def test_oversized_gaps_and_reordering_are_counted(host_process, tmp_path):
-    fp = zoo.bundled_model('cae').fingerprint
+    fp = zoo.bundled_model('cae-bin').fingerprint
     h = host_process('--frames', 4, '--timeout', 30)
     ctx = zmq.Context()
     with Sender(h.endpoint, context=ctx, send_timeout_ms=5000) as tx:

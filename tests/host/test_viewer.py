@@ -268,7 +268,7 @@ def test_page_in_headless_chromium_shows_changing_video_and_growing_counters(tmp
     url = viewer_url(host)
     edges = [start_edge(host.endpoint, '--camera', SAMPLE, '--loop', '--fps', '4', '--reference-every', '8',
                         stream='front-cam'),
-             start_edge(host.endpoint, '--camera', 'synthetic://512x384', '--fps', '4', '--model', 'cae',
+             start_edge(host.endpoint, '--camera', 'synthetic://512x384', '--fps', '4', '--model', 'cae-bin',
                         stream='dock:cam.2')]               # ':' and '.' are legal in stream ids: URL-escaped
     driver = chromium(tmp_path)
     try:
