@@ -176,6 +176,9 @@ def run(cfg, stop=None, status_every_s=2.0):
         encoder = EdgeEncoder.open(cfg.model or zoo.DEFAULT_MODEL, cfg.engine, cfg.channels, cfg.device, cfg.size,
                                    cfg.threads, cfg.jpeg_quality, cfg.quality)
     info = encoder.info
+    if cfg.entropy == 'none' and info.dtype == 'rans':
+        raise UsageError('{} always codes its symbols with rANS: drop --entropy none (it is for cae-bin)'.format(
+            info.name))
     if cfg.engine and cfg.model and cfg.model != info.name:
         raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'.format(
             cfg.engine, info.name, cfg.model, cfg.model))

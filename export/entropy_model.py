@@ -116,12 +116,13 @@ def quantize_pmf(p, total=1 << PROB_BITS):
     return f
 
 
-def integer_tables(prior, tail_mass=TAIL_MASS, max_symbols=MAX_SYMBOLS):
+def integer_tables(prior, tail_mass=None, max_symbols=MAX_SYMBOLS):
     """The prior as integer tables: {'lo': [C], 'freqs': [[...] per channel]}.
 
     A channel's symbols are the integers lo..lo + len(freqs) - 1, the narrowest range holding all but
     ``tail_mass`` of its probability (at most ``max_symbols``); the mass outside goes to the end symbols, since
     the encoder clips onto them. A channel left with one symbol is constant: the coder skips it."""
+    tail_mass = TAIL_MASS if tail_mass is None else tail_mass
     p, tails = prior.pmf()
     base = -MAX_SYMBOLS
     los, freqs = [], []

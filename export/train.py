@@ -192,7 +192,8 @@ def validate(model, images):
         for k, x_hat in outs.items():
             x_hat = x_hat[..., :h, :w].clamp(0, 1)
             rows[k]['psnr'].append(psnr_8bit(x, x_hat))
-            rows[k]['ms_ssim'].append(ms_ssim(torch.round(x * 255), torch.round(x_hat * 255), data_range=255).item())
+            if min(h, w) > 160:                 # 5-scale MS-SSIM needs more than 160 pixels a side
+                rows[k]['ms_ssim'].append(ms_ssim(torch.round(x * 255), torch.round(x_hat * 255), data_range=255).item())
     model.train()
     out = {}
     if balance:
@@ -200,7 +201,8 @@ def validate(model, images):
         out = {'flip_share': float(np.mean(flips)), 'balance_min': bal.min().item(), 'balance_max': bal.max().item()}
     for k in c.rate_points:
         out['psnr_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['psnr']))
-        out['msssim_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['ms_ssim']))
+        out['msssim_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['ms_ssim'])) if rows[k]['ms_ssim'] \
+            else None
         if bpp[k]:
             out['bpp_{}{}'.format(model.rate_prefix, k)] = float(np.mean(bpp[k]))
     return out

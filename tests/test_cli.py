@@ -170,19 +170,22 @@ def test_receiver_counts_malformed_messages_and_keeps_decoding(tmp_path, host_pr
 
 @pytest.mark.skipif(not os.environ.get('NANOLINK_PY36_EDGE'),
                     reason='no Python 3.6 edge-sender: scripts/test.sh sets NANOLINK_PY36_EDGE when pyenv has a 3.6')
-def test_python36_edge_sender_streams_to_this_host(tmp_path, video_file, host_process):
+@pytest.mark.parametrize('model', [[], ['--model', 'cae', '--quality', '2']], ids=['default', 'cae'])
+def test_python36_edge_sender_streams_to_this_host(tmp_path, video_file, host_process, model):
     edge = os.environ['NANOLINK_PY36_EDGE']
     py = os.path.join(os.path.dirname(edge), 'python')
     version = subprocess.run([py, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
                              stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
     assert version == '3.6'
     h = host_process('--frames', 8, '--timeout', 60, '--log', tmp_path / 'host.jsonl')
-    r = subprocess.run([edge, '--camera', video_file, '--frames', '8', '--connect', h.endpoint, '--stream-id', 'py36'],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    r = subprocess.run([edge, '--camera', video_file, '--frames', '8', '--connect', h.endpoint, '--stream-id', 'py36']
+                       + model, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert r.returncode == 0, r.stderr
     rc, err = h.wait()
     assert rc == 0 and '8 decoded, 0 rejected of 8 received' in err, err
-    assert [json.loads(l)['seq'] for l in open(str(tmp_path / 'host.jsonl'))] == list(range(8))
+    rows = [json.loads(l) for l in open(str(tmp_path / 'host.jsonl'))]
+    assert [row['seq'] for row in rows] == list(range(8))
+    assert {row['model'] for row in rows} == {model[1] if model else zoo.DEFAULT_MODEL}
 
 
 def test_curve_keys_let_only_authorised_edges_in(tmp_path, host_process):

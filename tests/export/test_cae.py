@@ -1,0 +1,191 @@
+"""cae, the entropy-coded Lossy CAE: its exported graphs (TensorRT 8.2 operators, MAC budget), its integer tables,
+deterministic symbols, a real compress -> wire -> decompress round trip at every rate point, and training."""
+import json
+import os
+import re
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nanolink.common import wire, zoo
+from nanolink.common.codec import EdgeEncoder, HostDecoder
+from nanolink.common.metrics import psnr
+from nanolink.common.rans import PROB_SCALE
+from nanolink.export import entropy_model, onnx_export, train
+from nanolink.export.budget import ENCODER_MAC_PER_PX, onnx_macs
+from nanolink.export.models import build_model
+
+onnx = pytest.importorskip('onnx')
+OPERATORS = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'onnx-tensorrt-8.2-GA-operators.md')
+
+
+def tensorrt82_operators():
+    """Operators marked supported ("Y") in onnx-tensorrt's docs/operators.md on branch 8.2-GA (vendored)."""
+    ops = set()
+    for line in open(OPERATORS):
+        m = re.match(r'\|\s*(\w+)\s*\|\s*Y', line)
+        if m:
+            ops.add(m.group(1))
+    return ops
+
+
+@pytest.fixture(scope='module')
+def info():
+    return zoo.bundled_model('cae')
+
+
+def test_the_vendored_operator_list_is_tensorrt_82s():
+    ops = tensorrt82_operators()
+    assert 'TensorRT 8.2 supports operators up to Opset 13' in open(OPERATORS).read()
+    assert {'Round', 'Floor', 'Sqrt', 'Div', 'Clip', 'DepthToSpace', 'Conv', 'ConvTranspose'} <= ops
+    assert 'Reciprocal' not in ops and len(ops) > 100
+
+
+def test_encoders_use_only_tensorrt_82_operators_and_fit_the_mac_budget(info):
+    ops = tensorrt82_operators()
+    files = info.manifest['files']
+    assert sorted(files['encoders']) == sorted(files['encoders_float16']) == ['1', '2', '3', '4', '5']
+    for key in ('encoders', 'encoders_float16'):
+        for q, fn in files[key].items():
+            path = os.path.join(os.path.dirname(info.decoder), fn)
+            m = onnx.load(path)
+            used = {n.op_type for n in m.graph.node}
+            assert used <= ops, (fn, used - ops)
+            assert 'Reciprocal' not in used and m.opset_import[0].version <= 13
+            out_type = m.graph.output[0].type.tensor_type.elem_type
+            if key == 'encoders_float16':        # what TensorRT 8.2 builds: no UINT8 anywhere
+                assert out_type == onnx.TensorProto.FLOAT16
+                assert onnx.TensorProto.UINT8 not in {a.i for n in m.graph.node for a in n.attribute if n.op_type == 'Cast'}
+            else:
+                assert out_type == onnx.TensorProto.UINT8
+            assert onnx_macs(path, (1, 3, 256, 384)) / (256 * 384) <= ENCODER_MAC_PER_PX
+
+
+def test_manifest_tables_are_valid_integer_cdfs(info):
+    rates = info.manifest['entropy']['rates']
+    assert sorted(rates, key=int) == [str(q) for q in info.rate_points] and info.manifest['entropy']['prob_bits'] == 15
+    for q, t in rates.items():
+        assert len(t['lo']) == len(t['freqs']) == len(t['inv_gain']) == info.channels
+        for f in t['freqs']:
+            assert 1 <= len(f) <= 256 and (len(f) == 1 or (min(f) >= 1 and sum(f) == PROB_SCALE))
+
+
+def test_symbols_are_deterministic_and_the_same_in_torch_and_onnxruntime(info, sample_frame):
+    model, _ = onnx_export.load_checkpoint(info.torch)
+    enc = EdgeEncoder.open('cae', rate=3)
+    blob, _ = enc.preprocess(sample_frame)
+    a, _ = enc.fetch(enc.backend.forward(blob))
+    b, _ = enc.fetch(enc.backend.forward(blob))
+    assert np.array_equal(a, b)                                    # the same frame, the same symbols
+    with torch.no_grad():
+        t = model.encoder_module(3)(torch.from_numpy(blob)).numpy()[0].reshape(a.shape)
+    assert (t != a).mean() < 1e-3                                  # fp32 in two libraries: only rounding ties differ
+    f16 = EdgeEncoder.open('cae', engine=os.path.join(os.path.dirname(info.decoder),
+                                                      info.manifest['files']['encoders_float16']['3']))
+    c, _ = f16.fetch(f16.backend.forward(blob))
+    assert np.array_equal(c, a)                                    # the TensorRT 8.2 file: the same integers
+
+
+def test_compress_wire_decompress_round_trip_at_every_rate_point(info, sample_frame):
+    dec = HostDecoder.open(info)
+    decoders = {'cae': {info.fingerprint: dec}}
+    h, w = sample_frame.shape[:2]
+    rows = []
+    for q in info.rate_points:
+        enc = EdgeEncoder.open('cae', rate=q)
+        blob, size = enc.preprocess(sample_frame)
+        sym, shape = enc.fetch(enc.backend.forward(blob))
+        payload, dtype = enc.entropy_code(sym)
+        msg = wire.pack(wire.Frame(stream='t', seq=0, t_cap=time.time(), model='cae', fp=info.fingerprint,
+                                   dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
+        f = wire.unpack(msg, decoders)
+        assert f.rate == q and np.array_equal(f.symbols.reshape(sym.shape), sym)   # lossless on the wire
+        out = dec.postprocess(dec.decode(f), f)
+        assert out.shape == sample_frame.shape and out.dtype == np.uint8
+        rows.append((len(msg) * 8.0 / (h * w), psnr(sample_frame, out)))
+    bpps, psnrs = zip(*rows)
+    assert list(bpps) == sorted(bpps) and bpps[0] < 0.6 and bpps[-1] > 0.6       # rates rise with the quality
+    assert psnrs[-1] > psnrs[0] + 1.0 and min(psnrs) > 22.0, rows               # and the picture with them
+
+
+def test_fingerprint_covers_the_tables(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model('cae', channels=8, enc_widths=(8, 8), dec_widths=(8, 8, 8))
+    weights_only = onnx_export.fingerprint(model.state_dict())
+    fp = onnx_export.model_fingerprint(model)
+    assert fp != weights_only
+    monkeypatch.setattr(entropy_model, 'TAIL_MASS', 1e-3)         # other tables from the very same weights
+    assert onnx_export.model_fingerprint(model) != fp
+
+
+def test_quantize_pmf_keeps_every_symbol_and_sums_exactly():
+    for p in ([1.0], [1e-12, 1 - 1e-12], [0.5, 0.5], list(np.random.RandomState(0).dirichlet(np.ones(256) * 0.05))):
+        f = entropy_model.quantize_pmf(p)
+        assert f.sum() == PROB_SCALE and f.min() >= 1 and len(f) == len(p)
+    with pytest.raises(ValueError):
+        entropy_model.quantize_pmf(np.ones(257))
+
+
+def test_training_a_small_cae_checkpoints_resumes_and_logs_bpp(tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(3):
+        cv2.imwrite(str(data / '{}.png'.format(i)), cv2.GaussianBlur(rng.randint(0, 255, (96, 112, 3)).astype(np.uint8),
+                                                                    (5, 5), 2))
+    out = str(tmp_path / 'run')
+    args = ['--model', 'cae', '--data', str(data), '--val', str(data), '--out', out, '--batch', '2', '--crop', '64',
+            '--val-every', '2', '--ckpt-every', '2', '--threads', '1', '--clip', '1', '--schedule', 'constant',
+            '--arch', 'channels=8', '--arch', 'enc_widths=8,8', '--arch', 'dec_widths=8,8,8']
+    assert train.main(args + ['--steps', '2']) == 0
+    ck = torch.load(os.path.join(out, 'last.pt'), weights_only=False)
+    assert ck['step'] == 2 and {'model', 'opt', 'py_rng', 'torch_rng'} <= set(ck)
+    assert train.main(args + ['--steps', '4']) == 0                  # resumes at step 2
+    rows = [json.loads(l) for l in open(os.path.join(out, 'val.jsonl'))]
+    assert [r['step'] for r in rows] == [2, 4]
+    assert {'psnr_q1', 'bpp_q1', 'psnr_q5', 'bpp_q5'} <= set(rows[-1]) and rows[-1]['bpp_q1'] > 0
+    exported = str(tmp_path / 'exported')
+    assert onnx_export.main(['--checkpoint', os.path.join(out, 'last.pt'), '--out', exported]) == 0
+    m = zoo.load_manifest(exported)
+    assert m.dtype == 'rans' and m.channels == 8 and sorted(m.encoders) == [1, 2, 3, 4, 5]
+
+
+def test_build_engine_picks_the_float16_encoder_of_a_quality(capsys):
+    from nanolink.export import build_engine
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip('TensorRT is installed: the no-TensorRT message cannot be shown')
+    except ImportError:
+        pass
+    assert build_engine.main(['--model', 'cae', '--quality', '2', '--out', 'never.trt', '--shape', '1x3x720x1280',
+                              '--fp16']) == 1
+    out, err = capsys.readouterr()
+    assert 'cae-enc-q2-float16.onnx --saveEngine=never.trt --shapes=image:1x3x720x1280 --fp16' in out
+    assert 'TensorRT is not installed here' in err
+    for bad, words in ((['--quality', '6'], '--quality must be in 1..5'), (['--channels', '8'], 'takes --quality'),
+                       (['--shape', '1x3x504x504'], 'build for 1x3x512x512')):
+        args = ['--model', 'cae', '--out', 'x.trt', '--shape', '1x3x64x64'] + bad
+        assert build_engine.main(args) == 2
+        assert words in capsys.readouterr()[1]
+
+
+@pytest.mark.parametrize('q', [1, 3, 5])
+def test_an_engine_file_carries_its_quality_and_tables(info, q, tmp_path, sample_frame):
+    """What nanolink-build-engine writes to <engine>.json without onnx on the Jetson (from manifest.json) is the
+    ONNX file's own metadata: the edge then codes an engine's symbols with the right tables."""
+    from nanolink.export import build_engine
+    path = build_engine.bundled_encoder('cae', None, q)
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}[zoo.METADATA_KEY]
+    assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta)
+    ident = json.loads(meta)
+    assert ident['quality'] == q and ident['tables']['freqs'] == info.manifest['entropy']['rates'][str(q)]['freqs']
+    enc = EdgeEncoder.open(engine=path)                     # an encoder file, as --engine gives it
+    assert enc.rate == q and enc.info.name == 'cae'
+    blob, _ = enc.preprocess(sample_frame)
+    payload, dtype = enc.entropy_code(enc.fetch(enc.backend.forward(blob))[0])
+    assert dtype == 'rans' and payload[0] == q
+    with pytest.raises(Exception, match='encodes quality {}, not'.format(q)):
+        EdgeEncoder.open(engine=path, rate=q % 5 + 1)
