@@ -62,8 +62,8 @@ class StageClock(object):
 class JsonlLog(object):
     """Writes one JSON object per line, line-buffered."""
 
-    def __init__(self, path):
-        self._f = open(path, 'w', buffering=1)
+    def __init__(self, path, mode='w'):
+        self._f = open(path, mode, buffering=1)
 
     def write(self, record):
         self._f.write(json.dumps(record, separators=(',', ':')) + '\n')
@@ -88,6 +88,7 @@ class StreamLogs(object):
     def __init__(self, path):
         self.path = path
         self._logs = {}
+        self._closed = set()                  # streams whose file was closed (evicted): reopened to append
         if path and '{stream}' not in path:
             self._open(None)                  # a plain path is created (and checked) at start
 
@@ -97,7 +98,7 @@ class StreamLogs(object):
         try:
             if d and not os.path.isdir(d):
                 os.makedirs(d)
-            log = self._logs[key] = JsonlLog(path)
+            log = self._logs[key] = JsonlLog(path, 'a' if key in self._closed else 'w')
         except OSError as e:
             raise NanolinkError('--log {}: cannot write there ({})'.format(path, e.strerror))
         return log
@@ -112,6 +113,13 @@ class StreamLogs(object):
         except OSError as e:                  # a full disk / SD card: one clear line, not a traceback
             raise NanolinkError('--log {}: cannot write to it ({}): free some space or point --log elsewhere'.format(
                 self.path, e.strerror or e))
+
+    def close_stream(self, stream):
+        """Close a per-stream file ({stream} paths) of a stream that went idle; it is appended to if it returns."""
+        log = self._logs.pop(stream, None)
+        if log is not None:
+            self._closed.add(stream)
+            log.close()
 
     def close(self):
         logs, self._logs = self._logs, {}

@@ -13,7 +13,7 @@ optionally a 12th, ``ref``::
     0       0x8b / 0x8c                    fixmap, 11 entries (12 with ref; a message is at most 16 MiB)
             0xa1 'v'        0x01           format version: positive fixint 1
             0xa6 'stream'   str            stream id: fixstr 0xa0|n or str8 0xd9 n, UTF-8, 1..64 chars
-                                           of [A-Za-z0-9_.:-]
+                                           of [A-Za-z0-9_.:-], not "." or ".." (it names a folder)
             0xa3 'seq'      uint           sequence number per stream: fixint / 0xcc u8 / 0xcd u16 /
                                            0xce u32 / 0xcf u64, big-endian, 0 .. 2**63-1
             0xa5 't_cap'    0xcb f64       capture time, Unix seconds, IEEE 754 big-endian, 0 < t_cap < 2^32
@@ -106,7 +106,7 @@ DTYPES = ('rans', 'bits', 'bits-zlib', 'jpeg', 'raw')
 ZLIB_OF = {'bits-zlib': 'bits'}     # entropy-coded payloads: what they decompress to
 FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 OPTIONAL = ('ref',)
-_STREAM_RE = re.compile(r'^[A-Za-z0-9_.:\-]{1,64}$')
+_STREAM_RE = re.compile(r'[A-Za-z0-9_.:\-]{1,64}')    # with fullmatch: '$' would pass a final newline
 _FP_RE = re.compile(r'^[0-9a-f]{16}$')
 
 
@@ -139,14 +139,21 @@ class Frame(object):
             self.stream, self.seq, self.model, self.shape, self.size, len(self.payload))
 
 
+def is_stream_id(value):
+    """True for a valid stream id: 1-64 characters of A-Z a-z 0-9 _ . : -, and not "." or ".." (stream ids name
+    folders: host-receiver --save DIR writes DIR/<stream>/)."""
+    return isinstance(value, str) and _STREAM_RE.fullmatch(value) is not None and value not in ('.', '..')
+
+
 def _readable_stream(value):
     """The stream id if it is a valid one (to name the sender in a rejection), else None."""
-    return value if isinstance(value, str) and _STREAM_RE.match(value) else None
+    return value if is_stream_id(value) else None
 
 
 def check_stream_id(stream):
-    if not isinstance(stream, str) or not _STREAM_RE.match(stream):
-        raise WireError('stream id must be 1-64 characters of A-Z a-z 0-9 _ . : -, got {!r}'.format(stream))
+    if not is_stream_id(stream):
+        raise WireError('stream id must be 1-64 characters of A-Z a-z 0-9 _ . : -, other than "." and "..", got '
+                        '{!r}'.format(stream)[:200])
     return stream
 
 

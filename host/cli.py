@@ -23,11 +23,12 @@ import threading
 import time
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from nanolink.common import wire
 from nanolink.common.codec import HostDecoder, load_decoders
 from nanolink.common.errors import NanolinkError
+from nanolink.common.imageproc import parse_size
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
 from nanolink.common.transport import MULTIPART, Receiver
@@ -37,6 +38,7 @@ from nanolink.host.display import FrameSaver, Window
 from nanolink.host.live import LiveView
 from nanolink.host.quality import QualityMonitor
 from nanolink.host.record import Recorder
+from nanolink.host.streams import RejectLog, StreamTable
 from nanolink.host.web import WebViewer, parse_listen
 
 log = logging.getLogger('nanolink.host')
@@ -63,107 +65,10 @@ class HostConfig:
     record_fps: Optional[float] = None  # its frame rate (None: the stream's own, from capture times)
     record_fourcc: Optional[str] = None
     snapshot_dir: str = '.'             # where --show's s key writes PNGs
-
-
-class StreamStats(object):
-    """Per-stream counters, sequence tracking and the latest figures the viewers show."""
-
-    FPS_WINDOW_S = 2.0
-
-    def __init__(self):
-        self.received = 0         # messages from this stream (decoded or rejected)
-        self.decoded = 0
-        self.rejected = 0
-        self.lost = 0
-        self.reordered = 0
-        self.last_seq = None
-        self.bits = 0             # codec bits (message bytes without the reference frame)
-        self.pixels = 0
-        self.ref_bytes = 0
-        self.clock_ahead = 0      # frames whose capture time is after their decode time (sender clock ahead)
-        self.latest = {}          # the newest decoded frame's figures
-        self._times = collections.deque()
-
-    def update(self, seq):
-        """A gap counts its frames as lost; a frame older than the newest is reordered and, having been
-        counted lost when the gap opened, no longer lost (a repeat of the newest is reordered only)."""
-        if self.last_seq is not None:
-            if seq > self.last_seq + 1:
-                self.lost += seq - self.last_seq - 1
-            elif seq <= self.last_seq:
-                self.reordered += 1
-                if seq < self.last_seq and self.lost:
-                    self.lost -= 1
-        if self.last_seq is None or seq > self.last_seq:
-            self.last_seq = seq
-
-    def decoded_frame(self, frame, message_bytes, now):
-        """Count a decoded frame; returns its bpp (codec bytes over the frame's pixels)."""
-        self.update(frame.seq)
-        self.decoded += 1
-        ref = len(frame.ref) if frame.ref is not None else 0
-        pixels = frame.size[0] * frame.size[1]
-        bpp = (message_bytes - ref) * 8.0 / pixels
-        self.bits += (message_bytes - ref) * 8
-        self.pixels += pixels
-        self.ref_bytes += ref
-        self._times.append(now)
-        while self._times and now - self._times[0] > self.FPS_WINDOW_S:
-            self._times.popleft()
-        return bpp
-
-    @property
-    def fps(self):
-        t = self._times
-        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-
-    def as_dict(self):
-        """The counters and latest figures as plain JSON-able values (for /stats.json)."""
-        out = {'received': self.received, 'decoded': self.decoded, 'rejected': self.rejected, 'lost': self.lost,
-               'reordered': self.reordered, 'clock_ahead': self.clock_ahead, 'last_seq': self.last_seq,
-               'fps': round(self.fps, 3),
-               'mean_bpp': self.bits / float(self.pixels) if self.pixels else None, 'ref_bytes': self.ref_bytes}
-        out.update(self.latest)
-        return out
-
-
-class RejectLog(object):
-    """Counts rejected messages by reason; logs at most ``per_s`` lines a second, then says how many it held back."""
-
-    def __init__(self, per_s=5):
-        self.counts = collections.Counter()
-        self.per_s, self._window, self._n, self._held = per_s, 0, 0, 0
-        self._mismatch_seen = set()
-
-    def add(self, reason, stream, fingerprint_mismatch=False):
-        self.counts[reason.split(':')[0][:60]] += 1
-        if fingerprint_mismatch:                  # one line per stream and model, not one per frame
-            key = (stream, reason.split(' is not loaded')[0])
-            if key in self._mismatch_seen:
-                return
-            self._mismatch_seen.add(key)
-            log.warning('refusing stream %s: %s (further frames of it are counted, not logged)', stream, reason)
-            return
-        now = int(time.time())
-        if now != self._window:
-            if self._held:
-                log.warning('... %d more rejected messages not shown', self._held)
-            self._window, self._n, self._held = now, 0, 0
-        if self._n < self.per_s:
-            self._n += 1
-            log.warning('rejected message from %s: %s', 'stream ' + stream if stream else 'unknown sender', reason)
-        else:
-            self._held += 1
-
-    def flush(self):
-        """Say how many lines were held back in the current second (called on exit)."""
-        if self._held:
-            log.warning('... %d more rejected messages not shown', self._held)
-            self._held = 0
-
-    @property
-    def total(self):
-        return sum(self.counts.values())
+    max_streams: int = 64               # live streams at most; more are refused until one idles out
+    stream_idle_s: float = 300.0        # a stream without frames this long is evicted (state released)
+    max_size: Tuple[int, int] = (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # (W, H) decoded at most
+    max_pixel_rate: float = 250e6       # decoded pixels a second per stream (4K at 30 fps is 249 M)
 
 
 def build_parser():
@@ -203,6 +108,17 @@ def build_parser():
                    'MJPG for .avi, XVID for .mkv)')
     p.add_argument('--snapshot-dir', default='.', metavar='DIR',
                    help='where the s key of --show writes PNG snapshots (default: the current folder)')
+    p.add_argument('--max-streams', type=int, default=64, metavar='N',
+                   help='decode at most N streams at once; frames of more are refused (and counted) until one has '
+                        'sent nothing for --stream-idle seconds (default: %(default)s)')
+    p.add_argument('--stream-idle', type=float, default=300.0, metavar='S',
+                   help='release a stream\'s state (log file, video file, window, viewer slot) after S seconds '
+                        'without frames; its counts stay in the summary (default: %(default)s)')
+    p.add_argument('--max-size', default='{0}x{0}'.format(wire.MAX_FRAME_SIDE), metavar='WxH',
+                   help='refuse frames larger than W x H before decoding them (default: %(default)s)')
+    p.add_argument('--max-pixel-rate', type=float, default=250.0, metavar='MPX',
+                   help='decode at most MPX million pixels a second per stream, refusing frames beyond that before '
+                        'decoding (default: %(default)s, 4K at 30 fps)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only warnings and the summary')
     return p
 
@@ -212,6 +128,10 @@ def config_from_args(args):
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
     cliutil.check_positive('--record-fps', args.record_fps)
     cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
+    cliutil.check_at_least_one('--max-streams', args.max_streams)
+    cliutil.check_positive('--stream-idle', args.stream_idle, ' seconds')
+    cliutil.check_positive('--max-pixel-rate', args.max_pixel_rate, ' million pixels a second')
+    max_size = parse_size(args.max_size, '--max-size')          # (W, H), each 8..4096 (the wire's limit)
     if args.http:
         parse_listen(args.http)
     if args.record:
@@ -221,7 +141,9 @@ def config_from_args(args):
                       log=args.log, decoder=args.decoder, decoder_variant=args.decoder_variant, device=args.device,
                       models=args.model, model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, http=args.http, record=args.record, record_fps=args.record_fps,
-                      record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir)
+                      record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir, max_streams=args.max_streams,
+                      stream_idle_s=args.stream_idle, max_size=max_size,
+                      max_pixel_rate=args.max_pixel_rate * 1e6)
 
 
 def run(cfg, stop=None, on_listening=None, status_every_s=2.0, on_viewer=None):
@@ -295,13 +217,22 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             if isinstance(dec, HostDecoder):       # learned models (jpeg and raw have one decoder)
                 log.info('model %s (fingerprint %s): %s decoder on %s %s', name, fp, dec.variant, cfg.decoder,
                          cfg.device)
-    streams = collections.defaultdict(StreamStats)
     rejects = RejectLog()
     samples = collections.defaultdict(sample_window)
     decoded, received = 0, 0
     t_status, n_status = time.time(), 0
     curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
     with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, StreamLogs(cfg.log) as jlog:
+        def evicted(name):                  # an idle stream's resources go; its counters stay
+            jlog.close_stream(name)
+            for o in (out.live, out.window):
+                if o:
+                    o.forget(name)
+            if out.recorder:
+                out.recorder.end(name)
+
+        streams = StreamTable(cfg.max_streams, cfg.stream_idle_s, cfg.max_pixel_rate, evicted)
+
         def totals():
             accepted, closed = rx.connection_counts()
             return {'received': received, 'decoded': decoded, 'rejected': rejects.total,
@@ -310,13 +241,12 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
 
         def reject(reason, stream, mismatch=False):
             rejects.add(reason, stream, fingerprint_mismatch=mismatch)
-            known = stream in streams       # only streams that delivered a frame: a flood of made-up ids must
-            if known:                       # not grow memory (they are counted in the totals and reasons)
-                st = streams[stream]
+            st = streams.get(stream)        # only live streams (they delivered a frame): a flood of made-up ids
+            if st is not None:              # must not grow memory (they are counted in the totals and reasons)
                 st.received += 1
                 st.rejected += 1
-            if out.live and known:
-                out.live.update_stream(stream, streams[stream].as_dict())
+                if out.live:
+                    out.live.update_stream(stream, st.as_dict())
 
         if out.live:
             out.live.update_totals(totals())
@@ -331,7 +261,7 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             if out.live:                       # the viewer's totals, as of the previous message
                 out.live.update_totals(totals())
             for q in out.quality.results():
-                _quality_result(q, streams[q['stream']], out, jlog)
+                _quality_result(q, streams.all().get(q['stream']), out, jlog)
             out.poll_window(stop)
             if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
                 timed_out = _timeout_message(cfg.timeout, decoded, received - received_at_decode, rejects,
@@ -354,6 +284,14 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             if frame is None:
                 reject(err.reason, err.stream, err.fingerprint_mismatch)
                 continue
+            h, w = frame.size
+            if w > cfg.max_size[0] or h > cfg.max_size[1]:
+                reject('frame of {}x{} is over --max-size {}x{}'.format(w, h, *cfg.max_size), frame.stream)
+                continue
+            st, why = streams.admit(frame.stream, time.time(), w * h)
+            if why:
+                reject(why, frame.stream)
+                continue
             dec = decoders[frame.model][frame.fp]
             with clock('decode'):
                 try:
@@ -365,7 +303,6 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                 continue
             with clock('postprocess'):
                 bgr = dec.postprocess(image, frame)
-            st = streams[frame.stream]
             st.received += 1
             now = time.time()
             bpp = st.decoded_frame(frame, len(data), now)
@@ -415,11 +352,12 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                 t_status, n_status = t_done, decoded
         out.quality.close(wait=True)           # score the references already received
         for q in out.quality.results():
-            _quality_result(q, streams[q['stream']], out, jlog)
+            _quality_result(q, streams.all().get(q['stream']), out, jlog)
         rejects.flush()
         accepted, closed = rx.connection_counts()
     return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
-            'streams': streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
+            'streams': streams.all(), 'streams_refused': streams.refused, 'max_streams': cfg.max_streams,
+            'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
             'connections': {'accepted': accepted, 'closed': closed}, 'quality': dict(out.quality.streams),
             'quality_skipped': out.quality.skipped, 'timed_out': timed_out,
             'recorded': out.recorder.files if out.recorder else [],     # filled when the recorder closes, below
@@ -444,12 +382,13 @@ def _timeout_message(timeout, decoded, rejected_since, rejects, endpoint):
 def _quality_result(q, st, out, jlog):
     """A finished quality score: into the stream's figures, the log (an "event": "quality" line) and the viewer."""
     psnr = q['psnr']
-    st.latest['quality'] = out.quality.streams[q['stream']].as_dict()
+    if st is not None:
+        st.latest['quality'] = out.quality.streams[q['stream']].as_dict()
     log.info('stream %s frame %d vs its reference: PSNR %.2f dB%s', q['stream'], q['seq'], psnr,
              '' if q['ms_ssim'] is None else ', MS-SSIM {:.4f}'.format(q['ms_ssim']))
     jlog.write({'event': 'quality', 'stream': q['stream'], 'seq': q['seq'], 't': time.time(), 'psnr': psnr,
                 'ms_ssim': q['ms_ssim']})
-    if out.live:
+    if out.live and st is not None:
         out.live.update_stream(q['stream'], st.as_dict())
 
 
@@ -480,6 +419,9 @@ def main(argv=None):
             lines.append('    quality vs {} reference frames: PSNR {:.2f} dB{}'.format(
                 q.n, d['mean_psnr'], '' if d['mean_ms_ssim'] is None else
                 ', MS-SSIM {:.4f}'.format(d['mean_ms_ssim'])))
+    if result['streams_refused']:
+        lines.append('  {} frames of new streams refused: --max-streams {} streams were live'.format(
+            result['streams_refused'], result['max_streams']))
     if result['quality_skipped']:
         lines.append('  {} reference frames not scored (the quality monitor was busy): use a larger '
                      '--reference-every'.format(result['quality_skipped']))

@@ -100,6 +100,11 @@ class Window(object):
             paths.append(path)
         return paths
 
+    def forget(self, stream):
+        """Close an evicted stream's window."""
+        if self._shown.pop(stream, None) is not None:
+            cv2.destroyWindow(self.name(stream))
+
     def close(self):
         cv2.destroyAllWindows()
 

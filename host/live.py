@@ -47,6 +47,12 @@ class LiveView(object):
         with self._cond:
             self._stats[stream] = stats
 
+    def forget(self, stream):
+        """Drop an evicted stream's frame, counters and history."""
+        with self._cond:
+            for d in (self._frames, self._jpeg, self._stats, self._history):
+                d.pop(stream, None)
+
     def update_totals(self, totals):
         with self._cond:
             self._totals = totals

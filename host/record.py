@@ -92,6 +92,10 @@ class Recorder(QueuedWriter):
         """Queue a decoded BGR frame of ``stream`` captured at t_cap."""
         self.put((stream, t_cap, image))
 
+    def end(self, stream):
+        """Finish the stream's file (it went idle and was evicted); if it comes back it continues in a new part."""
+        self.put((stream, None, None))
+
     def _base(self, stream):
         if '{stream}' in self.path:
             return self.path.replace('{stream}', stream)
@@ -108,6 +112,12 @@ class Recorder(QueuedWriter):
 
     def write(self, item):
         stream, t_cap, image = item
+        if image is None:                       # end(stream)
+            track = self._tracks.get(stream)
+            if track is not None and (track.writer is not None or track.pending):
+                self._finish(track)
+                track.part += 1
+            return
         track = self._tracks.get(stream)
         if track is None:
             track = self._tracks[stream] = _Track(stream, self._base(stream))

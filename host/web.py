@@ -27,10 +27,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import unquote
 
 from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common.wire import is_stream_id
 
 log = logging.getLogger('nanolink.host.web')
 BOUNDARY = 'nanolinkframe'
-_STREAM_PATH = re.compile(r'^/(stream|frame)/([A-Za-z0-9_.:\-]{1,64})\.(mjpg|jpg)$')
+_STREAM_PATH = re.compile(r'/(stream|frame)/(.+)\.(mjpg|jpg)')      # the id is checked by wire.is_stream_id
 
 
 def parse_listen(text):
@@ -70,8 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == '/stats.json':
                 self._send(200, 'application/json', json.dumps(live.snapshot(), allow_nan=False).encode('utf-8'))
             else:
-                m = _STREAM_PATH.match(path)
-                if not m or (m.group(1) == 'stream') != (m.group(3) == 'mjpg'):
+                m = _STREAM_PATH.fullmatch(path)
+                if not m or (m.group(1) == 'stream') != (m.group(3) == 'mjpg') or not is_stream_id(m.group(2)):
                     self._send(404, 'text/plain', b'not found: try / or /stats.json\n')
                 elif m.group(2) not in live.streams():
                     self._send(404, 'text/plain', 'no stream {} (yet)\n'.format(m.group(2)).encode('utf-8'))
