@@ -14,7 +14,7 @@ import numpy as np
 
 
 from nanolink.common.errors import NanolinkError
-from nanolink.common.zoo import METADATA_KEY
+from nanolink.common.zoo import METADATA_KEY, WEIGHTS_DIR
 
 
 class Backend(object):
@@ -133,8 +133,9 @@ class TensorRTBackend(Backend):
             import tensorrt as trt
         except ImportError:
             raise NanolinkError('cannot run {}: TensorRT is not installed here (no "tensorrt" Python module). On '
-                                'a Jetson use JetPack\'s system python3; elsewhere pass the ONNX encoder instead '
-                                '(--engine cae-enc-q3.onnx) or --model cae'.format(path))
+                                'a Jetson use JetPack\'s system python3; elsewhere drop --engine and pass the bundled '
+                                'model (--model cae), or its ONNX encoder (--engine {})'.format(
+                                    path, os.path.join(WEIGHTS_DIR, 'cae', 'cae-enc-q3.onnx')))
         try:
             import pycuda.driver as cuda
         except ImportError:
@@ -146,6 +147,7 @@ class TensorRTBackend(Backend):
                                 'was built, or {}'.format(path, os.path.basename(sidecar), _rebuild_hint(path)))
         with open(sidecar) as f:
             self.metadata = {METADATA_KEY: f.read()}
+        self.path = path
         self.trt, self.cuda = trt, cuda
         self.device = 'cuda'
         major, minor = (int(v) for v in trt.__version__.split('.')[:2])
@@ -182,11 +184,16 @@ class TensorRTBackend(Backend):
     def _allocate(self, shape):
         cuda, ctx = self.cuda, self.context
         if self._named:
-            ctx.set_input_shape(self._in, shape)
+            ok = ctx.set_input_shape(self._in, shape)
             out_shape = tuple(ctx.get_tensor_shape(self._out))
         else:
-            ctx.set_binding_shape(self._in, shape)
+            ok = ctx.set_binding_shape(self._in, shape)
             out_shape = tuple(ctx.get_binding_shape(self._out))
+        if ok is False or min(out_shape) < 1:
+            raise NanolinkError('{}: the engine takes frames of {} (N, C, H, W), this one is {}: rebuild it for this '
+                                'size (nanolink-build-engine --shape {}), or resize frames to the engine\'s with '
+                                'edge-sender --size WxH'.format(self.path, self._profile(), list(shape),
+                                                               'x'.join(str(v) for v in shape)))
         self._h_in = cuda.pagelocked_empty(shape, self._in_dtype)
         self._h_out = cuda.pagelocked_empty(out_shape, self._out_dtype)
         self._d_in, self._d_out = cuda.mem_alloc(self._h_in.nbytes), cuda.mem_alloc(self._h_out.nbytes)
@@ -217,9 +224,31 @@ class TensorRTBackend(Backend):
         self.stream.synchronize()
         return self._h_out
 
+    def _profile(self):
+        """The input shape(s) the engine was built for, as text."""
+        try:
+            if self._named:
+                shapes = self.engine.get_tensor_profile_shape(self._in, 0)
+            else:
+                shapes = self.engine.get_profile_shape(0, self._in)
+            return ' .. '.join(str(list(s)) for s in sorted(set(tuple(s) for s in shapes)))
+        except (AttributeError, RuntimeError, TypeError, ValueError):
+            return 'another size'
+
     def close(self):
-        if getattr(self, '_ctx', None) is not None:
+        """Free the TensorRT objects and device buffers while this context is current, then pop and destroy it
+        (pycuda aborts at exit, "context stack was not empty", when a made context is never popped)."""
+        if getattr(self, '_ctx', None) is None:
+            return
+        try:
+            for buf in (getattr(self, '_d_in', None), getattr(self, '_d_out', None)):
+                if buf is not None:
+                    buf.free()
+            self._d_in = self._d_out = None
+            self.context = self.engine = self.stream = None
+        finally:
             self._ctx.pop()
+            self._ctx.detach()
             self._ctx = None
 
 

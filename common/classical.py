@@ -16,9 +16,7 @@ import numpy as np
 from nanolink.common import wire
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError
-from nanolink.common.zoo import ModelInfo
-
-CLASSICAL = ('jpeg', 'raw')
+from nanolink.common.zoo import CLASSICAL, ModelInfo  # noqa: F401  (CLASSICAL: the names, defined once in zoo)
 
 
 def classical_info(name):
@@ -72,6 +70,15 @@ class ClassicalEncoder(object):
 
     def entropy_code(self, payload, mode='zlib'):
         return payload, self.info.dtype              # JPEG and raw frames pass through
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def jpeg_size(payload):

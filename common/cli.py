@@ -38,6 +38,14 @@ def check_range(option, value, low, high):
     return value
 
 
+def torch_missing(prog, error):
+    """The one line a training / export tool prints when torch (or one of the [train] extras) is not installed: its
+    --help works without them, a run needs them. Returns exit status 1."""
+    print('{}: error: this tool needs the training extras ({}): pip install "nanolink[train]" (install a CPU or CUDA '
+          'build of torch first, e.g. pip install torch)'.format(prog, error), file=sys.stderr)
+    return 1
+
+
 def fail(prog, error):
     """Print ``prog: error: message`` to stderr and return the error's exit status (1, or 2 for bad arguments)."""
     print('{}: error: {}'.format(prog, error), file=sys.stderr)

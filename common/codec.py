@@ -91,6 +91,17 @@ class EdgeEncoder(object):
     def preprocess(self, frame):
         return imageproc.prepare(frame, self.info.multiple, self.size)
 
+    def close(self):
+        """Release the backend (a TensorRT engine's CUDA context, an ONNX Runtime session)."""
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     def entropy_code(self, payload, mode='zlib'):
         """The ``entropy`` stage: (payload, dtype) to send (binary codes zlib-coded when that is shorter)."""
         return wire.entropy_code(payload, self.info.dtype, mode)
@@ -272,8 +283,7 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
     if names:
         unknown = set(names) - available
         if unknown:
-            raise NanolinkError('unknown model(s) {}; available: {}'.format(
-                ', '.join(sorted(unknown)), ', '.join(sorted(available))))
+            raise UsageError('no bundled model "{}"; {}'.format('", "'.join(sorted(unknown)), zoo.model_list()))
         infos = [i for i in infos if i.name in names]
     if not infos and not (names and set(names) & set(CLASSICAL)):
         raise NanolinkError('no decoder to load: the package has no bundled weights and no --model-dir was given')

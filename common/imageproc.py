@@ -9,12 +9,17 @@ Resize policy
   bilinear when enlarging; the aspect ratio is the user's choice), then pads as above; the host shows
   W x H.
 """
+import logging
 import os
+import re
+import struct
 
 import cv2
 import numpy as np
 
 from nanolink.common.errors import NanolinkError, UsageError
+
+log = logging.getLogger('nanolink.common')
 
 
 def opencv_path(path):
@@ -27,13 +32,65 @@ def opencv_path(path):
         raise NanolinkError('{!r}: the file name is not UTF-8; rename it (or run with LANG=C.UTF-8)'.format(path))
 
 
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024      # images (files, folders) larger than this are refused before decoding
+
+
+class ImageTooLarge(NanolinkError):
+    """An image file whose header states more than MAX_IMAGE_PIXELS pixels; nothing was decoded."""
+
+
+def header_size(data):
+    """(width, height) stated by the header of a PNG, JPEG, BMP, WebP or PNM file's bytes, without decoding; None
+    for another format or a header too short to say."""
+    b = bytes(data[:65536])
+    try:
+        if b[:8] == b'\x89PNG\r\n\x1a\n' and b[12:16] == b'IHDR':
+            return struct.unpack('>II', b[16:24])
+        if b[:2] == b'\xff\xd8':
+            from nanolink.common.classical import jpeg_size
+            h, w = jpeg_size(b)
+            return w, h
+        if b[:2] == b'BM':
+            w, h = struct.unpack('<ii', b[18:26])
+            return abs(w), abs(h)
+        if b[:4] == b'RIFF' and b[8:12] == b'WEBP':
+            kind = b[12:16]
+            if kind == b'VP8X':
+                return 1 + int.from_bytes(b[24:27], 'little'), 1 + int.from_bytes(b[27:30], 'little')
+            if kind == b'VP8L':
+                v = int.from_bytes(b[21:25], 'little')
+                return 1 + (v & 0x3fff), 1 + ((v >> 14) & 0x3fff)
+            if kind == b'VP8 ':
+                w, h = struct.unpack('<HH', b[26:30])
+                return w & 0x3fff, h & 0x3fff
+        if b[:1] == b'P' and b[1:2] in b'123456':
+            fields = re.sub(rb'#[^\n]*', b' ', b[2:200]).split()
+            return int(fields[0]), int(fields[1])
+    except (struct.error, ValueError, IndexError, NanolinkError):
+        return None
+    return None
+
+
 def read_image(path):
-    """BGR uint8 image at ``path`` (any file name), or None when OpenCV cannot decode it."""
+    """BGR uint8 image at ``path`` (any file name), or None when OpenCV cannot decode it; ImageTooLarge (nothing
+    decoded) when its header states more than MAX_IMAGE_PIXELS pixels, or it does not fit in memory."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
-    except (OSError, ValueError):
+    except (OSError, ValueError, MemoryError):
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not data.size:
+        return None
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge('{}: {}x{} pixels, over the {} Mpx nanolink decodes (resize it first)'.format(
+            path, size[0], size[1], MAX_IMAGE_PIXELS >> 20))
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except MemoryError:
+        raise ImageTooLarge('{}: does not fit in memory (resize it first)'.format(path))
+    except cv2.error as e:                      # OpenCV's own limits (e.g. over 2^30 pixels in a format we do not
+        log.debug('%s: %s', path, e)            # read headers of): not an image it decodes
+        return None
 
 
 def parse_size(text, option='--size'):

@@ -7,7 +7,7 @@ latest-frame mode possible.
 Byte by byte
 ------------
 A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order, and
-optionally a 12th, ``ref``::
+optionally a 12th, ``ref``; no key may appear twice (in any map)::
 
     offset  bytes                          meaning
     0       0x8b / 0x8c                    fixmap, 11 entries (12 with ref; a message is at most 16 MiB)
@@ -51,7 +51,8 @@ optionally a 12th, ``ref``::
 
 Payload, dtype "bits": the code B[c, y, x] in {0, 1}, shape (C, h, w), is flattened in (y, x, c) order
 (channel fastest) and packed 8 bits per byte, first bit in the most significant bit, the last byte
-zero-padded: ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``; length = ceil(C * h * w / 8). For
+zero-padded (a receiver rejects set padding bits): ``numpy.packbits(B.transpose(1, 2, 0), axis=None)``;
+length = ceil(C * h * w / 8). For
 C = 8 that is one byte per code position, which the exported encoder graphs produce on the device.
 
 Payload, dtype "rans" (model "cae"): integer latents y[c, y, x], shape (C, h, w), as symbol indices coded with
@@ -204,6 +205,13 @@ def _no_ext(code, data):
     raise WireError('msgpack extension types are not allowed (ext type {})'.format(code))
 
 
+def _unique_keys(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise WireError('a msgpack map repeats a key')
+    return d
+
+
 def unpack(data, models):
     """Message bytes -> validated Frame, or WireError.
 
@@ -215,7 +223,7 @@ def unpack(data, models):
     if len(data) > MAX_MESSAGE_BYTES:
         raise WireError('message of {} bytes exceeds the {} byte limit'.format(len(data), MAX_MESSAGE_BYTES))
     try:
-        obj = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True,
+        obj = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True, object_pairs_hook=_unique_keys,
                               ext_hook=_no_ext, max_str_len=1024, max_bin_len=MAX_MESSAGE_BYTES,
                               max_array_len=16, max_map_len=64, max_ext_len=0)
     except WireError:
@@ -240,6 +248,20 @@ def unpack(data, models):
     _check(frame, models)
     if frame.dtype in ZLIB_OF:
         frame.payload = _inflate(frame.payload, payload_length(frame.shape), frame.stream)
+    if ZLIB_OF.get(frame.dtype, frame.dtype) == 'bits':
+        c, h, w = frame.shape
+        pad = -(c * h * w) % 8
+        if pad and frame.payload[-1] & ((1 << pad) - 1):
+            raise WireError('the last byte of the bits payload sets padding bits', frame.stream)
+    if frame.ref is not None:
+        from nanolink.common.classical import jpeg_size
+        try:
+            ref_size = tuple(jpeg_size(frame.ref))
+        except WireError as e:
+            raise WireError('reference frame: ' + e.reason, frame.stream)
+        if ref_size != tuple(frame.size):
+            raise WireError('the reference JPEG is not {}x{} like the frame'.format(frame.size[1], frame.size[0]),
+                            frame.stream)
     if frame.dtype == 'rans':
         frame.rate, frame.symbols = unpack_rans(frame.payload, frame.shape, models[frame.model][frame.fp].tables,
                                                 frame.stream)

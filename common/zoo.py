@@ -90,10 +90,18 @@ def bundled_models():
     return out
 
 
+CLASSICAL = ('jpeg', 'raw')       # the baselines over the same transport (nanolink.common.classical)
+
+
+def model_list():
+    """'bundled models: ae, ae-full, cae, cae-bin; baselines: jpeg, raw': one list for every tool's messages."""
+    return 'bundled models: {}; baselines: {}'.format(', '.join(sorted(bundled_models())) or 'none', ', '.join(CLASSICAL))
+
+
 def bundled_model(name):
     models = bundled_models()
     if name not in models:
-        raise UsageError('no bundled model "{}"; bundled models: {}'.format(name, ', '.join(models) or 'none'))
+        raise UsageError('no bundled model "{}"; {}'.format(name, model_list()))
     return models[name]
 
 

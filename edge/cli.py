@@ -175,6 +175,11 @@ def run(cfg, stop=None, status_every_s=2.0):
     else:
         encoder = EdgeEncoder.open(cfg.model or zoo.DEFAULT_MODEL, cfg.engine, cfg.channels, cfg.device, cfg.size,
                                    cfg.threads, cfg.jpeg_quality, cfg.quality)
+    with encoder:                       # a TensorRT engine's CUDA context is released however the stream ends
+        return _stream(cfg, encoder, stop, status_every_s)
+
+
+def _stream(cfg, encoder, stop, status_every_s):
     info = encoder.info
     if cfg.entropy == 'none' and info.dtype == 'rans':
         raise UsageError('{} always codes its symbols with rANS: drop --entropy none (it is for cae-bin)'.format(

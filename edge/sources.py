@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from nanolink.common.errors import NanolinkError
-from nanolink.common.imageproc import opencv_path, parse_size, read_image
+from nanolink.common.imageproc import ImageTooLarge, opencv_path, parse_size, read_image
 
 log = logging.getLogger('nanolink.edge')
 
@@ -76,12 +76,19 @@ class ImageFolderSource(Source):
                 self._i = 0
             path = self.paths[self._i]
             self._i += 1
-            frame = read_image(path)
+            try:
+                frame = read_image(path)
+            except ImageTooLarge as e:
+                if self.single:
+                    raise
+                frame, why = None, str(e)
+            else:
+                why = '{}: not an image OpenCV can decode'.format(path)
             if frame is not None:
                 return frame, time.time()
             if path not in self.skipped:
                 self.skipped.add(path)
-                log.warning('skipping %s: not an image OpenCV can decode', path)
+                log.warning('skipping %s', why)
             failed += 1
             if failed >= len(self.paths):
                 raise NanolinkError('{}: {} OpenCV can decode'.format(
@@ -166,7 +173,10 @@ class LiveCameraSource(Source):
 
     def close(self):
         self._running = False
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():             # still inside cap.read(): releasing now would free what it reads
+            log.warning('%s: the camera did not return a frame within 5 s of closing; left open', self.description)
+            return
         self.cap.release()
 
 

@@ -7,9 +7,11 @@
 
 Engines only run on the TensorRT version and GPU that built them, so this runs on the Jetson itself
 (JetPack's python3 has the tensorrt module; the ONNX path needs no torch). It prints the equivalent trtexec
-line and writes ``<out>.json`` with the model identity, which the runtime needs. TensorRT 8.2 (JetPack 4.6)
-uses ``build_engine`` and ``max_workspace_size``; 8.5+ and 10.x ``build_serialized_network`` and a
-memory-pool limit. One optimisation profile is built for the one frame shape given (NCHW).
+line and writes ``<out>.json`` with the model identity, which the runtime needs. Every TensorRT from 8.2
+(JetPack 4.6) builds with ``build_serialized_network`` (``build_engine``, its older twin, is gone in 10); the
+workspace is ``max_workspace_size`` up to 8.3 and a memory-pool limit from 8.4; networks are explicit-batch
+(the EXPLICIT_BATCH flag before 10, the only kind from 10 on, when the flag itself goes); fp16 is the FP16 builder
+flag where TensorRT has one. One optimisation profile is built for the one frame shape given (NCHW).
 
 ``--via torch2trt`` converts the torch encoder (bundled ``--model`` or a ``--checkpoint``) with NVIDIA's
 torch2trt instead of parsing ONNX, for users whose Jetson images carry torch and torch2trt (l4t-pytorch);
@@ -169,7 +171,8 @@ def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
     trt = _import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    major = int(trt.__version__.split('.')[0])
+    network = builder.create_network(0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
     parser = trt.OnnxParser(network, logger)
     with open(onnx_path, 'rb') as f:
         if not parser.parse(f.read()):
@@ -180,7 +183,10 @@ def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
     else:
         config.max_workspace_size = workspace_mb << 20
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        if not hasattr(trt.BuilderFlag, 'FP16'):
+            raise NanolinkError('--fp16: TensorRT {} has no FP16 builder flag (its networks are strongly typed, in '
+                                'the types of the ONNX file): drop --fp16'.format(trt.__version__))
+        if not getattr(builder, 'platform_has_fast_fp16', True):
             raise NanolinkError('--fp16: this GPU has no fast fp16; drop --fp16')
         config.set_flag(trt.BuilderFlag.FP16)
     name = network.get_input(0).name

@@ -33,9 +33,7 @@ import time
 
 import cv2
 import numpy as np
-import torch
-from pytorch_msssim import ms_ssim as torch_ms_ssim
-
+from nanolink.common import cli as cliutil
 from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.errors import NanolinkError
@@ -49,6 +47,8 @@ BASELINES = {'jpeg': ('.jpg', cv2.IMWRITE_JPEG_QUALITY), 'webp': ('.webp', cv2.I
 
 
 def msssim_or_none(a, b):
+    import torch
+    from pytorch_msssim import ms_ssim as torch_ms_ssim
     if min(a.shape[:2]) <= 160:
         return None
     t = lambda x: torch.from_numpy(np.ascontiguousarray(x[..., ::-1])).permute(2, 0, 1)[None].double()
@@ -223,6 +223,11 @@ def main(argv=None):
     p.add_argument('--out', required=True, help='results.json path')
     p.add_argument('--plot', help='RD plot PNG path')
     args = p.parse_args(argv)
+    try:
+        import torch  # noqa: F401  (MS-SSIM is pytorch-msssim's)
+        import pytorch_msssim  # noqa: F401
+    except ImportError as e:
+        return cliutil.torch_missing('codec-eval', e)
     baselines = _unique(b.strip() for b in args.baselines.split(',') if b.strip() and b.strip() != 'none')
     args.model = _unique(args.model)
     _check_output(p, '--out', args.out)

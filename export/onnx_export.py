@@ -21,12 +21,15 @@ import re
 import sys
 import warnings
 
-import torch
-
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
-from nanolink.export.models import MODELS, PackedEncoder, build_model
+try:                                    # --help works without torch; main() says what to install
+    import torch
+    from nanolink.export.models import MODELS, PackedEncoder, build_model
+    MISSING = None
+except ImportError as e:
+    MISSING, MODELS = e, {}
 
 OPSET = 13
 
@@ -182,7 +185,7 @@ def _drop_byte_concat_casts(path):
     onnx.save(m, path)
 
 
-CODE_DTYPES = {'uint8': torch.uint8, 'float16': torch.float16}
+CODE_DTYPES = {'uint8': torch.uint8, 'float16': torch.float16} if MISSING is None else {'uint8': None, 'float16': None}
 DECODER_OUT = {'output': 'image', 'output_shape': [1, 'H', 'W', 3], 'output_dtype': 'uint8',
                'note_output': 'BGR bytes ready to show; the host crops the padding off'}
 
@@ -355,6 +358,8 @@ def main(argv=None):
                    help='add only the checkpoint\'s decoder to the model already exported in --out, as decoder '
                         'variant NAME (e.g. quality): same encoder weights required, same fingerprint on the wire')
     args = p.parse_args(argv)
+    if MISSING is not None:
+        return cliutil.torch_missing('nanolink-export', MISSING)
     try:
         return _run(p, args)
     except NanolinkError as e:

@@ -29,12 +29,18 @@ from typing import Tuple
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from pytorch_msssim import ms_ssim
-from tqdm import tqdm
 
-from nanolink.export.models import MODELS, build_model
+from nanolink.common import cli as cliutil
+from nanolink.common import zoo
+try:                                    # --help works without the training extras; main() says what to install
+    import torch
+    import torch.nn.functional as F
+    from pytorch_msssim import ms_ssim
+    from tqdm import tqdm
+    from nanolink.export.models import MODELS, build_model
+    MISSING = None
+except ImportError as e:
+    MISSING, MODELS = e, {}
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.ppm', '.webp')
 
@@ -173,9 +179,13 @@ def pad_to(x, multiple):
     return F.pad(x, (0, pw, 0, ph), mode='replicate') if (ph or pw) else x
 
 
-@torch.no_grad()
 def validate(model, images):
     """Mean PSNR / MS-SSIM per rate point over the validation images, plus code health (binary codes)."""
+    with torch.no_grad():
+        return _validate(model, images)
+
+
+def _validate(model, images):
     model.eval()
     c = model.config
     rows = {k: {'psnr': [], 'ms_ssim': []} for k in c.rate_points}
@@ -312,7 +322,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog='nanolink-train', description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = TrainConfig()
-    p.add_argument('--model', default=d.model, choices=sorted(MODELS), help='model to train')
+    p.add_argument('--model', default=d.model, choices=sorted(MODELS or zoo.bundled_models()), help='model to train')
     for f in dataclasses.fields(TrainConfig):
         if f.name == 'model':
             continue
@@ -326,12 +336,14 @@ def parse_args(argv):
     args = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     cfg.arch = tuple(cfg.arch)
-    arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
     return cfg
 
 
 def main(argv=None):
     cfg = parse_args(argv)
+    if MISSING is not None:
+        return cliutil.torch_missing('nanolink-train', MISSING)
+    arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
     if cfg.schedule not in ('cosine', 'constant'):
         raise SystemExit('nanolink-train: --schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
     if cfg.crop <= 160 and cfg.alpha > 0 and not hasattr(MODELS[cfg.model], 'train_loss'):

@@ -113,9 +113,10 @@ class QueuedWriter(object):
     """A writer thread behind a bounded queue, for outputs too slow for the receive loop (PNG, video files).
 
     ``put`` only queues (and blocks when ``max_pending`` items wait: nothing is dropped and memory stays
-    bounded); the thread calls ``write(item)`` for each, then ``finish()`` once at the end. A NanolinkError
-    raised there is kept and raised again by the next ``put`` or by ``close``, which writes everything still
-    queued first.
+    bounded); the thread calls ``write(item)`` for each, then ``finish()`` once at the end. Any error raised there
+    (a NanolinkError, an OSError of a full disk, a cv2.error) stops the writer; it is kept and raised again as a
+    NanolinkError by the next ``put`` (which never waits on a writer that has stopped) or by ``close``, which
+    writes everything still queued first.
     """
 
     def __init__(self, max_pending, name):
@@ -125,9 +126,16 @@ class QueuedWriter(object):
         self._thread.start()
 
     def put(self, item):
-        if self._error:
-            raise NanolinkError(self._error)
-        self._queue.put(item)
+        while True:
+            if self._error:
+                raise NanolinkError(self._error)
+            if not self._thread.is_alive():
+                raise NanolinkError('{} stopped'.format(self._thread.name))
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def write(self, item):
         raise NotImplementedError
@@ -140,14 +148,17 @@ class QueuedWriter(object):
             item = self._queue.get()
             if item is None:
                 break
-            self._guarded(self.write, item)
+            if self._error is None:             # after an error the rest is drained, not written
+                self._guarded(self.write, item)
         self._guarded(self.finish)
 
     def _guarded(self, fn, *args):
         try:
             fn(*args)
         except NanolinkError as e:
-            self._error = str(e)
+            self._error = self._error or str(e)
+        except (OSError, cv2.error, ValueError, MemoryError) as e:
+            self._error = self._error or '{}: {}: {}'.format(self._thread.name, type(e).__name__, e)
 
     def close(self):
         """Write every queued item, finish, and stop the thread."""

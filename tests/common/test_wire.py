@@ -61,7 +61,8 @@ def test_message_starts_with_a_fixmap_of_the_documented_fields():
 
 
 def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
-    ref = b'\xff\xd8' + b'\x00' * 100 + b'\xff\xd9'
+    import cv2
+    ref = cv2.imencode('.jpg', np.zeros((61, 90, 3), np.uint8))[1].tobytes()       # the frame's size, H x W
     f = make_frame(ref=ref)[0]
     msg = wire.pack(f)
     assert msg[0] == 0x80 | (len(wire.FIELDS) + 1)
@@ -69,6 +70,24 @@ def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
     g = wire.unpack(msg, MODELS)
     assert g.ref == ref and g.payload == f.payload
     assert wire.unpack(wire.pack(make_frame()[0]), MODELS).ref is None
+    other = cv2.imencode('.jpg', np.zeros((60, 90, 3), np.uint8))[1].tobytes()
+    with pytest.raises(wire.WireError, match='reference JPEG is not 90x61'):
+        wire.unpack(wire.pack(make_frame(ref=other)[0]), MODELS)
+
+
+def test_the_code_is_as_strict_as_the_docstring():
+    """Repeated keys and set padding bits are refused (msgpack alone would take the last key, numpy ignore bits)."""
+    msg = bytearray(wire.pack(make_frame()[0]))
+    i = msg.index(b'\xa3seq')
+    with pytest.raises(wire.WireError, match='repeats a key'):          # 'seq' renamed to a second 'v' (fixint)
+        wire.unpack(bytes(msg[:i]) + b'\xa1v' + bytes(msg[i + 4:]), MODELS)
+    bits = np.random.RandomState(1).randint(0, 2, (3, 2, 2)).astype(np.uint8)   # 12 bits: 4 padding bits
+    payload = bytearray(wire.pack_bits(bits))
+    ok = make_frame(shape=(3, 2, 2), size=(8, 8), payload=bytes(payload))[0]
+    assert np.array_equal(wire.unpack_bits(wire.unpack(wire.pack(ok), MODELS).payload, (3, 2, 2)), bits)
+    payload[-1] |= 1
+    with pytest.raises(wire.WireError, match='padding bits'):
+        wire.unpack(wire.pack(make_frame(shape=(3, 2, 2), size=(8, 8), payload=bytes(payload))[0]), MODELS)
 
 
 @pytest.mark.parametrize('data, reason', [
