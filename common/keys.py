@@ -52,7 +52,10 @@ def create(folder, edges):
     if not zmq.has('curve'):
         raise NanolinkError('this libzmq has no CURVE support: install pyzmq from its wheels (they bundle it)')
     allowed = os.path.join(folder, 'authorized')
-    os.makedirs(allowed, exist_ok=True)
+    os.makedirs(allowed, mode=0o700, exist_ok=True)     # whoever can write authorized/ can let an edge in
+    for d in (folder, allowed):                          # (makedirs' mode is filtered by the umask, and kept for
+        if os.stat(d).st_mode & 0o077:                   # folders that exist: set it either way)
+            os.chmod(d, 0o700)
     made = []
     for name in [HOST] + list(edges):
         secret = os.path.join(folder, name + '.key_secret')

@@ -45,7 +45,9 @@ optionally a 12th, ``ref``; no key may appear twice (in any map)::
             0xa3 'ref'      bin            optional (edge-sender --reference-every N): a high-quality JPEG
                                            of this source frame at [H, W] (the size above, before padding),
                                            which the host compares its decoded frame with (live PSNR and
-                                           MS-SSIM). Its header must state W x H (checked before decoding).
+                                           MS-SSIM). Its header must state W x H (checked before decoding);
+                                           a ref that is not such a JPEG is dropped by unpack, which keeps
+                                           the frame and says why in Frame.ref_error.
                                            Its bytes are link overhead, not the codec's rate: receivers
                                            report bpp without them.
 
@@ -125,7 +127,7 @@ class WireError(ValueError):
 class Frame(object):
     """One decoded, validated message (the fields of the table above)."""
 
-    __slots__ = FIELDS + OPTIONAL + ('symbols', 'rate')
+    __slots__ = FIELDS + OPTIONAL + ('symbols', 'rate', 'ref_error')
 
     def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION, ref=None):
         self.v, self.stream, self.seq, self.t_cap = v, stream, seq, t_cap
@@ -134,6 +136,7 @@ class Frame(object):
         self.ref = ref              # optional reference JPEG of the source frame (bytes) or None
         self.symbols = None         # "rans" frames from unpack: the decoded symbol indices, uint8 (C, h, w)
         self.rate = None            # and their rate point q
+        self.ref_error = None       # why unpack dropped the message's ref (not a JPEG of the frame's size)
 
     def __repr__(self):
         return 'Frame(stream={!r}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
@@ -253,15 +256,15 @@ def unpack(data, models):
         pad = -(c * h * w) % 8
         if pad and frame.payload[-1] & ((1 << pad) - 1):
             raise WireError('the last byte of the bits payload sets padding bits', frame.stream)
-    if frame.ref is not None:
-        from nanolink.common.classical import jpeg_size
+    if frame.ref is not None:                  # an optional extra: a bad one is dropped (and said why), the frame
+        from nanolink.common.classical import jpeg_size          # itself is kept
         try:
-            ref_size = tuple(jpeg_size(frame.ref))
+            if tuple(jpeg_size(frame.ref)) != tuple(frame.size):
+                frame.ref_error = 'its JPEG header is not {}x{} like the frame'.format(frame.size[1], frame.size[0])
         except WireError as e:
-            raise WireError('reference frame: ' + e.reason, frame.stream)
-        if ref_size != tuple(frame.size):
-            raise WireError('the reference JPEG is not {}x{} like the frame'.format(frame.size[1], frame.size[0]),
-                            frame.stream)
+            frame.ref_error = e.reason
+        if frame.ref_error:
+            frame.ref = None
     if frame.dtype == 'rans':
         frame.rate, frame.symbols = unpack_rans(frame.payload, frame.shape, models[frame.model][frame.fp].tables,
                                                 frame.stream)

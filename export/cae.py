@@ -52,7 +52,7 @@ class EntropyCAE(nn.Module):
         channels: int = 160                               # latent channels M at H/16
         enc_widths: Tuple[int, int] = (64, 112)           # encoder widths at H/4, H/8
         dec_widths: Tuple[int, int, int] = (96, 64, 64)   # decoder widths at H/16, H/8, H/4
-        lambdas: Tuple[float, ...] = (0.0035, 0.0067, 0.013, 0.025, 0.0483)   # one per quality 1..5
+        lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024)   # one per quality 1..5: ~0.25..1 bpp
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
 

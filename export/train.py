@@ -107,7 +107,8 @@ def arch_overrides(model, items):
         default = fields[key].default
         try:
             if isinstance(default, tuple):
-                out[key] = tuple(int(v) for v in text.split(','))
+                kind = type(default[0]) if default else int
+                out[key] = tuple(kind(v) for v in text.split(','))
             else:
                 out[key] = type(default)(text)
         except ValueError:

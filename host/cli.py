@@ -27,7 +27,7 @@ from typing import List, Optional, Tuple
 
 from nanolink.common import wire
 from nanolink.common.codec import HostDecoder, load_decoders
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common import cli as cliutil
 from nanolink.common import keys
@@ -39,7 +39,7 @@ from nanolink.host.live import LiveView
 from nanolink.host.quality import QualityMonitor
 from nanolink.host.record import Recorder
 from nanolink.host.streams import RejectLog, StreamTable
-from nanolink.host.web import WebViewer, parse_listen
+from nanolink.host.web import WebViewer, check_token, parse_listen
 
 log = logging.getLogger('nanolink.host')
 
@@ -61,6 +61,7 @@ class HostConfig:
     latest: bool = False                # keep only the newest waiting frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None    # CurveZMQ folder from nanolink-keys: host.key_secret + authorized/
     http: Optional[str] = None          # HOST:PORT of the browser viewer
+    http_token: Optional[str] = None    # a token every viewer request must carry
     record: Optional[str] = None        # video file (or a path with {stream}) of the decoded frames
     record_fps: Optional[float] = None  # its frame rate (None: the stream's own, from capture times)
     record_fourcc: Optional[str] = None
@@ -98,8 +99,11 @@ def build_parser():
                    help='also load an exported model folder (from nanolink-export; repeatable)')
     p.add_argument('--threads', type=int, default=0, help='decoder CPU threads (default: runtime default)')
     p.add_argument('--http', metavar='HOST:PORT', help='serve a browser viewer there: live video, counters, stage '
-                   'latencies and a latency plot at /, counters at /stats.json (no authentication: 127.0.0.1 keeps it '
-                   'on this machine; port 0 picks a free one, printed as "viewer on URL")')
+                   'latencies and a latency plot at /, counters at /stats.json (127.0.0.1 keeps it on this machine; '
+                   'see --http-token for a network; port 0 picks a free one, printed as "viewer on URL")')
+    p.add_argument('--http-token', metavar='TOKEN', help='require this token from the viewer\'s browsers: open '
+                   'URL?token=TOKEN once (a cookie keeps it), or send "Authorization: Bearer TOKEN"; for a viewer '
+                   'reached over a network')
     p.add_argument('--record', metavar='PATH', help='write the decoded stream to a video file (.mp4, .avi, .mkv); '
                    'a PATH with {stream} writes one file per stream')
     p.add_argument('--record-fps', type=float, metavar='F', help='frame rate written in --record files (default: '
@@ -134,13 +138,17 @@ def config_from_args(args):
     max_size = parse_size(args.max_size, '--max-size')          # (W, H), each 8..4096 (the wire's limit)
     if args.http:
         parse_listen(args.http)
+        check_token(args.http_token)
+    elif args.http_token:
+        raise UsageError('--http-token is for the browser viewer: add --http HOST:PORT')
     if args.record:
         from nanolink.host.record import fourcc_for
         fourcc_for(args.record, args.record_fourcc)
     return HostConfig(bind=args.bind, show=args.show, save=args.save, frames=args.frames, timeout=args.timeout,
                       log=args.log, decoder=args.decoder, decoder_variant=args.decoder_variant, device=args.device,
                       models=args.model, model_dirs=args.model_dir, threads=args.threads, latest=args.latest,
-                      curve_keys=args.curve_keys, http=args.http, record=args.record, record_fps=args.record_fps,
+                      curve_keys=args.curve_keys, http=args.http, http_token=args.http_token, record=args.record,
+                      record_fps=args.record_fps,
                       record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir, max_streams=args.max_streams,
                       stream_idle_s=args.stream_idle, max_size=max_size,
                       max_pixel_rate=args.max_pixel_rate * 1e6)
@@ -175,7 +183,7 @@ class _Outputs(object):
         stack.callback(self.quality.close, False)
         if cfg.http:
             self.live = LiveView()
-            self.web = stack.enter_context(WebViewer(cfg.http, self.live))
+            self.web = stack.enter_context(WebViewer(cfg.http, self.live, cfg.http_token))
         if cfg.show:
             self.window = Window(snapshot_dir=cfg.snapshot_dir)
             stack.callback(self.window.close)
@@ -311,6 +319,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
                               'height': frame.size[0], 'bpp': bpp, 'bytes': len(data),
                               'end_to_end_ms': _end_to_end_ms(frame, now), 'sender_stages': frame.stages})
             with clock('display'):
+                if frame.ref_error:
+                    out.quality.refuse(frame)
                 if frame.ref is not None:
                     out.quality.submit(frame, bgr)
                 if out.saver:

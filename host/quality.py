@@ -55,6 +55,11 @@ class QualityMonitor(object):
         self._thread = threading.Thread(target=self._work, name='quality-monitor', daemon=True)
         self._thread.start()
 
+    def refuse(self, frame):
+        """A reference that wire.unpack dropped (frame.ref_error): counted and logged like a bad one here."""
+        self.rejected += 1
+        log.warning('stream %s frame %d: reference frame ignored: %s', frame.stream, frame.seq, frame.ref_error)
+
     def submit(self, frame, decoded_bgr):
         """Queue a frame that carried a reference; returns False when it was skipped (worker busy)."""
         try:

@@ -12,14 +12,21 @@ Routes (GET only):
                             decoded frame, JPEG-coded once per frame however many browsers watch
     /frame/<id>.jpg         the newest decoded frame as one JPEG
 
-The server has no authentication: it binds where --http says (127.0.0.1 keeps it on this machine; a LAN
-address shows the video to everyone who can reach it). It runs on its own threads; a slow or vanished
-browser never stalls decoding.
+It binds where --http says (127.0.0.1 keeps it on this machine; a LAN address shows the video to everyone who
+can reach it) and prints that address. Requests must name this server in their Host header (an IP address,
+localhost, or this machine's name), so a web page whose domain resolves to 127.0.0.1 (DNS rebinding) gets a 403.
+With --http-token TOKEN every request needs the token: open http://HOST:PORT/?token=TOKEN once, and the page
+keeps it in a cookie (or send "Authorization: Bearer TOKEN"); without it, 401. It runs on its own threads; a slow
+or vanished browser never stalls decoding.
 """
+import hmac
+import ipaddress
 import json
 import logging
 import re
 import socket
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs
 import socketserver
 import threading
 
@@ -32,6 +39,14 @@ from nanolink.common.wire import is_stream_id
 log = logging.getLogger('nanolink.host.web')
 BOUNDARY = 'nanolinkframe'
 _STREAM_PATH = re.compile(r'/(stream|frame)/(.+)\.(mjpg|jpg)')      # the id is checked by wire.is_stream_id
+
+
+def check_token(token):
+    """A --http-token: None, or 16-256 URL-safe characters (UsageError otherwise)."""
+    if token is not None and not re.fullmatch(r'[A-Za-z0-9._~-]{16,256}', token):
+        raise UsageError('--http-token must be 16-256 characters of A-Z a-z 0-9 . _ ~ - (e.g. python3 -c "import '
+                         'secrets; print(secrets.token_urlsafe(24))")')
+    return token
 
 
 def parse_listen(text):
@@ -48,11 +63,26 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, live):
+    def __init__(self, address, live, token=None):
         if ':' in address[0]:
             self.address_family = socket.AF_INET6
-        self.live = live
+        self.live, self.token = live, token
+        self.names = {'localhost', socket.gethostname().lower(), socket.getfqdn().lower()}
         HTTPServer.__init__(self, address, _Handler)
+
+
+def host_allowed(header, names):
+    """True for a Host header naming this server: an IP address (with or without a port), or one of ``names``."""
+    host = (header or '').strip().lower()
+    if host.startswith('['):
+        host = host[1:].split(']')[0]
+    elif host.count(':') == 1:
+        host = host.split(':')[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in names
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,12 +92,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):          # not on stderr: host-receiver's log is for frames
         log.debug('%s %s', self.address_string(), fmt % args)
 
+    def _authorised(self):
+        """The Host check, then the token (query, bearer header or the cookie the page got); 403 / 401 otherwise."""
+        if not host_allowed(self.headers.get('Host'), self.server.names):
+            self._send(403, 'text/plain', b'this viewer answers requests for its own address only\n')
+            return False
+        token = self.server.token
+        if not token:
+            return True
+        given = parse_qs(self.path.split('?', 1)[1] if '?' in self.path else '').get('token', [''])[0]
+        auth = self.headers.get('Authorization', '')
+        if auth.startswith('Bearer '):
+            given = given or auth[len('Bearer '):]
+        cookie = SimpleCookie(self.headers.get('Cookie', ''))
+        if not given and 'nanolink_token' in cookie:
+            given = cookie['nanolink_token'].value
+        if hmac.compare_digest(given.encode('utf-8'), token.encode('utf-8')):
+            return True
+        self._send(401, 'text/plain', b'this viewer needs its token: open /?token=TOKEN (host-receiver --http-token)\n')
+        return False
+
     def do_GET(self):
         live = self.server.live
         path = unquote(self.path.split('?', 1)[0])        # stream ids may hold ':' (the page escapes it)
         try:
+            if not self._authorised():
+                return
             if path in ('/', '/index.html'):
-                self._send(200, 'text/html; charset=utf-8', PAGE.encode('utf-8'))
+                cookie = None
+                if self.server.token:
+                    cookie = 'nanolink_token={}; HttpOnly; SameSite=Strict; Path=/'.format(self.server.token)
+                self._send(200, 'text/html; charset=utf-8', PAGE.encode('utf-8'), cookie)
             elif path == '/stats.json':
                 self._send(200, 'application/json', json.dumps(live.snapshot(), allow_nan=False).encode('utf-8'))
             else:
@@ -87,8 +142,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             pass                                   # the browser went away
 
-    def _send(self, code, ctype, body):
+    def _send(self, code, ctype, body, cookie=None):
         self.send_response(code)
+        if cookie:
+            self.send_header('Set-Cookie', cookie)
         self.send_header('Content-Type', ctype)
         self.send_header('Content-Length', str(len(body)))
         self.send_header('Cache-Control', 'no-store')
@@ -116,17 +173,18 @@ class _Handler(BaseHTTPRequestHandler):
 class WebViewer(object):
     """The HTTP server on its own thread; ``url`` is where it listens."""
 
-    def __init__(self, listen, live):
+    def __init__(self, listen, live, token=None):
         host, port = parse_listen(listen)
+        check_token(token)
         try:
-            self._server = _Server((host, port), live)
+            self._server = _Server((host, port), live, token)
         except OSError as e:
             raise NanolinkError('--http {}: cannot listen there ({}): pick another port or address'.format(
                 listen, e.strerror or e))
         self.live = live
-        bound = self._server.server_address
-        shown = 'localhost' if host in ('0.0.0.0', '::') else host
-        self.url = 'http://{}:{}/'.format('[{}]'.format(shown) if ':' in shown else shown, bound[1])
+        bound = self._server.server_address[0]              # what was bound, as it is (0.0.0.0: every interface)
+        self.url = 'http://{}:{}/'.format('[{}]'.format(bound) if ':' in bound else bound,
+                                          self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.2},
                                         name='web-viewer', daemon=True)
         self._thread.start()

@@ -68,11 +68,13 @@ def test_optional_reference_frame_is_a_twelfth_entry_after_stages():
     assert msg[0] == 0x80 | (len(wire.FIELDS) + 1)
     assert list(msgpack.unpackb(msg, raw=False)) == list(wire.FIELDS) + ['ref']
     g = wire.unpack(msg, MODELS)
-    assert g.ref == ref and g.payload == f.payload
+    assert g.ref == ref and g.payload == f.payload and g.ref_error is None
     assert wire.unpack(wire.pack(make_frame()[0]), MODELS).ref is None
     other = cv2.imencode('.jpg', np.zeros((60, 90, 3), np.uint8))[1].tobytes()
-    with pytest.raises(wire.WireError, match='reference JPEG is not 90x61'):
-        wire.unpack(wire.pack(make_frame(ref=other)[0]), MODELS)
+    g = wire.unpack(wire.pack(make_frame(ref=other)[0]), MODELS)           # the frame is kept, the ref dropped
+    assert g.ref is None and g.ref_error == 'its JPEG header is not 90x61 like the frame'
+    g = wire.unpack(wire.pack(make_frame(ref=b'\xff\xd8' + b'\x00' * 50)[0]), MODELS)
+    assert g.ref is None and 'jpeg' in g.ref_error.lower()
 
 
 def test_the_code_is_as_strict_as_the_docstring():
