@@ -33,12 +33,19 @@ def _load(path, secret):
 
 
 def host_options(folder):
-    """Socket options for the host (CURVE server) and the allow-list folder of edge public keys."""
+    """Socket options for the host (CURVE server), the allow-list folder of edge public keys, and
+    {public key (z85, ZeroMQ's User-Id of a CURVE peer): edge name} from the allow-list's file names: an edge may
+    send only under its own name as stream id."""
     public, secret = _load(os.path.join(folder, HOST + '.key_secret'), True)
     allowed = os.path.join(folder, 'authorized')
     if not os.path.isdir(allowed):
         raise NanolinkError('--curve-keys: {} is missing (the allow-list of edge public keys)'.format(allowed))
-    return [(zmq.CURVE_SERVER, 1), (zmq.CURVE_PUBLICKEY, public), (zmq.CURVE_SECRETKEY, secret)], allowed
+    names = {}
+    for fn in sorted(os.listdir(allowed)):
+        if fn.endswith('.key'):
+            key, _ = _load(os.path.join(allowed, fn), False)
+            names[key.decode('ascii')] = fn[:-len('.key')]
+    return [(zmq.CURVE_SERVER, 1), (zmq.CURVE_PUBLICKEY, public), (zmq.CURVE_SECRETKEY, secret)], allowed, names
 
 
 def edge_options(folder, name):

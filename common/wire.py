@@ -1,4 +1,4 @@
-"""nanolink wire format, version 1: one msgpack map per video frame, in one ZeroMQ frame.
+"""nanolink wire format, version 2: one msgpack map per video frame, in one ZeroMQ frame.
 
 No pickle, ever: msgpack carries only maps, strings, integers, floats and byte strings, so a message
 from the network can never run code. One frame per message (no multipart) keeps ZeroMQ's CONFLATE /
@@ -6,15 +6,19 @@ latest-frame mode possible.
 
 Byte by byte
 ------------
-A message is exactly one msgpack map (MessagePack spec) with these 11 entries, packed in this order, and
-optionally a 12th, ``ref``; no key may appear twice (in any map)::
+A message is exactly one msgpack map (MessagePack spec) with these 12 entries, packed in this order, and
+optionally a 13th, ``ref``; no key may appear twice (in any map)::
 
     offset  bytes                          meaning
-    0       0x8b / 0x8c                    fixmap, 11 entries (12 with ref; a message is at most 16 MiB)
-            0xa1 'v'        0x01           format version: positive fixint 1
+    0       0x8c / 0x8d                    fixmap, 12 entries (13 with ref; a message is at most 16 MiB)
+            0xa1 'v'        0x02           format version: positive fixint 2 (version 1 had no session)
             0xa6 'stream'   str            stream id: fixstr 0xa0|n or str8 0xd9 n, UTF-8, 1..64 chars
                                            of [A-Za-z0-9_.:-], not "." or ".." (it names a folder)
-            0xa3 'seq'      uint           sequence number per stream: fixint / 0xcc u8 / 0xcd u16 /
+            0xa7 'session'  uint           the sender's run: a random number in 1 .. 2**63-1 that an
+                                           edge-sender draws when it starts (0: a tool sending one-offs). A
+                                           restarted edge, or a second edge with the same stream id, is a new
+                                           session: the host counts and saves it apart.
+            0xa3 'seq'      uint           sequence number within the session: fixint / 0xcc u8 / 0xcd u16 /
                                            0xce u32 / 0xcf u64, big-endian, 0 .. 2**63-1
             0xa5 't_cap'    0xcb f64       capture time, Unix seconds, IEEE 754 big-endian, 0 < t_cap < 2^32
             0xa5 'model'    str            model name (e.g. "cae"), must be one the receiver knows
@@ -88,6 +92,20 @@ frame as H * W * 3 bytes, row-major. "jpeg" and "raw" as models are baselines fo
 
 A receiver validates every field (types, ranges, lengths, known version, model and fingerprint) and
 raises WireError with a reason; it never trusts a length or shape it has not checked.
+
+Acknowledgements (host -> edge, acknowledged mode; nanolink.common.transport)
+-------------------------------------------------------------------------------
+For every frame it has taken (decoded, rejected, or a repeat it already had), the host answers the sending socket
+with one ZeroMQ frame, a msgpack map of exactly these 4 entries::
+
+    0x84                                   fixmap, 4 entries
+    0xa1 'v'        0x02                   format version 2
+    0xa3 'ack'      uint                   the session of the frames acknowledged
+    0xa3 'seq'      uint                   every frame of that session up to this seq has been taken
+    0xa6 'credit'   uint                   frames the sender may have in flight after it (flow control), 0..4096
+
+An edge keeps every unacknowledged frame and sends it again after a reconnection; the host drops repeats by
+(session, seq).
 """
 import math
 import re
@@ -98,7 +116,7 @@ import numpy as np
 
 from nanolink.common.stages import EDGE_STAGES
 
-VERSION = 1
+VERSION = 2
 MAX_T_CAP = float(2 ** 32)              # Unix seconds: the year 2106
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024    # also set as ZMQ_MAXMSGSIZE on the receiving socket
 # Frames up to 4096 x 4096 (4K cameras fit): a bigger shape would make the decoder allocate gigabytes, so a
@@ -107,7 +125,7 @@ MAX_CODE_SIDE = 1024
 MAX_FRAME_SIDE = 4096
 DTYPES = ('rans', 'bits', 'bits-zlib', 'jpeg', 'raw')
 ZLIB_OF = {'bits-zlib': 'bits'}     # entropy-coded payloads: what they decompress to
-FIELDS = ('v', 'stream', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
+FIELDS = ('v', 'stream', 'session', 'seq', 't_cap', 'model', 'fp', 'dtype', 'shape', 'size', 'payload', 'stages')
 OPTIONAL = ('ref',)
 _STREAM_RE = re.compile(r'[A-Za-z0-9_.:\-]{1,64}')    # with fullmatch: '$' would pass a final newline
 _FP_RE = re.compile(r'^[0-9a-f]{16}$')
@@ -129,8 +147,9 @@ class Frame(object):
 
     __slots__ = FIELDS + OPTIONAL + ('symbols', 'rate', 'ref_error')
 
-    def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION, ref=None):
-        self.v, self.stream, self.seq, self.t_cap = v, stream, seq, t_cap
+    def __init__(self, stream, seq, t_cap, model, fp, shape, size, payload, stages, dtype='bits', v=VERSION, ref=None,
+                 session=0):
+        self.v, self.stream, self.session, self.seq, self.t_cap = v, stream, session, seq, t_cap
         self.model, self.fp, self.dtype = model, fp, dtype
         self.shape, self.size, self.payload, self.stages = tuple(shape), tuple(size), payload, stages
         self.ref = ref              # optional reference JPEG of the source frame (bytes) or None
@@ -139,8 +158,8 @@ class Frame(object):
         self.ref_error = None       # why unpack dropped the message's ref (not a JPEG of the frame's size)
 
     def __repr__(self):
-        return 'Frame(stream={!r}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
-            self.stream, self.seq, self.model, self.shape, self.size, len(self.payload))
+        return 'Frame(stream={!r}, session={:x}, seq={}, model={!r}, shape={}, size={}, {} bytes)'.format(
+            self.stream, self.session, self.seq, self.model, self.shape, self.size, len(self.payload))
 
 
 def is_stream_id(value):
@@ -190,7 +209,8 @@ def pack(frame):
     for k, ms in frame.stages.items():
         stages[k] = float(ms)
     obj = {
-        'v': VERSION, 'stream': frame.stream, 'seq': int(frame.seq), 't_cap': float(frame.t_cap),
+        'v': VERSION, 'stream': frame.stream, 'session': int(frame.session), 'seq': int(frame.seq),
+        't_cap': float(frame.t_cap),
         'model': frame.model, 'fp': frame.fp, 'dtype': frame.dtype,
         'shape': [int(x) for x in frame.shape], 'size': [int(x) for x in frame.size],
         'payload': frame.payload, 'stages': stages,
@@ -245,7 +265,8 @@ def unpack(data, models):
     if type(obj['v']) is not int or obj['v'] != VERSION:
         raise WireError('unsupported format version {!r}, this receiver speaks version {}'.format(
             obj['v'], VERSION), stream)
-    frame = Frame(stream=obj['stream'], seq=obj['seq'], t_cap=obj['t_cap'], model=obj['model'], fp=obj['fp'],
+    frame = Frame(stream=obj['stream'], session=obj['session'], seq=obj['seq'], t_cap=obj['t_cap'],
+                  model=obj['model'], fp=obj['fp'],
                   shape=_uint_list(obj['shape'], 3, 'shape', stream), size=_uint_list(obj['size'], 2, 'size', stream),
                   payload=obj['payload'], stages=obj['stages'], dtype=obj['dtype'], ref=obj.get('ref'))
     _check(frame, models)
@@ -325,6 +346,47 @@ def entropy_code(payload, dtype, mode='zlib'):
     return payload, dtype
 
 
+ACK_FIELDS = ('v', 'ack', 'seq', 'credit')
+MAX_CREDIT = 4096
+
+
+def peek_ids(data):
+    """(session, seq) of a message whose map reads and carries valid ones (to acknowledge a message that is
+    otherwise rejected), else None."""
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False, ext_hook=_no_ext, max_str_len=1024,
+                              max_bin_len=MAX_MESSAGE_BYTES, max_array_len=16, max_map_len=64, max_ext_len=0)
+    except (WireError, ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    session, seq = obj.get('session'), obj.get('seq')
+    if type(session) is int and type(seq) is int and 0 <= session < 2 ** 63 and 0 <= seq < 2 ** 63:
+        return session, seq
+    return None
+
+
+def pack_ack(session, seq, credit):
+    """An acknowledgement (the table above) of ``session``'s frames up to ``seq``."""
+    return msgpack.packb({'v': VERSION, 'ack': int(session), 'seq': int(seq), 'credit': int(credit)})
+
+
+def unpack_ack(data):
+    """Acknowledgement bytes -> (session, seq, credit); WireError for anything else."""
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, object_pairs_hook=_unique_keys,
+                              ext_hook=_no_ext, max_str_len=16, max_bin_len=0, max_array_len=0, max_map_len=4)
+    except WireError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
+        raise WireError('not an acknowledgement: {}'.format(type(e).__name__))
+    if not isinstance(obj, dict) or tuple(sorted(obj)) != tuple(sorted(ACK_FIELDS)) or obj['v'] != VERSION or \
+            any(type(obj[k]) is not int for k in ACK_FIELDS) or not 0 <= obj['ack'] < 2 ** 63 or \
+            not 0 <= obj['seq'] < 2 ** 63 or not 0 <= obj['credit'] <= MAX_CREDIT:
+        raise WireError('not an acknowledgement')
+    return obj['ack'], obj['seq'], obj['credit']
+
+
 def _uint_list(value, n, name, stream):
     if not isinstance(value, list) or len(value) != n or any(type(x) is not int for x in value):
         raise WireError('{} must be a list of {} integers, got {!r}'.format(name, n, value)[:200], stream)
@@ -337,6 +399,8 @@ def _check(f, models):
     s = f.stream
     if type(f.seq) is not int or not 0 <= f.seq < 2 ** 63:
         raise WireError('seq must be an integer in [0, 2**63), got {!r}'.format(f.seq), s)
+    if type(f.session) is not int or not 0 <= f.session < 2 ** 63:
+        raise WireError('session must be an integer in [0, 2**63), got {!r}'.format(f.session), s)
     if type(f.t_cap) is not float or not math.isfinite(f.t_cap) or not 0 < f.t_cap < MAX_T_CAP:
         raise WireError('t_cap must be a float in 0 < t_cap < 2^32 (Unix seconds), got {!r}'.format(f.t_cap), s)
     if not isinstance(f.model, str) or not 1 <= len(f.model) <= 64:

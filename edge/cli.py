@@ -12,6 +12,7 @@ stream (its frames were queued, then discarded), 2 for bad arguments.
 import argparse
 import logging
 import math
+import random
 import sys
 import threading
 import time
@@ -51,8 +52,10 @@ class EdgeConfig:
     stream_id: str = 'edge'                  # names this stream at the host
     device: Optional[str] = None             # cpu or cuda; None: GPU for TensorRT engines, else CPU
     threads: int = 0                         # encoder threads (0: the runtime's default)
-    hwm: int = 64                            # frames queued while the host is away
-    send_timeout_ms: int = 1000              # then a frame is dropped; -1: wait for the host (benchmarks)
+    hwm: int = 64                            # latest mode: the socket's queue
+    buffer_frames: int = 256                 # acknowledged mode: frames kept until the host acknowledges them
+    buffer_mb: float = 64.0                  # ... and at most this many MB of them
+    send_timeout_ms: int = 1000              # with the buffer full, then a frame is dropped; -1: wait (benchmarks)
     latest: bool = False                     # keep only the newest unsent frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None         # CurveZMQ folder from nanolink-keys (uses <stream_id>.key_secret)
     jpeg_quality: Optional[int] = None       # ae (default: its manifest's) and the jpeg baseline (default 75)
@@ -102,9 +105,15 @@ def build_parser():
                                                           'default)'.format(cliutil.MAX_THREADS))
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
-                   help='with the send queue full, wait this long for the host, then drop the frame (default: '
-                        '%(default)s); 0: wait as long as it takes (no frame dropped; the camera loop stalls instead, and at '
-                        'exit the sender waits until every queued frame has left)')
+                   help='with the buffer full (the host away or slow), wait this long for it, then drop the frame '
+                        '(counted and named in the summary; default: %(default)s); 0: wait as long as it takes (no '
+                        'frame dropped; the camera loop stalls instead, and at exit the sender waits until the host '
+                        'has acknowledged every frame)')
+    p.add_argument('--buffer', type=int, default=256, metavar='FRAMES',
+                   help='frames kept until the host acknowledges them, and sent again after a reconnection (host '
+                        'restarts, network drops lose nothing while they fit; default: %(default)s, 25 s at 10 fps)')
+    p.add_argument('--buffer-mb', type=float, default=64.0, metavar='MB',
+                   help='... and at most this many megabytes of them (default: %(default)s)')
     p.add_argument('--reference-every', type=int, default=0, metavar='N',
                    help='every N frames, also send a high-quality JPEG of the source frame, so the host measures '
                         'live PSNR / MS-SSIM of what it decodes (default: never; costs one JPEG encode and its bytes '
@@ -133,6 +142,10 @@ def config_from_args(args):
         raise UsageError('--send-timeout must be in 0..{} ms (0: wait for the host), got {}'.format(
             MAX_SEND_TIMEOUT_MS, args.send_timeout))
     cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
+    cliutil.check_range('--buffer', args.buffer, 1, 1 << 20)
+    cliutil.check_positive('--buffer-mb', args.buffer_mb, ' MB')
+    if args.latest and (args.buffer != 256 or args.buffer_mb != 64.0):
+        raise UsageError('--latest sends the newest frame only, without acknowledgements: it keeps no --buffer')
     if args.reference_every < 0:
         raise UsageError('--reference-every must be >= 0 frames (0: no references), got {}'.format(
             args.reference_every))
@@ -160,7 +173,8 @@ def config_from_args(args):
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
                       device=args.device, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
-                      entropy=args.entropy, send_timeout_ms=args.send_timeout or -1,
+                      entropy=args.entropy, send_timeout_ms=args.send_timeout or -1, buffer_frames=args.buffer,
+                      buffer_mb=args.buffer_mb,
                       reference_every=args.reference_every, reference_quality=args.reference_quality)
 
 
@@ -190,12 +204,15 @@ def _stream(cfg, encoder, stop, status_every_s):
     curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
     samples = {k: sample_window() for k in EDGE_STAGES}
     total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
+    session = random.SystemRandom().randrange(1, 2 ** 63)     # this run: a restart is a new session at the host
     with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog, \
             Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, linger_ms=-1 if cfg.send_timeout_ms < 0 else 2000,
-                   latest=cfg.latest, curve=curve, stop=stop) as tx:
+                   latest=cfg.latest, curve=curve, stop=stop, session=session, buffer_frames=cfg.buffer_frames,
+                   buffer_bytes=int(cfg.buffer_mb * 2 ** 20)) as tx:
         log.info('streaming %s -> %s with %s (%s, %s, fingerprint %s) on %s %s', source.description,
                  cfg.connect, info.name, encoder.backend.kind, _rate(info, encoder), info.fingerprint,
                  encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
+        log.info('session %016x, %s', session, tx.describe())
         t0 = time.time()
         while not stop.is_set() and (cfg.frames is None or seq < cfg.frames):
             clock = StageClock()
@@ -222,7 +239,8 @@ def _stream(cfg, encoder, stop, status_every_s):
             stages.update(prev)
             with clock('serialise'):
                 try:
-                    msg = wire.pack(wire.Frame(stream=cfg.stream_id, seq=seq, t_cap=t_cap, model=info.name,
+                    msg = wire.pack(wire.Frame(stream=cfg.stream_id, session=session, seq=seq, t_cap=t_cap,
+                                               model=info.name,
                                                fp=info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
                                                stages=stages, ref=ref))
                 except wire.WireError as e:
@@ -230,12 +248,13 @@ def _stream(cfg, encoder, stop, status_every_s):
                         size[1], size[0], e.reason, '; shrink frames with --size WxH or use a learned model'
                         if e.too_big else ''))
             with clock('send'):
-                delivered = tx.send(msg)
+                delivered = tx.send(msg, seq)
             if not delivered and cfg.send_timeout_ms < 0:
                 log.warning('frame %d not sent: stopped while waiting for the host at %s', seq, cfg.connect)
-            elif not delivered:
-                log.warning('frame %d dropped: the host did not take it within %d ms (is host-receiver running at '
-                            '%s?)', seq, cfg.send_timeout_ms, cfg.connect)
+            elif not delivered and (tx.dropped <= 10 or tx.dropped % 100 == 0):
+                log.warning('frame %d dropped: %s (is host-receiver running at %s?)', seq, 'the buffer of {} frames '
+                            'stayed full for {} ms'.format(cfg.buffer_frames, cfg.send_timeout_ms) if not cfg.latest
+                            else 'the socket refused it', cfg.connect)
             prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}
             rec = {'seq': seq, 'stream': cfg.stream_id, 'bytes': len(msg), 'width': size[1], 'height': size[0],
                    't_cap': t_cap, 'sent': delivered, 'stages': clock.ms}
@@ -256,8 +275,22 @@ def _stream(cfg, encoder, stop, status_every_s):
                 if delay > 0:
                     stop.wait(delay)
         elapsed = time.time() - t0
-    return {'frames': seq, 'dropped': tx.dropped, 'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples,
+    return {'frames': seq, 'dropped': tx.dropped, 'dropped_seqs': tx.dropped_seqs, 'resent': tx.resent,
+            'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples, 'session': session,
             'host_seen': tx.handshakes > 0, 'undelivered': tx.undelivered}   # known once the sender has closed
+
+
+def _ranges(seqs):
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    out, start, prev = [], None, None
+    for s in sorted(seqs) + [None]:
+        if start is not None and (s is None or s != prev + 1):
+            out.append(str(start) if start == prev else '{}-{}'.format(start, prev))
+            start = None
+        if s is not None and start is None:
+            start = s
+        prev = s
+    return ', '.join(out)
 
 
 def _rate(info, encoder):
@@ -279,8 +312,11 @@ def main(argv=None):
         return cliutil.fail('edge-sender', e)
     n = result['frames']
     print(format_table(summarise(result['stages']), 'edge-sender: {} frames in {:.2f} s ({:.1f} ms/frame), {} '
-                       'dropped'.format(n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1),
-                                        result['dropped'])), file=sys.stderr)
+                       'dropped, {} sent again after reconnecting'.format(
+                           n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1), result['dropped'],
+                           result['resent'])), file=sys.stderr)
+    if result['dropped_seqs']:
+        print('edge-sender: dropped frames (seq): {}'.format(_ranges(result['dropped_seqs'])), file=sys.stderr)
     lost = result['undelivered']
     if n and not result['host_seen']:
         print('edge-sender: error: no host-receiver answered at {}: none of the {} frame{} reached one (is '
@@ -288,8 +324,9 @@ def main(argv=None):
                   args.connect, n, '' if n == 1 else 's'), file=sys.stderr)
         return 1
     if lost:
-        print('edge-sender: error: the host at {} went away and did not come back: the last {} frame{} queued and '
-              'then discarded'.format(args.connect, lost, ' was' if lost == 1 else 's were'), file=sys.stderr)
+        print('edge-sender: error: the host at {} went away and did not come back: {} frame{} never acknowledged '
+              '(they may not have arrived)'.format(args.connect, lost, ' was' if lost == 1 else 's were'),
+              file=sys.stderr)
         return 1
     return 0
 

@@ -1,5 +1,6 @@
 """Where decoded frames go: an OpenCV window (--show) and PNG files (--save). Video files: record.py; the
 browser: web.py."""
+import collections
 import os
 import queue
 import sys
@@ -147,9 +148,11 @@ class QueuedWriter(object):
         while True:
             item = self._queue.get()
             if item is None:
+                self._queue.task_done()
                 break
             if self._error is None:             # after an error the rest is drained, not written
                 self._guarded(self.write, item)
+            self._queue.task_done()
         self._guarded(self.finish)
 
     def _guarded(self, fn, *args):
@@ -179,6 +182,8 @@ class FrameSaver(QueuedWriter):
 
     def __init__(self, folder, max_pending=32):
         self.folder = folder
+        self._done = collections.deque()        # appended by the writer thread, read by the receive loop
+        self._idle = threading.Event()
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
@@ -188,13 +193,33 @@ class FrameSaver(QueuedWriter):
     def path(self, stream, seq):
         return os.path.join(self.folder, stream, '{:08d}.png'.format(seq))
 
-    def save(self, stream, seq, image):
-        self.put((self.path(stream, seq), image))
+    def save(self, stream, seq, image, done=None):
+        """Queue a frame; ``done`` comes back from ``written`` once its file is on disk."""
+        self.put((self.path(stream, seq), image, done))
+
+    def written(self):
+        """The ``done`` values of the frames written since the last call, in order."""
+        out = []
+        while self._done:
+            out.append(self._done.popleft())
+        return out
+
+    @property
+    def busy(self):
+        """Frames queued and not yet written."""
+        return self._queue.unfinished_tasks > 0
+
+    def drain(self):
+        """Wait until every queued frame is written (or the writer stopped)."""
+        while self._thread.is_alive() and self._queue.unfinished_tasks:
+            self._idle.wait(0.1)
 
     def write(self, item):
-        path, image = item
+        path, image, done = item
         d = os.path.dirname(path)
         if not os.path.isdir(d):
             os.makedirs(d, exist_ok=True)
         if not cv2.imwrite(path, image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise NanolinkError('--save: cannot write {} (disk full? permissions?)'.format(path))
+        if done is not None:
+            self._done.append(done)

@@ -18,6 +18,9 @@ import time
 log = logging.getLogger('nanolink.host')
 
 MAX_REASON_KEYS = 32
+MAX_GAP = 100000          # a seq gap larger than this is a jump, not lost frames (an hour at 30 fps)
+MAX_SESSIONS = 1000       # (stream id, session) labels remembered
+TAKEN_WINDOW = 4096       # seqs remembered per stream to tell a repeat from a late frame
 _VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]|\{[^}]*\}|\b[0-9a-f]{16}\b|-?\d+(\.\d+)?(e-?\d+)?")
 
 
@@ -32,6 +35,8 @@ class StreamStats(object):
         self.rejected = 0
         self.lost = 0
         self.reordered = 0
+        self.repeats = 0          # frames sent again after a reconnection, already taken: acknowledged, not decoded
+        self.jumps = 0            # seq jumps too large to be lost frames (MAX_GAP): counted here, not as lost
         self.last_seq = None
         self.bits = 0             # codec bits (message bytes without the reference frame)
         self.pixels = 0
@@ -41,12 +46,31 @@ class StreamStats(object):
         self.last_seen = time.time() if now is None else now
         self.budget = None        # decoded pixels it may still spend this second (StreamTable)
         self._times = collections.deque()
+        self._taken = collections.deque(maxlen=TAKEN_WINDOW)     # the latest seqs taken, for repeats
+        self._taken_set = set()
+
+    def is_repeat(self, seq):
+        """True for a seq this stream has taken already (an edge sending it again after a reconnection); a seq
+        older than the window of the last TAKEN_WINDOW counts as one too."""
+        if self.last_seq is None or seq > self.last_seq:
+            return False
+        return seq in self._taken_set or seq < self.last_seq - TAKEN_WINDOW
+
+    def taken(self, seq):
+        if len(self._taken) == self._taken.maxlen:
+            self._taken_set.discard(self._taken[0])
+        self._taken.append(seq)
+        self._taken_set.add(seq)
 
     def update(self, seq):
-        """A gap counts its frames as lost; a frame older than the newest is reordered and, having been
-        counted lost when the gap opened, no longer lost (a repeat of the newest is reordered only)."""
+        """A gap counts its frames as lost (one larger than MAX_GAP is a jump: no real stream loses that many
+        between two frames, so one bad seq cannot poison the count); a frame older than the newest is reordered
+        and, having been counted lost when the gap opened, no longer lost (a repeat of the newest is reordered
+        only)."""
         if self.last_seq is not None:
-            if seq > self.last_seq + 1:
+            if seq > self.last_seq + 1 + MAX_GAP:
+                self.jumps += 1
+            elif seq > self.last_seq + 1:
                 self.lost += seq - self.last_seq - 1
             elif seq <= self.last_seq:
                 self.reordered += 1
@@ -54,6 +78,7 @@ class StreamStats(object):
                     self.lost -= 1
         if self.last_seq is None or seq > self.last_seq:
             self.last_seq = seq
+        self.taken(seq)
 
     def decoded_frame(self, frame, message_bytes, now):
         """Count a decoded frame; returns its bpp (codec bytes over the frame's pixels)."""
@@ -78,7 +103,8 @@ class StreamStats(object):
     def as_dict(self):
         """The counters and latest figures as plain JSON-able values (for /stats.json)."""
         out = {'received': self.received, 'decoded': self.decoded, 'rejected': self.rejected, 'lost': self.lost,
-               'reordered': self.reordered, 'clock_ahead': self.clock_ahead, 'last_seq': self.last_seq,
+               'reordered': self.reordered, 'repeats': self.repeats, 'jumps': self.jumps,
+               'clock_ahead': self.clock_ahead, 'last_seq': self.last_seq,
                'fps': round(self.fps, 3),
                'mean_bpp': self.bits / float(self.pixels) if self.pixels else None, 'ref_bytes': self.ref_bytes}
         out.update(self.latest)
@@ -96,6 +122,23 @@ class StreamTable(object):
         self.max_kept = max_kept
         self.refused = 0                          # frames of new streams refused while the table was full
         self._refused_logged = 0.0
+        self._labels = collections.OrderedDict()  # (stream id, session) -> label
+        self._sessions = collections.Counter()    # stream id -> sessions seen
+
+    def label(self, stream, session):
+        """The name of stream id ``stream``'s ``session`` here: the id itself for its first session, then
+        ``id~2``, ``id~3``... for a twin or a restarted edge ('~' is not in stream ids: no clash)."""
+        key = (stream, session)
+        name = self._labels.get(key)
+        if name is None:
+            self._sessions[stream] += 1
+            n = self._sessions[stream]
+            name = self._labels[key] = stream if n == 1 else '{}~{}'.format(stream, n)
+            if n > 1:
+                log.info('stream %s: a new session (%016x), counted and saved as %s', stream, session, name)
+            while len(self._labels) > MAX_SESSIONS:
+                self._labels.popitem(last=False)
+        return name
 
     def get(self, name):
         """The live stream's state, or None (unknown or evicted)."""

@@ -432,7 +432,8 @@ def test_capture_times_ahead_of_the_host_clock_are_flagged_not_zero(host_process
     rc, err = h.wait()
     assert rc == 0, err
     import re
-    assert re.search(r"capture times are (29\.9|30\.0)\d* s ahead of this host's clock", err)   # one warning
+    ahead = re.findall(r"capture times are ([0-9.]+) s ahead of this host's clock", err)
+    assert len(ahead) == 1 and 0 < float(ahead[0]) <= 30.0, err      # one warning; 30 s less the time in transit
     assert '3 frames had capture times ahead of this host\'s clock' in err                  # and the summary
     assert 'end_to_end' not in err.split('stage')[-1]                 # no 0 ms end_to_end row in the table
     rows = [json.loads(l) for l in open(str(tmp_path / 'h.jsonl'))]
@@ -440,14 +441,14 @@ def test_capture_times_ahead_of_the_host_clock_are_flagged_not_zero(host_process
 
 
 def test_timeout_after_rejected_messages_says_so_and_prints_the_summary(host_process):
-    h = host_process('--model', 'cae-bin', '--timeout', 3)
+    h = host_process('--model', 'cae-bin', '--timeout', 20)          # long enough for a loaded machine's edge
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 2, '--model', 'ae', '--connect',
             h.endpoint, '--quiet')
     assert r.returncode == 0, r.stderr
     rc, err = h.wait()
     assert rc == 1
     assert 'host-receiver: 0 decoded, 2 rejected of 2 received' in err                     # the summary, first
-    assert 'no frame decoded for 3 s: 2 messages arrived and were rejected' in err and 'unknown model' in err
+    assert 'no frame decoded for 20 s: 2 messages arrived and were rejected' in err and 'unknown model' in err
 
 
 def test_bind_to_an_address_not_on_this_machine_says_so():
@@ -461,7 +462,7 @@ def test_bind_to_an_address_not_on_this_machine_says_so():
 def test_record_goes_on_when_the_codec_refuses_one_streams_size(host_process, tmp_path, sample_frame):
     cv2.imwrite(str(tmp_path / 'tiny.png'), sample_frame[:1, :1])
     cv2.imwrite(str(tmp_path / 'odd.png'), sample_frame[:63, :97])
-    h = host_process('--frames', 14, '--timeout', 30, '--record', tmp_path / 'rec' / '{stream}.mp4')
+    h = host_process('--frames', 14, '--timeout', 120, '--record', tmp_path / 'rec' / '{stream}.mp4')
     for name, n in (('tiny', 2), ('odd', 12)):
         r = cli('nanolink.edge.cli', '--camera', tmp_path / '{}.png'.format(name), '--loop', '--frames', n,
                 '--stream-id', name, '--connect', h.endpoint, '--quiet')
@@ -499,8 +500,8 @@ def test_an_edge_whose_host_goes_away_says_how_many_frames_never_left(host_proce
             h.endpoint, '--quiet')
     assert h.wait()[0] == 0
     assert r.returncode == 1 and 'went away and did not come back' in r.stderr
-    n = int(r.stderr.split('the last ')[1].split()[0])
-    assert 12 <= n <= 15, r.stderr           # 20 sent, 5 decoded; a few may leave before the host's socket closes
+    n = int(r.stderr.split('did not come back: ')[1].split()[0])
+    assert n == 15, r.stderr                 # 20 sent, 5 decoded and acknowledged: exactly 15 unconfirmed
 
 
 def test_ipv6_endpoints(host_process):

@@ -92,7 +92,7 @@ def test_wire_checks_classical_shapes_and_dtypes(decoders):
 def msg(f):
     """Pack without the sender-side check, as a hostile or buggy peer could."""
     import msgpack
-    return msgpack.packb({'v': 1, 'stream': f.stream, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
+    return msgpack.packb({'v': wire.VERSION, 'stream': f.stream, 'session': f.session, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
                           'dtype': f.dtype, 'shape': list(f.shape), 'size': list(f.size), 'payload': f.payload,
                           'stages': f.stages}, use_bin_type=True)
 

@@ -26,7 +26,7 @@ def make_frame(**over):
 def raw(**over):
     """A message dict as the sender would pack it, with fields overridden or removed (None)."""
     f, _ = make_frame()
-    d = {'v': 1, 'stream': f.stream, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
+    d = {'v': wire.VERSION, 'stream': f.stream, 'session': f.session, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
          'dtype': 'bits', 'shape': list(f.shape), 'size': list(f.size), 'payload': f.payload, 'stages': f.stages}
     for k, v in over.items():
         if v is None:
@@ -101,7 +101,7 @@ def test_the_code_is_as_strict_as_the_docstring():
     (b'\x92\x01\x02', 'must be a msgpack map'),
     (raw()[:-5], 'not a msgpack message'),
     (raw() + b'\x00', 'not a msgpack message'),
-    (raw(v=2), 'unsupported format version'),
+    (raw(v=1), 'unsupported format version'),
     (raw(v='1'), 'unsupported format version'),
     (raw(seq=None), 'missing field'),
     (raw(extra=1), 'unknown field'),
@@ -194,7 +194,7 @@ def zframe(payload, shape=(8, 4, 4)):
 
 
 def raw_message(f):
-    return msgpack.packb({'v': 1, 'stream': f.stream, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
+    return msgpack.packb({'v': wire.VERSION, 'stream': f.stream, 'session': f.session, 'seq': f.seq, 't_cap': f.t_cap, 'model': f.model, 'fp': f.fp,
                           'dtype': f.dtype, 'shape': list(f.shape), 'size': list(f.size), 'payload': f.payload,
                           'stages': f.stages}, use_bin_type=True)
 

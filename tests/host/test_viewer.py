@@ -112,11 +112,11 @@ def test_stats_json_and_mjpeg_stream_follow_the_live_stream(tmp_path, host_proce
         ctx = zmq.Context()
         with Sender(host.endpoint, context=ctx) as tx:
             for name in ('cam1', 'ghost'):
-                assert tx.send(msgpack.packb({'v': 1, 'stream': name, 'seq': 0}))
+                assert tx.send(msgpack.packb({'v': 2, 'stream': name, 'seq': 0}))
             s3 = wait_for(lambda: (lambda s: s['rejected'] >= 2 and s)(stats(url)), what='rejections counted')
         ctx.term()
         assert s3['streams']['cam1']['rejected'] == 1 and 'ghost' not in s3['streams']
-        assert list(s3['reject_reasons'].values()) == [2] and 'missing field(s) t_cap' in list(s3['reject_reasons'])[0]
+        assert list(s3['reject_reasons'].values()) == [2] and 'missing field(s) session, t_cap' in list(s3['reject_reasons'])[0]
         # MJPEG: successive parts are successive decoded frames of the right size
         a, b, c = mjpeg_parts(url + 'stream/cam1.mjpg', 3)
         assert a.shape == b.shape == c.shape == (512, 768, 3)
@@ -195,7 +195,9 @@ def test_record_writes_a_video_that_opencv_reads_back(tmp_path, host_process, vi
         assert metrics.psnr(png, frames[i]) > 30.0
 
 
-def test_record_splits_on_a_size_change_and_keeps_streams_apart(tmp_path, host_process):
+def test_record_keeps_streams_and_sessions_apart(tmp_path, host_process):
+    """Two streams and a restarted edge (a new session of stream a, at another size): three files, none
+    overwriting another."""
     host = host_process('--frames', '12', '--record', tmp_path / '{stream}.avi', '--record-fps', '5',
                         '--timeout', '60')
     for name, size, n in (('a', '320x240', '4'), ('b', '256x256', '4'), ('a', '400x304', '4')):
@@ -205,7 +207,7 @@ def test_record_splits_on_a_size_change_and_keeps_streams_apart(tmp_path, host_p
         assert r.returncode == 0, r.stderr
     rc, err = host.wait(60)
     assert rc == 0, err
-    for path, shape in (('a.avi', (240, 320)), ('a.part2.avi', (304, 400)), ('b.avi', (256, 256))):
+    for path, shape in (('a.avi', (240, 320)), ('a~2.avi', (304, 400)), ('b.avi', (256, 256))):
         cap = cv2.VideoCapture(str(tmp_path / path))
         ok, img = cap.read()
         assert ok and img.shape[:2] == shape, path
@@ -348,3 +350,22 @@ def test_bad_reference_frames_are_logged_and_the_frames_still_decode(tmp_path, h
     quality = [r for r in read_jsonl(str(tmp_path / 'host.jsonl')) if r.get('event') == 'quality']
     assert [q['seq'] for q in quality] == [2], quality
     assert quality[0]['psnr'] > 35 and quality[0]['ms_ssim'] > 0.99, quality          # raw frame vs its q95 JPEG
+
+
+def test_record_splits_when_a_stream_changes_size(tmp_path, host_process, sample_frame):
+    src = tmp_path / 'src'
+    src.mkdir()
+    for name, (w, h) in (('1.png', (320, 240)), ('2.png', (320, 240)), ('3.png', (400, 304))):
+        cv2.imwrite(str(src / name), cv2.resize(sample_frame, (w, h)))
+    host = host_process('--frames', '3', '--record', tmp_path / '{stream}.avi', '--record-fps', '5', '--timeout', '60')
+    r = subprocess.run([sys.executable, '-m', 'nanolink.edge.cli', '--camera', str(src), '--frames', '3', '--connect',
+                        host.endpoint, '--stream-id', 'a', '--quiet'], stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    rc, err = host.wait(60)
+    assert rc == 0 and 'changed size to 400x304, continuing in a new file' in err, err
+    for path, shape, n in (('a.avi', (240, 320), 2), ('a.part2.avi', (304, 400), 1)):
+        cap = cv2.VideoCapture(str(tmp_path / path))
+        ok, img = cap.read()
+        assert ok and img.shape[:2] == shape, path
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
