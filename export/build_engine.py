@@ -174,9 +174,8 @@ def build(onnx_path, out, shape, fp16=True, workspace_mb=1024):
     major = int(trt.__version__.split('.')[0])
     network = builder.create_network(0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
     parser = trt.OnnxParser(network, logger)
-    with open(onnx_path, 'rb') as f:
-        if not parser.parse(f.read()):
-            raise NanolinkError('TensorRT cannot parse {}: {}'.format(onnx_path, parser.get_error(0)))
+    if not parser.parse_from_file(onnx_path):   # from the file: it finds shared weights (external data) beside it
+        raise NanolinkError('TensorRT cannot parse {}: {}'.format(onnx_path, parser.get_error(0)))
     config = builder.create_builder_config()
     if hasattr(config, 'set_memory_pool_limit'):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)

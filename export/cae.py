@@ -239,27 +239,19 @@ class Synthesis(nn.Module):
         nn.init.zeros_(self.body[-1].bias)
 
 
-def _scaled(conv, g):
-    """A copy of conv whose outputs are multiplied by g (per output channel)."""
-    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
-    out.weight.data.copy_(conv.weight.data * g.view(-1, 1, 1, 1))
-    out.bias.data.copy_(conv.bias.data * g)
-    return out
-
-
 class SymbolEncoder(nn.Module):
     """What the edge runs for ``cae`` at one quality: image (1, 3, H, W) RGB in [0, 1] -> symbol indices
     (1, M, H/16, W/16), uint8 (float16 holding the same integers for TensorRT 8.2, which has no UINT8 I/O).
 
-    The gain is folded into the last convolution of both paths; rounding and the per-channel clip to [lo, hi] are
-    Round, Max, Min and Sub nodes (all in TensorRT 8.2's ONNX operator list). Index = clip(round(y * gain)) - lo."""
+    The gain is a Mul by a constant after the transform, so every rate point's graph holds the very same
+    convolution weights (nanolink-export stores them once, in one external-data file all encoders share); rounding
+    and the per-channel clip to [lo, hi] are Round, Max, Min and Sub nodes (all in TensorRT 8.2's ONNX operator
+    list). Index = clip(round(y * gain)) - lo."""
 
     def __init__(self, model, i, code_dtype=torch.uint8):
         super().__init__()
-        layers = list(model.encoder.body.children())
-        g = model.gain[i].detach().exp()
-        self.body = nn.Sequential(*layers[:-1], _scaled(layers[-1], g))
-        self.linear = _scaled(model.encoder.linear, g)
+        self.analysis = model.encoder
+        self.register_buffer('gain', model.gain[i].detach().exp().view(1, -1, 1, 1).clone())
         t = model.tables(i)
         lo = torch.tensor(t['lo'], dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer('lo', lo)
@@ -268,8 +260,7 @@ class SymbolEncoder(nn.Module):
         self.code_dtype = code_dtype
 
     def forward(self, x):
-        x = x - 0.5
-        y = torch.round(self.body(x) + self.linear(x))
+        y = torch.round(self.analysis(x - 0.5) * self.gain)
         return (torch.min(torch.max(y, self.lo), self.hi) - self.lo).to(self.code_dtype)
 
 

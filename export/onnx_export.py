@@ -251,6 +251,9 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
             export_onnx(model.encoder_module(q, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
                         'symbols', encoder_identity(model, q), dyn_out={2: 'height', 3: 'width'})
             files[key][str(q)] = fn
+    files['encoder_weights'] = '{}-enc.weights'.format(name)
+    share_weights([os.path.join(out_dir, fn) for key in files if key.startswith('encoders')
+                   for fn in files[key].values()], files['encoder_weights'])
     y = torch.zeros(1, model.config.channels, 4, 6)
     export_onnx(model.decoder_module().eval(), y, os.path.join(out_dir, files['decoder']), 'latents', 'image', ident)
     save_checkpoint(model, os.path.join(out_dir, files['torch']))
@@ -268,6 +271,43 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     manifest.update(extra_manifest or {})
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def share_weights(paths, location, min_bytes=4096):
+    """Store the large initializers that the ONNX files in ``paths`` (one folder) all hold, with the very same
+    values, once: in ``location`` beside them, as ONNX external data that each file points into. ONNX Runtime and
+    TensorRT's parser (parse_from_file, trtexec) read it from the file's folder. Files must stay together."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    folder = os.path.dirname(paths[0])
+    models = [onnx.load(p) for p in paths]
+    big = [t.name for t in models[0].graph.initializer if len(t.raw_data) >= min_bytes]
+    ref = {t.name: numpy_helper.to_array(t) for t in models[0].graph.initializer if t.name in big}
+    for m, p in zip(models[1:], paths[1:]):
+        have = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer if t.name in ref}
+        if set(have) != set(ref) or any(not np.array_equal(have[k], ref[k]) for k in ref):
+            raise NanolinkError('{} does not hold the same weights as {}: cannot share them'.format(p, paths[0]))
+    offsets, data = {}, bytearray()
+    for t in models[0].graph.initializer:
+        if t.name in ref:
+            data += b'\0' * (-len(data) % 64)                     # aligned, as onnx writes external data
+            offsets[t.name] = (len(data), len(t.raw_data))
+            data += t.raw_data
+    with open(os.path.join(folder, location), 'wb') as f:
+        f.write(bytes(data))
+    for m, p in zip(models, paths):
+        for t in m.graph.initializer:
+            if t.name in offsets:
+                t.ClearField('raw_data')
+                t.data_location = onnx.TensorProto.EXTERNAL
+                del t.external_data[:]
+                for k, v in (('location', location), ('offset', str(offsets[t.name][0])),
+                             ('length', str(offsets[t.name][1]))):
+                    e = t.external_data.add()
+                    e.key, e.value = k, v
+        onnx.save(m, p)
+    onnx.checker.check_model(paths[0])
 
 
 def _export_code_image_model(model, out_dir, extra_manifest, code_dtype, with_float16=False):

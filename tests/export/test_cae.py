@@ -189,3 +189,15 @@ def test_an_engine_file_carries_its_quality_and_tables(info, q, tmp_path, sample
     assert dtype == 'rans' and payload[0] == q
     with pytest.raises(Exception, match='encodes quality {}, not'.format(q)):
         EdgeEncoder.open(engine=path, rate=q % 5 + 1)
+
+
+def test_every_encoder_points_into_one_shared_weights_file(info):
+    """The rate points differ only in their gain and clip constants: the convolutions are stored once."""
+    folder = os.path.dirname(info.decoder)
+    shared = info.manifest['files']['encoder_weights']
+    for key in ('encoders', 'encoders_float16'):
+        for fn in info.manifest['files'][key].values():
+            m = onnx.load(os.path.join(folder, fn), load_external_data=False)
+            locations = {e.value for t in m.graph.initializer for e in t.external_data if e.key == 'location'}
+            assert locations == {shared} and os.path.getsize(os.path.join(folder, fn)) < 100000, fn
+    assert os.path.getsize(os.path.join(folder, shared)) > 1000000
