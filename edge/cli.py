@@ -12,7 +12,6 @@ stream (its frames were queued, then discarded), 2 for bad arguments.
 import argparse
 import logging
 import math
-import random
 import sys
 import threading
 import time
@@ -20,20 +19,17 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from nanolink.common import wire, zoo
-from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
-from nanolink.common.codec import EdgeEncoder, rate_label
+from nanolink.common import wire
+from nanolink.common.classical import CLASSICAL
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
-from nanolink.common import keys
-from nanolink.common.imageproc import as_bgr, parse_size, resize_to
-from nanolink.common.transport import Sender
+from nanolink.common.imageproc import parse_size
+from nanolink.edge.pipeline import Sender
 from nanolink.common.stages import (EDGE_STAGES, StageClock, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.edge.sources import open_source
 
 log = logging.getLogger('nanolink.edge')
-IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's stages in its message
 
 
 @dataclass
@@ -184,100 +180,60 @@ def run(cfg, stop=None, status_every_s=2.0):
     Returns the summary dict {'frames', 'dropped', 'bytes', 'stages': {stage: [ms, ...]}}.
     """
     stop = stop or threading.Event()
-    if cfg.model in CLASSICAL and not cfg.engine:
-        encoder = ClassicalEncoder(cfg.model, 75 if cfg.jpeg_quality is None else cfg.jpeg_quality, cfg.size)
-    else:
-        encoder = EdgeEncoder.open(cfg.model or zoo.DEFAULT_MODEL, cfg.engine, cfg.channels, cfg.device, cfg.size,
-                                   cfg.threads, cfg.jpeg_quality, cfg.quality)
-    with encoder:                       # a TensorRT engine's CUDA context is released however the stream ends
-        return _stream(cfg, encoder, stop, status_every_s)
+    with Sender(cfg.connect, cfg.model, cfg.engine, cfg.quality, cfg.channels, cfg.jpeg_quality, cfg.stream_id,
+                cfg.size, cfg.device, cfg.threads, cfg.latest, cfg.curve_keys, cfg.send_timeout_ms, cfg.buffer_frames,
+                cfg.buffer_mb, cfg.entropy, cfg.clock_offset, cfg.reference_quality, stop=stop) as tx:
+        result = _stream(cfg, tx, stop, status_every_s)
+    link = tx.link                      # its counts are final once the sender has closed
+    result.update(dropped=link.dropped, dropped_seqs=link.dropped_seqs, resent=link.resent,
+                  host_seen=link.handshakes > 0, undelivered=link.undelivered)
+    return result
 
 
-def _stream(cfg, encoder, stop, status_every_s):
-    info = encoder.info
-    if cfg.entropy == 'none' and info.dtype == 'rans':
-        raise UsageError('{} always codes its symbols with rANS: drop --entropy none (it is for cae-bin)'.format(
-            info.name))
-    if cfg.engine and cfg.model and cfg.model != info.name:
-        raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'.format(
-            cfg.engine, info.name, cfg.model, cfg.model))
-    curve = keys.edge_options(cfg.curve_keys, cfg.stream_id) if cfg.curve_keys else ()
+def _stream(cfg, tx, stop, status_every_s):
+    info, enc = tx.info, tx.encoder
     samples = {k: sample_window() for k in EDGE_STAGES}
-    total_bytes, seq, prev, t_status, n_status = 0, 0, {}, time.time(), 0
-    session = random.SystemRandom().randrange(1, 2 ** 63)     # this run: a restart is a new session at the host
-    with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog, \
-            Sender(cfg.connect, cfg.hwm, cfg.send_timeout_ms, linger_ms=-1 if cfg.send_timeout_ms < 0 else 2000,
-                   latest=cfg.latest, curve=curve, stop=stop, session=session, buffer_frames=cfg.buffer_frames,
-                   buffer_bytes=int(cfg.buffer_mb * 2 ** 20)) as tx:
+    t_status, n_status = time.time(), 0
+    with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog:
         log.info('streaming %s -> %s with %s (%s, %s, fingerprint %s) on %s %s', source.description,
-                 cfg.connect, info.name, encoder.backend.kind, _rate(info, encoder), info.fingerprint,
-                 encoder.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
-        log.info('session %016x, %s', session, tx.describe())
+                 cfg.connect, info.name, enc.backend.kind, tx.rate, info.fingerprint,
+                 enc.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
+        log.info('session %016x, %s', tx.session, tx.link.describe())
         t0 = time.time()
-        while not stop.is_set() and (cfg.frames is None or seq < cfg.frames):
+        while not stop.is_set() and (cfg.frames is None or tx.seq < cfg.frames):
             clock = StageClock()
             with clock('capture'):
                 item = source.read()
             if item is None:
-                log.info('end of %s after %d frames', source.description, seq)
+                log.info('end of %s after %d frames', source.description, tx.seq)
                 break
             frame, t_cap = item
-            t_cap += cfg.clock_offset
-            with clock('preprocess'):
-                blob, size = encoder.preprocess(frame)
-            with clock('encode'):
-                out = encoder.backend.forward(blob)
-            with clock('gpu_to_cpu'):
-                payload, shape = encoder.fetch(out)
-            with clock('entropy'):
-                payload, dtype = encoder.entropy_code(payload, cfg.entropy)
-            with clock('reference'):
-                ref = None
-                if cfg.reference_every and seq % cfg.reference_every == 0:
-                    ref = encode_jpeg(resize_to(as_bgr(frame), cfg.size), cfg.reference_quality).tobytes()
-            stages = dict((k, clock.ms[k]) for k in IN_MESSAGE)
-            stages.update(prev)
-            with clock('serialise'):
-                try:
-                    msg = wire.pack(wire.Frame(stream=cfg.stream_id, session=session, seq=seq, t_cap=t_cap,
-                                               model=info.name,
-                                               fp=info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
-                                               stages=stages, ref=ref))
-                except wire.WireError as e:
-                    raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(
-                        size[1], size[0], e.reason, '; shrink frames with --size WxH or use a learned model'
-                        if e.too_big else ''))
-            with clock('send'):
-                delivered = tx.send(msg, seq)
-            if not delivered and cfg.send_timeout_ms < 0:
-                log.warning('frame %d not sent: stopped while waiting for the host at %s', seq, cfg.connect)
-            elif not delivered and (tx.dropped <= 10 or tx.dropped % 100 == 0):
-                log.warning('frame %d dropped: %s (is host-receiver running at %s?)', seq, 'the buffer of {} frames '
-                            'stayed full for {} ms'.format(cfg.buffer_frames, cfg.send_timeout_ms) if not cfg.latest
-                            else 'the socket refused it', cfg.connect)
-            prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}
-            rec = {'seq': seq, 'stream': cfg.stream_id, 'bytes': len(msg), 'width': size[1], 'height': size[0],
-                   't_cap': t_cap, 'sent': delivered, 'stages': clock.ms}
-            if ref is not None:
-                rec['ref_bytes'] = len(ref)
+            sent = tx.send(frame, t_cap, bool(cfg.reference_every and tx.seq % cfg.reference_every == 0), clock)
+            if not sent.delivered and cfg.send_timeout_ms < 0:
+                log.warning('frame %d not sent: stopped while waiting for the host at %s', sent.seq, cfg.connect)
+            elif not sent.delivered and (tx.link.dropped <= 10 or tx.link.dropped % 100 == 0):
+                log.warning('frame %d dropped: %s (is host-receiver running at %s?)', sent.seq, 'the buffer of {} '
+                            'frames stayed full for {} ms'.format(cfg.buffer_frames, cfg.send_timeout_ms)
+                            if not cfg.latest else 'the socket refused it', cfg.connect)
+            rec = {'seq': sent.seq, 'stream': cfg.stream_id, 'bytes': sent.bytes, 'width': sent.size[1],
+                   'height': sent.size[0], 't_cap': t_cap + cfg.clock_offset, 'sent': sent.delivered,
+                   'stages': sent.stages}
+            if sent.ref_bytes:
+                rec['ref_bytes'] = sent.ref_bytes
             jlog.write(rec)
-            for k, v in clock.ms.items():
+            for k, v in sent.stages.items():
                 samples[k].append(v)
-            total_bytes += len(msg)
-            seq += 1
             now = time.time()
             if status_every_s and now - t_status >= status_every_s:
-                log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', seq, (seq - n_status) / (now - t_status),
-                         (len(msg) - len(ref or b'')) * 8.0 / (size[0] * size[1]), clock.ms['encode'])
-                t_status, n_status = now, seq
-            if cfg.fps and (cfg.frames is None or seq < cfg.frames):
-                delay = t0 + seq / cfg.fps - time.time()
+                log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', tx.seq, (tx.seq - n_status) / (now - t_status),
+                         (sent.bytes - sent.ref_bytes) * 8.0 / (sent.size[0] * sent.size[1]), sent.stages['encode'])
+                t_status, n_status = now, tx.seq
+            if cfg.fps and (cfg.frames is None or tx.seq < cfg.frames):
+                delay = t0 + tx.seq / cfg.fps - time.time()
                 if delay > 0:
                     stop.wait(delay)
         elapsed = time.time() - t0
-    return {'frames': seq, 'dropped': tx.dropped, 'dropped_seqs': tx.dropped_seqs, 'resent': tx.resent,
-            'bytes': total_bytes, 'elapsed_s': elapsed, 'stages': samples, 'session': session,
-            'host_seen': tx.handshakes > 0, 'undelivered': tx.undelivered}   # known once the sender has closed
+    return {'frames': tx.seq, 'bytes': tx.bytes, 'elapsed_s': elapsed, 'stages': samples, 'session': tx.session}
 
 
 def _ranges(seqs):
@@ -291,15 +247,6 @@ def _ranges(seqs):
             start = s
         prev = s
     return ', '.join(out)
-
-
-def _rate(info, encoder):
-    """The rate point for the start-up line: JPEG quality for image codes, channels for binary codes, the quality of
-    entropy-coded models."""
-    if info.dtype in ('jpeg', 'bits', 'rans'):
-        return rate_label(info, {'jpeg': getattr(encoder, 'quality', None), 'bits': encoder.channels,
-                                 'rans': getattr(encoder, 'rate', None)}[info.dtype])
-    return info.dtype
 
 
 def main(argv=None):

@@ -18,16 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from nanolink.common import keys, wire
-from nanolink.common.codec import HostDecoder, load_decoders
+from nanolink.common import wire
 from nanolink.common.errors import NanolinkError
 from nanolink.common.stages import END_TO_END, StageClock, StreamLogs, sample_window
-from nanolink.common.transport import MULTIPART, Receiver
 from nanolink.host.display import FrameSaver, Window
 from nanolink.host.live import LiveView
+from nanolink.host.pipeline import Receiver
 from nanolink.host.quality import QualityMonitor
 from nanolink.host.record import Recorder
-from nanolink.host.streams import RejectLog, StreamTable
 from nanolink.host.web import WebViewer
 
 log = logging.getLogger('nanolink.host')
@@ -126,18 +124,8 @@ def _overlay(frame, st):
 
 def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
     stop = stop or threading.Event()
-    decoders = load_decoders(cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.model_dirs, cfg.decoder_variant)
-    for name, by_fp in sorted(decoders.items()):
-        for fp, dec in sorted(by_fp.items()):
-            if isinstance(dec, HostDecoder):       # learned models (jpeg and raw have one decoder)
-                log.info('model %s (fingerprint %s): %s decoder on %s %s', name, fp, dec.variant, cfg.decoder,
-                         cfg.device)
-    rejects = RejectLog()
     samples = collections.defaultdict(sample_window)
-    decoded, received = 0, 0
-    t_status, n_status = time.time(), 0
-    curve = keys.host_options(cfg.curve_keys) if cfg.curve_keys else None
-    with Receiver(cfg.bind, latest=cfg.latest, curve=curve) as rx, StreamLogs(cfg.log) as jlog:
+    with StreamLogs(cfg.log) as jlog:
         def evicted(name):                  # an idle stream's resources go; its counters stay
             jlog.close_stream(name)
             for o in (out.live, out.window):
@@ -146,174 +134,114 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
             if out.recorder:
                 out.recorder.end(name)
 
-        streams = StreamTable(cfg.max_streams, cfg.stream_idle_s, cfg.max_pixel_rate, evicted)
+        with Receiver(cfg.bind, cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.decoder_variant,
+                      cfg.model_dirs, cfg.latest, cfg.curve_keys, cfg.max_streams, cfg.stream_idle_s, cfg.max_size,
+                      cfg.max_pixel_rate, auto_ack=False, on_evict=evicted, stop=stop) as rx:
+            return _loop(cfg, out, rx, jlog, samples, stop, on_listening, status_every_s, on_viewer)
 
-        def totals():
-            accepted, closed = rx.connection_counts()
-            return {'received': received, 'decoded': decoded, 'rejected': rejects.total,
-                    'reject_reasons': dict(rejects.counts), 'connections': {'accepted': accepted, 'closed': closed},
-                    'quality_skipped': out.quality.skipped}
 
-        def ack(message, peer=None):         # a message taken without decoding: acknowledged if it has ids
-            ids = wire.peek_ids(message)
-            if ids is not None:
-                rx.ack(ids[0], ids[1], peer)
+def _loop(cfg, out, rx, jlog, samples, stop, on_listening, status_every_s, on_viewer):
+    for name, fp, variant in rx.models():
+        log.info('model %s (fingerprint %s): %s decoder on %s %s', name, fp, variant, cfg.decoder, cfg.device)
+    streams, rejects = rx.streams, rx.rejects
+    t_status, n_status = time.time(), 0
 
-        def reject(reason, stream, mismatch=False):
-            rejects.add(reason, stream, fingerprint_mismatch=mismatch)
-            st = streams.get(stream)        # only live streams (they delivered a frame): a flood of made-up ids
-            if st is not None:              # must not grow memory (they are counted in the totals and reasons)
-                st.received += 1
-                st.rejected += 1
-                if out.live:
-                    out.live.update_stream(stream, st.as_dict())
+    def totals():
+        accepted, closed = rx.connection_counts()
+        return {'received': rx.received, 'decoded': rx.decoded, 'rejected': rejects.total,
+                'reject_reasons': dict(rejects.counts), 'connections': {'accepted': accepted, 'closed': closed},
+                'quality_skipped': out.quality.skipped}
 
-        if out.live:
+    if out.live:
+        rx.on_reject = lambda stream: stream and out.live.update_stream(stream, streams.get(stream).as_dict())
+        out.live.update_totals(totals())
+    if on_listening:
+        on_listening(rx.endpoint)
+    if out.web and on_viewer:
+        on_viewer(out.web.url)
+    last_frame_t = time.time()             # of the last decoded frame: --timeout counts from there
+    received_at_decode, timed_out = 0, None
+    t0 = None
+    while not stop.is_set() and (cfg.frames is None or rx.decoded < cfg.frames):
+        if out.live:                       # the viewer's totals, as of the previous message
             out.live.update_totals(totals())
-        if on_listening:
-            on_listening(rx.endpoint)
-        if out.web and on_viewer:
-            on_viewer(out.web.url)
-        last_frame_t = time.time()         # of the last decoded frame: --timeout counts from there
-        received_at_decode, timed_out = 0, None
-        t0 = None
-        while not stop.is_set() and (cfg.frames is None or decoded < cfg.frames):
-            if out.live:                       # the viewer's totals, as of the previous message
-                out.live.update_totals(totals())
-            for q in out.quality.results():
-                _quality_result(q, streams.all().get(q['stream']), out, jlog)
-            out.poll_window(stop)
-            if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
-                timed_out = _timeout_message(cfg.timeout, decoded, received - received_at_decode, rejects,
-                                             rx.endpoint)
-                break
-            if out.saver:                      # frames whose PNG is written: acknowledged now
-                for peer, session, seq in out.saver.written():
-                    rx.ack(session, seq, peer)
-            if not rx.wait(0.05 if out.saver and out.saver.busy else 0.2):
-                continue
-            clock = StageClock()
-            with clock('receive'):
-                data = rx.recv_ready()
-            received += 1
-            for peer, older in rx.skipped:     # --latest: waiting messages passed over for a newer one
-                received += 1
-                ack(older, peer)
-            if data is MULTIPART:
-                reject('multipart message: a nanolink frame is one ZeroMQ frame', None)
-                continue
-            with clock('deserialise'):
-                try:
-                    frame = wire.unpack(data, decoders)
-                except wire.WireError as e:
-                    frame, err = None, e
-            if frame is None:
-                reject(err.reason, err.stream, err.fingerprint_mismatch)
-                ack(data)
-                continue
-            if rx.names and frame.stream != rx.user:   # CurveZMQ: a key may only send its own stream id
-                reject('stream id {} is not the one of the key that sent it ({})'.format(frame.stream, rx.user), None)
-                rx.ack(frame.session, frame.seq)
-                continue
-            # from here on the stream is (stream id, session), named by its label: cam, then cam~2 for a twin or
-            # a restarted edge, so that they are counted, logged and saved apart
-            frame.stream = streams.label(frame.stream, frame.session)
-            st = streams.get(frame.stream)
-            if st is not None and st.is_repeat(frame.seq):
-                st.repeats += 1                # sent again after a reconnection: already taken
-                rx.ack(frame.session, frame.seq)
-                continue
-            h, w = frame.size
-            if w > cfg.max_size[0] or h > cfg.max_size[1]:
-                reject('frame of {}x{} is over --max-size {}x{}'.format(w, h, *cfg.max_size), frame.stream)
-                rx.ack(frame.session, frame.seq)
-                continue
-            st, why = streams.admit(frame.stream, time.time(), w * h)
-            if why:
-                reject(why, frame.stream)
-                rx.ack(frame.session, frame.seq)
-                continue
-            dec = decoders[frame.model][frame.fp]
-            with clock('decode'):
-                try:
-                    image = dec.decode(frame)
-                except wire.WireError as e:       # a payload the codec cannot decode (e.g. a broken JPEG)
-                    image, err = None, e
-            if image is None:
-                reject(err.reason, err.stream or frame.stream)
-                st.update(frame.seq)
-                rx.ack(frame.session, frame.seq)
-                continue
-            with clock('postprocess'):
-                bgr = dec.postprocess(image, frame)
-            st.received += 1
-            now = time.time()
-            bpp = st.decoded_frame(frame, len(data), now)
-            last_frame_t, received_at_decode = now, received
-            st.latest.update({'model': frame.model, 'decoder': dec.variant, 'width': frame.size[1],
-                              'height': frame.size[0], 'bpp': bpp, 'bytes': len(data),
-                              'end_to_end_ms': _end_to_end_ms(frame, now), 'sender_stages': frame.stages})
-            with clock('display'):
-                if frame.ref_error:
-                    out.quality.refuse(frame)
-                if frame.ref is not None:
-                    out.quality.submit(frame, bgr)
-                if out.saver:                  # acknowledged once written (above)
-                    out.saver.save(frame.stream, frame.seq, bgr, done=(rx.peer, frame.session, frame.seq))
-                if out.recorder:
-                    out.recorder.add(frame.stream, frame.t_cap, bgr)
-                if out.window:
-                    out.window.show(frame.stream, frame.seq, bgr, _overlay(frame, st))
-            t_done = time.time()
-            e2e = _end_to_end_ms(frame, t_done)
-            if e2e is None:
-                st.clock_ahead += 1
-                if st.clock_ahead == 1:
-                    log.warning('stream %s: its capture times are %.3f s ahead of this host\'s clock, so the two '
-                                'clocks differ; end_to_end is left out for such frames (sync the clocks with NTP / '
-                                'chrony, or give edge-sender --clock-offset; latency-bench --role edge measures it)',
-                                frame.stream, frame.t_cap - t_done)
-            else:
-                clock.ms[END_TO_END] = e2e
-            decoded += 1
-            t0 = t0 or t_done
-            st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': e2e})
-            if out.live:
-                out.live.publish(frame.stream, bgr, st.as_dict(), t_done, e2e)
-            rec = {'seq': frame.seq, 'stream': frame.stream, 'session': '{:016x}'.format(frame.session),
-                   'bytes': len(data), 'width': frame.size[1],
-                   'height': frame.size[0], 'model': frame.model, 'decoder': dec.variant, 't_cap': frame.t_cap,
-                   't_done': t_done,
-                   'stages': clock.ms, 'sender_stages': frame.stages}
-            if frame.ref is not None:
-                rec['ref_bytes'] = len(frame.ref)
-            jlog.write(rec)
-            if not out.saver:                  # decoded and logged: taken (a host killed from here on has it)
-                rx.ack(frame.session, frame.seq)
-            for k, v in clock.ms.items():
-                samples[k].append(v)
-            for k, v in frame.stages.items():
-                samples[k].append(v)
-            if status_every_s and t_done - t_status >= status_every_s:
-                log.info('%d frames decoded, %.1f fps, %d rejected, decode %.1f ms', decoded,
-                         (decoded - n_status) / (t_done - t_status), rejects.total, clock.ms['decode'])
-                t_status, n_status = t_done, decoded
-        out.quality.close(wait=True)           # score the references already received
         for q in out.quality.results():
             _quality_result(q, streams.all().get(q['stream']), out, jlog)
-        if out.saver:                          # write what is queued, then acknowledge it before the socket closes
-            out.saver.drain()
-            for peer, session, seq in out.saver.written():
-                rx.ack(session, seq, peer)
-        rejects.flush()
-        accepted, closed = rx.connection_counts()
-        refused = rx.handshakes_refused
-    return {'received': received, 'decoded': decoded, 'rejected': rejects.total, 'reject_reasons': dict(rejects.counts),
-            'streams': streams.all(), 'streams_refused': streams.refused, 'max_streams': cfg.max_streams,
-            'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
-            'connections': {'accepted': accepted, 'closed': closed, 'refused': refused},
-            'quality': dict(out.quality.streams),
-            'quality_skipped': out.quality.skipped, 'timed_out': timed_out,
+        out.poll_window(stop)
+        if cfg.timeout and time.time() - last_frame_t > cfg.timeout:
+            timed_out = _timeout_message(cfg.timeout, rx.decoded, rx.received - received_at_decode, rejects,
+                                         rx.endpoint)
+            break
+        if out.saver:                      # frames whose PNG is written: acknowledged now
+            for done in out.saver.written():
+                rx.ack_ids(*done)
+        f = rx.recv(0.05 if out.saver and out.saver.busy else 0.2)
+        if f is None:
+            continue
+        frame, st, bgr, clock = f.message, f.stats, f.image, StageClock()
+        clock.ms.update(f.timings)
+        now = time.time()
+        last_frame_t, received_at_decode = now, rx.received
+        st.latest.update({'model': frame.model, 'decoder': f.decoder, 'width': frame.size[1],
+                          'height': frame.size[0], 'bpp': f.bpp, 'bytes': f.bytes,
+                          'end_to_end_ms': _end_to_end_ms(frame, now), 'sender_stages': frame.stages})
+        with clock('display'):
+            if frame.ref_error:
+                out.quality.refuse(frame)
+            if frame.ref is not None:
+                out.quality.submit(frame, bgr)
+            if out.saver:                  # acknowledged once written (above)
+                out.saver.save(frame.stream, frame.seq, bgr, done=(f.peer, frame.session, frame.seq))
+            if out.recorder:
+                out.recorder.add(frame.stream, frame.t_cap, bgr)
+            if out.window:
+                out.window.show(frame.stream, frame.seq, bgr, _overlay(frame, st))
+        t_done = time.time()
+        e2e = _end_to_end_ms(frame, t_done)
+        if e2e is None:
+            st.clock_ahead += 1
+            if st.clock_ahead == 1:
+                log.warning('stream %s: its capture times are %.3f s ahead of this host\'s clock, so the two '
+                            'clocks differ; end_to_end is left out for such frames (sync the clocks with NTP / '
+                            'chrony, or give edge-sender --clock-offset; latency-bench --role edge measures it)',
+                            frame.stream, frame.t_cap - t_done)
+        else:
+            clock.ms[END_TO_END] = e2e
+        t0 = t0 or t_done
+        st.latest.update({'stages': dict(clock.ms), 'end_to_end_ms': e2e})
+        if out.live:
+            out.live.publish(frame.stream, bgr, st.as_dict(), t_done, e2e)
+        rec = {'seq': frame.seq, 'stream': frame.stream, 'session': '{:016x}'.format(frame.session),
+               'bytes': f.bytes, 'width': frame.size[1], 'height': frame.size[0], 'model': frame.model,
+               'decoder': f.decoder, 't_cap': frame.t_cap, 't_done': t_done, 'stages': clock.ms,
+               'sender_stages': frame.stages}
+        if frame.ref is not None:
+            rec['ref_bytes'] = len(frame.ref)
+        jlog.write(rec)
+        if not out.saver:                  # decoded and logged: taken (a host killed from here on has it)
+            rx.ack(f)
+        for k, v in clock.ms.items():
+            samples[k].append(v)
+        for k, v in frame.stages.items():
+            samples[k].append(v)
+        if status_every_s and t_done - t_status >= status_every_s:
+            log.info('%d frames decoded, %.1f fps, %d rejected, decode %.1f ms', rx.decoded,
+                     (rx.decoded - n_status) / (t_done - t_status), rejects.total, clock.ms['decode'])
+            t_status, n_status = t_done, rx.decoded
+    out.quality.close(wait=True)           # score the references already received
+    for q in out.quality.results():
+        _quality_result(q, streams.all().get(q['stream']), out, jlog)
+    if out.saver:                          # write what is queued, then acknowledge it before the socket closes
+        out.saver.drain()
+        for done in out.saver.written():
+            rx.ack_ids(*done)
+    rejects.flush()
+    accepted, closed = rx.connection_counts()
+    return {'received': rx.received, 'decoded': rx.decoded, 'rejected': rejects.total,
+            'reject_reasons': dict(rejects.counts), 'streams': streams.all(), 'streams_refused': streams.refused,
+            'max_streams': cfg.max_streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
+            'connections': {'accepted': accepted, 'closed': closed, 'refused': rx.link.handshakes_refused},
+            'quality': dict(out.quality.streams), 'quality_skipped': out.quality.skipped, 'timed_out': timed_out,
             'recorded': out.recorder.files if out.recorder else [],     # filled when the recorder closes, below
             'record_refused': out.recorder.refused if out.recorder else []}
 

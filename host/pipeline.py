@@ -1,0 +1,201 @@
+"""The host's frame path as a Python object: ``nanolink.Receiver`` (host-receiver is a loop around it).
+
+    with nanolink.Receiver('tcp://*:5555') as rx:
+        for f in rx:                            # ReceivedFrame: f.image (H, W, 3) BGR uint8, f.stream, f.seq, ...
+            ...
+        f = rx.recv(timeout=1.0)                # None when no frame came in time (never hangs)
+
+One message: receive -> wire.unpack (validation; rANS or zlib decoding into bounded buffers) -> checks (a CurveZMQ key
+sends only its own stream id, size, the bounded stream table, repeats) -> decoder network -> postprocess (crop) ->
+acknowledgement to its edge. A message that fails a check is counted (``rejects``), logged at most 5 lines a
+second, acknowledged when its ids can be read, and never raises. Streams are (stream id, session): a restarted edge or
+a twin with the same id is ``<id>~2``, ``~3``... Repeats of frames already taken are acknowledged, not decoded twice.
+"""
+import logging
+import threading
+import time
+
+from nanolink.common import keys, wire
+from nanolink.common.codec import HostDecoder, load_decoders
+from nanolink.common.stages import StageClock
+from nanolink.common.transport import MULTIPART, Receiver as Link
+from nanolink.host.streams import RejectLog, StreamTable
+
+log = logging.getLogger('nanolink.host')
+
+
+class ReceivedFrame(object):
+    """A decoded frame: ``image`` (H, W, 3) BGR uint8 at the sender's size; ``stream`` (the id, or id~N for a later
+    session of it), ``stream_id``, ``session``, ``seq``, ``t_cap`` (capture time, sender's clock), ``model``,
+    ``decoder`` (fast | quality), ``bytes`` (message), ``bpp`` (codec bits per pixel, without a reference), ``stages``
+    (the sender's stage ms), ``timings`` (this host's: receive, deserialise, decode, postprocess), ``ref`` (a
+    reference JPEG or None), ``stats`` (the stream's counters), ``message`` (the validated wire.Frame)."""
+
+    def __init__(self, message, image, stream_id, data_bytes, timings, stats, decoder, peer):
+        self.message, self.image, self.stream_id, self.timings, self.stats = message, image, stream_id, timings, stats
+        self.stream, self.session, self.seq, self.t_cap = message.stream, message.session, message.seq, message.t_cap
+        self.model, self.size, self.stages, self.ref = message.model, message.size, message.stages, message.ref
+        self.bytes, self.decoder, self.peer = data_bytes, decoder, peer
+        ref = len(message.ref) if message.ref is not None else 0
+        self.bpp = (data_bytes - ref) * 8.0 / (message.size[0] * message.size[1])
+
+    def __repr__(self):
+        return 'ReceivedFrame(stream={!r}, seq={}, {}x{}, {:.3f} bpp)'.format(self.stream, self.seq, self.size[1],
+                                                                             self.size[0], self.bpp)
+
+
+class Receiver(object):
+    """Receives, validates and decodes the frames of any number of nanolink edges (``nanolink.Sender``,
+    edge-sender).
+
+    bind: where edges connect, e.g. tcp://*:5555 (tcp://127.0.0.1:* picks a free port: see ``endpoint``).
+    models: decode only these bundled models (default: all, and the jpeg / raw baselines); model_dirs: more
+        exported model folders. decoder: 'onnxruntime' or 'torch'; device: 'cpu' or 'cuda'; threads: decoder threads
+        (0: default); decoder_variant: 'fast' or 'quality' (the heavier decoder of the same bits, for GPU hosts).
+    latest: decode only the newest waiting frame (the older ones are acknowledged and counted, not decoded).
+    curve_keys: a nanolink-keys folder: only edges whose keys are in its authorized/ get in, each under its name.
+    max_streams, stream_idle_s, max_size (W, H), max_pixel_rate: the bounds one sender cannot grow (host/streams.py).
+    auto_ack: acknowledge each frame as ``recv`` returns it; False: call ``ack(frame)`` once it is safely kept
+        (host-receiver --save acknowledges after the PNG is written). on_evict(stream): a stream went idle.
+    stop: a threading.Event that ends ``__iter__``.
+    """
+
+    def __init__(self, bind='tcp://*:5555', models=None, decoder='onnxruntime', device='cpu', threads=0,
+                 decoder_variant='fast', model_dirs=(), latest=False, curve_keys=None, max_streams=64,
+                 stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
+                 auto_ack=True, on_evict=None, stop=None):
+        self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant)
+        curve = keys.host_options(curve_keys) if curve_keys else None
+        self.link = Link(bind, latest=latest, curve=curve)
+        self.endpoint = self.link.endpoint
+        self.rejects = RejectLog()
+        self.streams = StreamTable(max_streams, stream_idle_s, max_pixel_rate, on_evict)
+        self.max_size, self.auto_ack, self.stop = tuple(max_size), auto_ack, stop or threading.Event()
+        self.received = self.decoded = 0
+        self.on_reject = None               # called with (stream or None) after each rejection (the live viewer)
+
+    def models(self):
+        """[(name, fingerprint, decoder variant)] of the learned models this receiver decodes."""
+        return [(name, fp, dec.variant) for name, by_fp in sorted(self.decoders.items())
+                for fp, dec in sorted(by_fp.items()) if isinstance(dec, HostDecoder)]
+
+    def recv(self, timeout=None):
+        """The next decoded frame, or None when none came within ``timeout`` seconds (None: wait until one does or
+        ``stop`` is set). Messages that fail a check are counted and logged on the way, never raised."""
+        deadline = None if timeout is None else time.time() + timeout
+        while not self.stop.is_set():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.time())
+            if left < 0:
+                return None
+            if self.link.wait(max(0.0, left)):
+                f = self._take()
+                if f is not None:
+                    return f
+            elif deadline is not None and time.time() >= deadline:
+                return None
+        return None
+
+    def __iter__(self):
+        while not self.stop.is_set():
+            f = self.recv(0.2)
+            if f is not None:
+                yield f
+
+    def ack(self, frame):
+        """Acknowledge a frame to its edge (auto_ack=False): it will not be sent again."""
+        self.link.ack(frame.session, frame.seq, frame.peer)
+
+    def ack_ids(self, peer, session, seq):
+        self.link.ack(session, seq, peer)
+
+    def _reject(self, reason, stream, mismatch=False):
+        self.rejects.add(reason, stream, fingerprint_mismatch=mismatch)
+        st = self.streams.get(stream)        # only live streams (they delivered a frame): a flood of made-up ids
+        if st is not None:                   # must not grow memory (they are counted in the totals and reasons)
+            st.received += 1
+            st.rejected += 1
+        if self.on_reject:
+            self.on_reject(stream if st is not None else None)
+
+    def _ack_message(self, data, peer=None):
+        ids = wire.peek_ids(data)            # a message taken without decoding: acknowledged if it has ids
+        if ids is not None:
+            self.link.ack(ids[0], ids[1], peer)
+
+    def _take(self):
+        """Process one waiting message: a ReceivedFrame, or None (rejected, a repeat, passed over)."""
+        rx, clock = self.link, StageClock()
+        with clock('receive'):
+            data = rx.recv_ready()
+        self.received += 1
+        for peer, older in rx.skipped:      # latest: waiting messages passed over for a newer one
+            self.received += 1
+            self._ack_message(older, peer)
+        if data is MULTIPART:
+            self._reject('multipart message: a nanolink frame is one ZeroMQ frame', None)
+            return None
+        with clock('deserialise'):
+            try:
+                frame = wire.unpack(data, self.decoders)
+            except wire.WireError as e:
+                frame, err = None, e
+        if frame is None:
+            self._reject(err.reason, err.stream, err.fingerprint_mismatch)
+            self._ack_message(data)
+            return None
+        if rx.names and frame.stream != rx.user:   # CurveZMQ: a key may only send its own stream id
+            self._reject('stream id {} is not the one of the key that sent it ({})'.format(frame.stream, rx.user),
+                         None)
+            rx.ack(frame.session, frame.seq)
+            return None
+        stream_id = frame.stream
+        # from here on the stream is (stream id, session), named by its label
+        frame.stream = self.streams.label(frame.stream, frame.session)
+        st = self.streams.get(frame.stream)
+        if st is not None and st.is_repeat(frame.seq):
+            st.repeats += 1                  # sent again after a reconnection: already taken
+            rx.ack(frame.session, frame.seq)
+            return None
+        h, w = frame.size
+        why = None
+        if w > self.max_size[0] or h > self.max_size[1]:
+            why = 'frame of {}x{} is over --max-size {}x{}'.format(w, h, *self.max_size)
+        else:
+            st, why = self.streams.admit(frame.stream, time.time(), w * h)
+        if why:
+            self._reject(why, frame.stream)
+            rx.ack(frame.session, frame.seq)
+            return None
+        dec = self.decoders[frame.model][frame.fp]
+        with clock('decode'):
+            try:
+                image = dec.decode(frame)
+            except wire.WireError as e:      # a payload the codec cannot decode (e.g. a broken JPEG)
+                image, err = None, e
+        if image is None:
+            self._reject(err.reason, err.stream or frame.stream)
+            st.update(frame.seq)
+            rx.ack(frame.session, frame.seq)
+            return None
+        with clock('postprocess'):
+            bgr = dec.postprocess(image, frame)
+        st.received += 1
+        self.decoded += 1
+        f = ReceivedFrame(frame, bgr, stream_id, len(data), clock.ms, st, dec.variant, rx.peer)
+        st.decoded_frame(frame, len(data), time.time())
+        if self.auto_ack:
+            rx.ack(frame.session, frame.seq)
+        return f
+
+    def connection_counts(self):
+        return self.link.connection_counts()
+
+    def close(self):
+        self.link.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,98 @@
+"""The Python API (import nanolink) on real sockets, pyzmq-test style: random ports on 127.0.0.1, a timeout on every
+receive; and the three examples, run as a user would."""
+import os
+import subprocess
+import sys
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+import nanolink
+from nanolink.common import metrics, zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = sorted(os.path.join(zoo.SAMPLE_DIR, f) for f in os.listdir(zoo.SAMPLE_DIR) if f.endswith('.jpg'))
+
+
+def test_sender_to_receiver_in_one_process():
+    frames = [cv2.imread(p) for p in SAMPLE[:3]]
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['cae']) as rx:
+        with nanolink.Sender(rx.endpoint, model='cae', quality=2, stream_id='api') as tx:
+            sent = [tx.send(f) for f in frames]
+            got = [rx.recv(timeout=60) for _ in frames]
+        assert tx.link.undelivered == 0 and all(s.delivered for s in sent)
+        assert [g.seq for g in got] == [0, 1, 2] and {g.stream for g in got} == {'api'}
+        for f, g in zip(frames, got):
+            assert g.image.shape == f.shape and g.image.dtype == np.uint8
+            assert metrics.psnr(f, g.image) > 24
+            assert g.session == tx.session and set(g.timings) >= {'receive', 'deserialise', 'decode', 'postprocess'}
+            assert {'preprocess', 'encode', 'entropy'} <= set(g.stages)
+        assert rx.recv(timeout=0.2) is None                     # nothing more: a timeout, not a hang
+
+
+def test_receive_timeout_and_rejections_never_raise():
+    import zmq
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg']) as rx:
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.connect(rx.endpoint)
+        s.send(b'not a frame')
+        assert rx.recv(timeout=1.0) is None and rx.rejects.total == 1
+        s.close(0)
+        ctx.term()
+
+
+def test_iteration_stops_with_the_stop_event():
+    stop = threading.Event()
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg'], stop=stop) as rx:
+        t = threading.Timer(0.5, stop.set)
+        t.start()
+        assert list(rx) == []
+        t.join()
+
+
+def test_codec_encode_decode_without_sockets():
+    img = cv2.imread(SAMPLE[0])
+    for model, opts in (('cae', {'quality': 4}), ('ae', {'jpeg_quality': 75}), ('jpeg', {'jpeg_quality': 50})):
+        with nanolink.open_codec(model, **opts) as codec:
+            data = codec.encode(img)
+            out = codec.decode(data)
+            assert isinstance(data, bytes) and out.shape == img.shape and metrics.psnr(img, out) > 24, model
+
+
+def test_bad_arguments_are_usage_errors():
+    with pytest.raises(nanolink.UsageError, match='--quality must be in 1..5'):
+        nanolink.open_codec('cae', quality=9)
+    with pytest.raises(nanolink.UsageError, match='stream_id'):
+        nanolink.Sender('tcp://127.0.0.1:9', model='jpeg', stream_id='no spaces')
+    with pytest.raises(nanolink.UsageError, match='no bundled model'):
+        nanolink.Receiver('tcp://127.0.0.1:*', models=['nope'])
+
+
+def run_example(name, *args, **kw):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'examples', name)] + [str(a) for a in args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, **kw)
+
+
+def test_examples_send_and_receive_each_other():
+    rx = run_example('receive_and_process.py', '--bind', 'tcp://127.0.0.1:*', '--frames', 8, '--timeout', 60)
+    line = rx.stdout.readline()
+    assert line.startswith('listening on tcp://127.0.0.1:'), line + rx.stderr.read()
+    tx = run_example('send_frames.py', '--connect', line.split()[-1], '--frames', 8, '--fps', 20)
+    out, err = tx.communicate(timeout=120)
+    assert tx.returncode == 0, err
+    assert 'all 8 frames acknowledged by the host' in out
+    rout, rerr = rx.communicate(timeout=120)
+    assert rx.returncode == 0, rerr
+    assert rout.count('my-camera #') == 8 and 'brightness' in rout
+
+
+def test_example_encode_to_files(tmp_path):
+    p = run_example('encode_to_files.py', SAMPLE[0], SAMPLE[1], '--out', tmp_path, '--quality', 2)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert out.count('PSNR') == 2
+    name = os.path.splitext(os.path.basename(SAMPLE[0]))[0]
+    assert (tmp_path / (name + '.nlk')).stat().st_size > 1000 and (tmp_path / (name + '.decoded.png')).exists()
