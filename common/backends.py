@@ -76,10 +76,11 @@ class OnnxRuntimeBackend(Backend):
 
 
 class TorchBackend(Backend):
-    """Runs the torch model from a nanolink checkpoint; role 'encoder' (with channels) or 'decoder'."""
+    """Runs the torch model from a nanolink checkpoint; role 'encoder' (with channels) or 'decoder'. On torch older
+    than 1.13 only the bundled checkpoints, or ``trust``ed ones, are loaded (unpickling can run code)."""
     kind = 'torch'
 
-    def __init__(self, path, role, channels=None, device='cpu'):
+    def __init__(self, path, role, channels=None, device='cpu', trust=False):
         Backend.__init__(self)
         try:
             import torch
@@ -90,7 +91,8 @@ class TorchBackend(Backend):
             raise NanolinkError('--device cuda: torch sees no CUDA device; use --device cpu')
         self.torch = torch
         from nanolink.export.onnx_export import encoder_identity
-        model, meta = load_checkpoint(path)
+        bundled = os.path.abspath(path).startswith(os.path.abspath(WEIGHTS_DIR) + os.sep)
+        model, meta = load_checkpoint(path, trusted=trust or bundled)
         net = model.encoder_module(channels) if role == 'encoder' else model.decoder_module()
         self.net = net.to(device).eval()
         self.device = device
@@ -262,7 +264,7 @@ def _tensorrt_backend(path, device):
 ENGINE_KINDS = {'.onnx': 'onnxruntime', '.pt': 'torch', '.pth': 'torch', '.trt': 'tensorrt', '.engine': 'tensorrt'}
 
 
-def open_backend(path, role, channels=None, device=None, threads=0):
+def open_backend(path, role, channels=None, device=None, threads=0, trust=False):
     """Open a network file by its extension (.onnx, .pt, .trt/.engine) on device 'cpu' or 'cuda'.
 
     device None means the file's natural device: the GPU for TensorRT engines, the CPU otherwise.
@@ -282,7 +284,7 @@ def open_backend(path, role, channels=None, device=None, threads=0):
         return _tensorrt_backend(path, device)
     device = device or 'cpu'
     if kind == 'torch':
-        return TorchBackend(path, role, channels, device)
+        return TorchBackend(path, role, channels, device, trust)
     return OnnxRuntimeBackend(path, device, threads)
 
 

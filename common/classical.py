@@ -8,7 +8,10 @@ codec differs (``latency-bench`` rows ``jpeg-qN`` and ``raw``). On the wire the 
 with a fixed fingerprint, dtype ``jpeg`` or ``raw``, and shape [3, H, W] equal to the frame size.
 """
 import hashlib
+import os
 import struct
+import sys
+import tempfile
 
 import cv2
 import numpy as np
@@ -116,10 +119,40 @@ def decode_jpeg(payload, shape, stream=None):
     got = jpeg_size(payload)
     if got != (h, w):
         raise wire.WireError('jpeg payload is {}x{} but the message says {}x{}'.format(got[1], got[0], w, h), stream)
-    image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
+    with _Stderr() as warnings:                 # libjpeg reports corrupt scan data only as a warning on stderr
+        image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.shape[:2] != (h, w):
         raise wire.WireError('jpeg payload does not decode to a {}x{} image'.format(w, h), stream)
+    if warnings.text:
+        raise wire.WireError('jpeg payload is corrupt ({})'.format(warnings.text.strip().splitlines()[0][:100]),
+                             stream)
     return image
+
+
+class _Stderr(object):
+    """Captures what C code writes to file descriptor 2 meanwhile (libjpeg's warnings, which OpenCV does not
+    return): a corrupt JPEG is then a rejection instead of a garbled frame, and nothing floods the host's stderr.
+    Used on the receive loop's thread; a line another thread writes in that window is kept and written after."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._tmp = tempfile.TemporaryFile()
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        raw = self._tmp.read()
+        self._tmp.close()
+        text = raw.decode('utf-8', 'replace')
+        self.text = '\n'.join(l for l in text.splitlines() if 'JPEG' in l or 'jpeg' in l)
+        other = '\n'.join(l for l in text.splitlines() if not ('JPEG' in l or 'jpeg' in l))
+        if other:
+            os.write(2, (other + '\n').encode('utf-8', 'replace'))
+        return False
 
 
 def encode_jpeg(bgr, quality):

@@ -56,13 +56,14 @@ class EdgeEncoder(object):
         self.backend, self.info, self.channels, self.size = backend, info, channels, size
 
     @classmethod
-    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0, quality=None, rate=None):
+    def open(cls, model='cae', engine=None, channels=None, device=None, size=None, threads=0, quality=None, rate=None,
+             trust=False):
         """From a bundled model name (picking its encoder for the rate point) or an engine file.
 
         The rate point is ``rate`` (quality level 1..Q) for entropy-coded models (dtype "rans", ``cae``), ``quality``
         (JPEG quality) for models whose code is an image (dtype "jpeg", ``ae``), ``channels`` for binary codes."""
         if engine:
-            backend = open_backend(engine, 'encoder', channels, device, threads)
+            backend = open_backend(engine, 'encoder', channels, device, threads, trust)
             if getattr(backend, 'input_name', 'image') != 'image':     # an exported decoder reads 'symbols'
                 raise NanolinkError('{} is a decoder (its input is "{}"), not an encoder: give --engine an encoder '
                                     '(an -enc ONNX file, or drop --engine for the bundled --model)'.format(
@@ -236,14 +237,14 @@ class HostDecoder(object):
                 self.inv_gain[q] = np.asarray(t['inv_gain'], dtype=np.float32).reshape(-1, 1, 1)
 
     @classmethod
-    def open(cls, info, decoder='onnxruntime', device='cpu', threads=0, variant=zoo.FAST):
+    def open(cls, info, decoder='onnxruntime', device='cpu', threads=0, variant=zoo.FAST, trust=False):
         """The model's ``variant`` decoder ('fast', or one of its decoder_variants such as 'quality': the same
         bits, a heavier network) on ``decoder`` runtime (onnxruntime | torch)."""
         path = info.decoder_file(variant, decoder)
         if not path or not os.path.isfile(path):
             raise NanolinkError('model {} has no {} {} decoder file ({})'.format(info.name, variant, decoder,
                                                                              path or 'none'))
-        return cls(info, open_backend(path, 'decoder', None, device, threads), variant)
+        return cls(info, open_backend(path, 'decoder', None, device, threads, trust), variant)
 
     def symbols(self, frame):
         c, h, w = frame.shape
@@ -270,7 +271,8 @@ class HostDecoder(object):
         return imageproc.finish(image, frame.size)
 
 
-def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=(), variant=zoo.FAST):
+def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=(), variant=zoo.FAST,
+                  trust=False):
     """{name: {fingerprint: decoder}} for bundled models (all, or ``names``), extra model folders and the
     classical baselines (jpeg, raw; nanolink.common.classical).
 
@@ -294,7 +296,7 @@ def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, ex
     out = {}
     for info in infos:
         out.setdefault(info.name, {})[info.fingerprint] = HostDecoder.open(info, decoder, device, threads,
-                                                                           info.variant_or_fast(variant))
+                                                                           info.variant_or_fast(variant), trust)
     for name in CLASSICAL:
         if not names or name in names:
             dec = ClassicalDecoder(name)

@@ -59,6 +59,7 @@ class EdgeConfig:
     clock_offset: float = 0.0                # seconds added to capture times (host clock; latency-bench)
     reference_every: int = 0                 # send a reference JPEG of every N-th source frame (0: never)
     reference_quality: int = 95              # its JPEG quality
+    trust_checkpoint: bool = False           # unpickle an --engine .pt on torch < 1.13
 
 
 def build_parser():
@@ -100,6 +101,9 @@ def build_parser():
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: the runtime\'s '
                                                           'default)'.format(cliutil.MAX_THREADS))
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='with an --engine .pt on torch older than 1.13 (JetPack 4.6): load it though that torch can '
+                        'only unpickle it, which may run code (newer torch loads weights only, safely)')
     p.add_argument('--send-timeout', type=int, default=1000, metavar='MS',
                    help='with the buffer full (the host away or slow), wait this long for it, then drop the frame '
                         '(counted and named in the summary; default: %(default)s); 0: wait as long as it takes (no '
@@ -170,7 +174,7 @@ def config_from_args(args):
                       device=args.device, threads=args.threads, latest=args.latest,
                       curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
                       entropy=args.entropy, send_timeout_ms=args.send_timeout or -1, buffer_frames=args.buffer,
-                      buffer_mb=args.buffer_mb,
+                      buffer_mb=args.buffer_mb, trust_checkpoint=args.trust_checkpoint,
                       reference_every=args.reference_every, reference_quality=args.reference_quality)
 
 
@@ -182,7 +186,8 @@ def run(cfg, stop=None, status_every_s=2.0):
     stop = stop or threading.Event()
     with Sender(cfg.connect, cfg.model, cfg.engine, cfg.quality, cfg.channels, cfg.jpeg_quality, cfg.stream_id,
                 cfg.size, cfg.device, cfg.threads, cfg.latest, cfg.curve_keys, cfg.send_timeout_ms, cfg.buffer_frames,
-                cfg.buffer_mb, cfg.entropy, cfg.clock_offset, cfg.reference_quality, stop=stop) as tx:
+                cfg.buffer_mb, cfg.entropy, cfg.clock_offset, cfg.reference_quality, stop=stop,
+                trust_checkpoint=cfg.trust_checkpoint) as tx:
         result = _stream(cfg, tx, stop, status_every_s)
     link = tx.link                      # its counts are final once the sender has closed
     result.update(dropped=link.dropped, dropped_seqs=link.dropped_seqs, resent=link.resent,

@@ -45,13 +45,14 @@ class Sender(object):
     buffer_frames, buffer_mb: frames kept until acknowledged (sent again after a reconnection).
     entropy: 'zlib' or 'none' for cae-bin's binary codes. clock_offset: seconds added to capture times.
     reference_quality: JPEG quality of the reference frames ``send(..., reference=True)`` attaches.
-    stop: a threading.Event that cuts waits short (Ctrl-C).
+    stop: a threading.Event that cuts waits short (Ctrl-C). trust_checkpoint: load an --engine .pt on torch older
+    than 1.13, which can only unpickle it (that may run code).
     """
 
     def __init__(self, connect, model=None, engine=None, quality=None, channels=None, jpeg_quality=None,
                  stream_id='edge', size=None, device=None, threads=0, latest=False, curve_keys=None,
                  send_timeout_ms=1000, buffer_frames=256, buffer_mb=64.0, entropy='zlib', clock_offset=0.0,
-                 reference_quality=95, linger_ms=None, stop=None):
+                 reference_quality=95, linger_ms=None, stop=None, trust_checkpoint=False):
         try:
             wire.check_stream_id(stream_id)
         except wire.WireError as e:
@@ -60,7 +61,7 @@ class Sender(object):
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)
         else:
             self.encoder = EdgeEncoder.open(model or zoo.DEFAULT_MODEL, engine, channels, device, size, threads,
-                                            jpeg_quality, quality)
+                                            jpeg_quality, quality, trust=trust_checkpoint)
         self.link = None
         try:
             info = self.info = self.encoder.info

@@ -44,10 +44,25 @@ def fingerprint(state_dict):
     return h.hexdigest()[:16]
 
 
-def load_checkpoint(path):
-    """-> (model in eval mode, identity dict: name, fingerprint, stride, multiple, channels, rate_points)."""
+def torch_load(path, trusted=True):
+    """torch.load without running code: weights_only where torch has it (1.13+), which nanolink's checkpoints
+    (tensors, numbers, strings, dicts, the RNG state) pass. Older torch (JetPack 4.6 has 1.10) can only unpickle,
+    which may run code: that is done for ``trusted`` files only (the bundled weights; a file the user vouched for)."""
+    import inspect
+    if 'weights_only' in inspect.signature(torch.load).parameters:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    if not trusted:
+        raise NanolinkError('{}: torch {} cannot load a .pt file without running the code it may hold (no weights_only '
+                            'before torch 1.13); pass --trust-checkpoint if you trust this file, or use its ONNX export'
+                            .format(path, torch.__version__))
+    return torch.load(path, map_location='cpu')
+
+
+def load_checkpoint(path, trusted=None):
+    """-> (model in eval mode, identity dict: name, fingerprint, stride, multiple, channels, rate_points).
+    trusted (see torch_load): default, the files of the bundled weights and the user's own (tools given a path)."""
     try:
-        ck = torch.load(path, map_location='cpu', weights_only=False)
+        ck = torch_load(path, True if trusted is None else trusted)
         if not isinstance(ck, dict) or not {'model_config', 'model_name', 'model'} <= set(ck):
             raise ValueError('it holds no model_name, model_config and model weights')
         cfg = dict(ck['model_config'])
@@ -58,7 +73,7 @@ def load_checkpoint(path):
         model.load_state_dict(ck['model'])
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise NanolinkError('{}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from nanolink-train or '
-                            'an exported NAME.pt'.format(path, type(e).__name__, e))
+                            'an exported NAME.pt'.format(path, type(e).__name__, str(e).splitlines()[0][:200]))
     model.eval()
     return model, identity(model)
 

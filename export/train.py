@@ -38,6 +38,7 @@ try:                                    # --help works without the training extr
     from pytorch_msssim import ms_ssim
     from tqdm import tqdm
     from nanolink.export.models import MODELS, build_model
+    from nanolink.export.onnx_export import torch_load
     MISSING = None
 except ImportError as e:
     MISSING, MODELS = e, {}
@@ -257,10 +258,10 @@ def train(cfg):
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0
     if cfg.init and not os.path.exists(ckpt_path):
-        model.load_state_dict(torch.load(cfg.init, map_location='cpu', weights_only=False)['model'])
+        model.load_state_dict(torch_load(cfg.init)['model'])
         print('initialised from {}'.format(cfg.init), flush=True)
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+        ck = torch_load(ckpt_path)
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
         step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)

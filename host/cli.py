@@ -78,6 +78,9 @@ def build_parser():
     p.add_argument('--max-pixel-rate', type=float, default=250.0, metavar='MPX',
                    help='decode at most MPX million pixels a second per stream, refusing frames beyond that before '
                         'decoding (default: %(default)s, 4K at 30 fps)')
+    p.add_argument('--trust-checkpoints', action='store_true',
+                   help='with --decoder torch and a --model-dir on torch older than 1.13: load its .pt files though '
+                        'that torch can only unpickle them, which may run code')
     p.add_argument('--quiet', action='store_true', help='no status lines, only warnings and the summary')
     return p
 
@@ -106,7 +109,7 @@ def config_from_args(args):
                       record_fps=args.record_fps,
                       record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir, max_streams=args.max_streams,
                       stream_idle_s=args.stream_idle, max_size=max_size,
-                      max_pixel_rate=args.max_pixel_rate * 1e6)
+                      max_pixel_rate=args.max_pixel_rate * 1e6, trust_checkpoints=args.trust_checkpoints)
 
 
 def main(argv=None):

@@ -57,14 +57,16 @@ class Receiver(object):
     max_streams, stream_idle_s, max_size (W, H), max_pixel_rate: the bounds one sender cannot grow (host/streams.py).
     auto_ack: acknowledge each frame as ``recv`` returns it; False: call ``ack(frame)`` once it is safely kept
         (host-receiver --save acknowledges after the PNG is written). on_evict(stream): a stream went idle.
-    stop: a threading.Event that ends ``__iter__``.
+    stop: a threading.Event that ends ``__iter__``. trust_checkpoints: load --model-dir .pt decoders (torch) on torch
+    older than 1.13, which can only unpickle them (that may run code).
     """
 
     def __init__(self, bind='tcp://*:5555', models=None, decoder='onnxruntime', device='cpu', threads=0,
                  decoder_variant='fast', model_dirs=(), latest=False, curve_keys=None, max_streams=64,
                  stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
-                 auto_ack=True, on_evict=None, stop=None):
-        self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant)
+                 auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False):
+        self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant,
+                                      trust_checkpoints)
         curve = keys.host_options(curve_keys) if curve_keys else None
         self.link = Link(bind, latest=latest, curve=curve)
         self.endpoint = self.link.endpoint

@@ -57,6 +57,7 @@ class HostConfig:
     stream_idle_s: float = 300.0        # a stream without frames this long is evicted (state released)
     max_size: Tuple[int, int] = (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # (W, H) decoded at most
     max_pixel_rate: float = 250e6       # decoded pixels a second per stream (4K at 30 fps is 249 M)
+    trust_checkpoints: bool = False     # unpickle --model-dir .pt decoders on torch < 1.13
 
 
 def run(cfg, stop=None, on_listening=None, status_every_s=2.0, on_viewer=None):
@@ -136,7 +137,8 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
 
         with Receiver(cfg.bind, cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.decoder_variant,
                       cfg.model_dirs, cfg.latest, cfg.curve_keys, cfg.max_streams, cfg.stream_idle_s, cfg.max_size,
-                      cfg.max_pixel_rate, auto_ack=False, on_evict=evicted, stop=stop) as rx:
+                      cfg.max_pixel_rate, auto_ack=False, on_evict=evicted, stop=stop,
+                      trust_checkpoints=cfg.trust_checkpoints) as rx:
             return _loop(cfg, out, rx, jlog, samples, stop, on_listening, status_every_s, on_viewer)
 
 

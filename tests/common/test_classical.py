@@ -103,3 +103,16 @@ def test_classical_codecs_reject_bad_options():
         ClassicalEncoder('jpeg', quality=0)
     with pytest.raises(NanolinkError, match='unknown classical codec'):
         ClassicalDecoder('png')
+
+
+def test_a_jpeg_libjpeg_warns_about_is_rejected_not_shown(sample_frame, capfd):
+    """libjpeg decodes truncated or corrupt scan data with a warning on stderr (OpenCV returns an image anyway):
+    that is a rejection, and the warning does not reach the host's stderr."""
+    from nanolink.common.classical import decode_jpeg, encode_jpeg
+    good = encode_jpeg(sample_frame, 75).tobytes()
+    h, w = sample_frame.shape[:2]
+    assert decode_jpeg(good, (3, h, w)).shape == sample_frame.shape
+    for bad in (good[:len(good) // 2], good[:-2] + b'\x00' * 64 + good[-2:]):
+        with pytest.raises(wire.WireError, match='jpeg payload is corrupt'):
+            decode_jpeg(bad, (3, h, w))
+    assert 'JPEG' not in capfd.readouterr().err

@@ -243,3 +243,20 @@ def test_identity_from_manifest_needs_the_file_listed_there(tmp_path):
     build_engine.refuse_decoder(listed)                       # an encoder passes
     with pytest.raises(NanolinkError, match='no nanolink metadata|cannot read'):
         build_engine._metadata_from_manifest(str(tmp_path / 'sub' / 'x.onnx'))
+
+
+def test_a_pt_file_that_would_run_code_is_refused_in_one_line(tmp_path):
+    """torch.load(weights_only=True) for every .pt: a pickle carrying code is refused, not run (the edge's --engine
+    and the host's --model-dir load .pt files from users)."""
+    import pickle
+    marker = tmp_path / 'ran'
+
+    class Evil(object):
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+    with open(str(tmp_path / 'evil.pt'), 'wb') as f:
+        pickle.dump({'model': Evil()}, f)
+    from conftest import cli
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', tmp_path / 'evil.pt', '--frames', 1)
+    assert r.returncode == 1 and 'not a nanolink checkpoint' in r.stderr and 'Traceback' not in r.stderr
+    assert not marker.exists()
