@@ -112,7 +112,8 @@ def test_a_jpeg_libjpeg_warns_about_is_rejected_not_shown(sample_frame, capfd):
     good = encode_jpeg(sample_frame, 75).tobytes()
     h, w = sample_frame.shape[:2]
     assert decode_jpeg(good, (3, h, w)).shape == sample_frame.shape
-    for bad in (good[:len(good) // 2], good[:-2] + b'\x00' * 64 + good[-2:]):
-        with pytest.raises(wire.WireError, match='jpeg payload is corrupt'):
-            decode_jpeg(bad, (3, h, w))
+    with pytest.raises(wire.WireError, match='jpeg payload (is corrupt|does not decode)'):
+        decode_jpeg(good[:len(good) // 2], (3, h, w))
+    with pytest.raises(wire.WireError, match='jpeg payload is corrupt'):      # a warning, and an image
+        decode_jpeg(good[:-2] + b'\x00' * 64 + good[-2:], (3, h, w))
     assert 'JPEG' not in capfd.readouterr().err
