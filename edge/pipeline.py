@@ -19,7 +19,7 @@ from nanolink.common.codec import EdgeEncoder, rate_label
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import as_bgr, resize_to
 from nanolink.common.stages import StageClock
-from nanolink.common.transport import Sender as Link
+from nanolink.common.sender import Sender as Link
 
 log = logging.getLogger('nanolink.edge')
 IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's, in its message

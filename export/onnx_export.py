@@ -24,6 +24,7 @@ import warnings
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
+from nanolink.export.onnx_graph import drop_byte_concat_casts, share_weights
 try:                                    # --help works without torch; main() says what to install
     import torch
     from nanolink.export.models import MODELS, PackedEncoder, build_model
@@ -151,53 +152,8 @@ def export_onnx(module, example, path, input_name, output_name, meta, dyn_in=Non
         warnings.simplefilter('ignore')
         torch.onnx.export(module, example, path, input_names=[input_name], output_names=[output_name],
                           dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
-    _drop_byte_concat_casts(path)
+    drop_byte_concat_casts(path)
     _set_metadata(path, meta)
-
-
-def _drop_byte_concat_casts(path):
-    """torch's exporter widens uint8 tensors to int64 around every Concat and narrows the result back; both
-    casts are exact no-ops on bytes and cost a full-frame pass each (the decoders' DisplayBytes). Remove them
-    where shape inference proves every widened input is uint8 and the only consumer narrows to uint8."""
-    import onnx
-    from onnx import TensorProto
-    m = onnx.load(path)
-    g = m.graph
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in list(onnx.shape_inference.infer_shapes(m).graph.value_info) + list(g.input) + list(g.output)}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-
-    def cast_to(node, dtype):
-        return node is not None and node.op_type == 'Cast' and node.attribute[0].i == dtype
-
-    graph_outputs = {o.name for o in g.output}
-    drop, rename = set(), {}
-    for n in g.node:
-        if n.op_type != 'Concat':
-            continue
-        ins = [producer.get(i) for i in n.input]
-        outs = consumers.get(n.output[0], [])
-        if (all(cast_to(p, TensorProto.INT64) and types.get(p.input[0]) == TensorProto.UINT8
-                and len(consumers[p.output[0]]) == 1 for p in ins)
-                and len(outs) == 1 and cast_to(outs[0], TensorProto.UINT8) and outs[0].output[0] not in graph_outputs):
-            for p in ins:
-                drop.add(id(p))
-                rename[p.output[0]] = p.input[0]
-            drop.add(id(outs[0]))
-            rename[outs[0].output[0]] = n.output[0]
-    if not drop:
-        return
-    keep = [n for n in g.node if id(n) not in drop]
-    for n in keep:
-        n.input[:] = [rename.get(i, i) for i in n.input]
-    del g.node[:]
-    g.node.extend(keep)
-    onnx.checker.check_model(m)
-    onnx.save(m, path)
 
 
 CODE_DTYPES = {'uint8': torch.uint8, 'float16': torch.float16} if MISSING is None else {'uint8': None, 'float16': None}
@@ -286,43 +242,6 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     manifest.update(extra_manifest or {})
     write_manifest(out_dir, manifest)
     return manifest
-
-
-def share_weights(paths, location, min_bytes=4096):
-    """Store the large initializers that the ONNX files in ``paths`` (one folder) all hold, with the very same
-    values, once: in ``location`` beside them, as ONNX external data that each file points into. ONNX Runtime and
-    TensorRT's parser (parse_from_file, trtexec) read it from the file's folder. Files must stay together."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-    folder = os.path.dirname(paths[0])
-    models = [onnx.load(p) for p in paths]
-    big = [t.name for t in models[0].graph.initializer if len(t.raw_data) >= min_bytes]
-    ref = {t.name: numpy_helper.to_array(t) for t in models[0].graph.initializer if t.name in big}
-    for m, p in zip(models[1:], paths[1:]):
-        have = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer if t.name in ref}
-        if set(have) != set(ref) or any(not np.array_equal(have[k], ref[k]) for k in ref):
-            raise NanolinkError('{} does not hold the same weights as {}: cannot share them'.format(p, paths[0]))
-    offsets, data = {}, bytearray()
-    for t in models[0].graph.initializer:
-        if t.name in ref:
-            data += b'\0' * (-len(data) % 64)                     # aligned, as onnx writes external data
-            offsets[t.name] = (len(data), len(t.raw_data))
-            data += t.raw_data
-    with open(os.path.join(folder, location), 'wb') as f:
-        f.write(bytes(data))
-    for m, p in zip(models, paths):
-        for t in m.graph.initializer:
-            if t.name in offsets:
-                t.ClearField('raw_data')
-                t.data_location = onnx.TensorProto.EXTERNAL
-                del t.external_data[:]
-                for k, v in (('location', location), ('offset', str(offsets[t.name][0])),
-                             ('length', str(offsets[t.name][1]))):
-                    e = t.external_data.add()
-                    e.key, e.value = k, v
-        onnx.save(m, p)
-    onnx.checker.check_model(paths[0])
 
 
 def _export_code_image_model(model, out_dir, extra_manifest, code_dtype, with_float16=False):

@@ -69,6 +69,7 @@ class TrainConfig:
     arch: Tuple[str, ...] = ()           # model Config overrides, e.g. ('dec_width=16', 'dec_layers=2')
     clip: float = 0.0                    # gradient norm clipping (0: none)
     schedule: str = 'cosine'             # learning rate: cosine (to lr / 50 at --steps) | constant
+    decay_from: int = 0                  # cosine: hold lr until this step, then decay to lr / 50 at --steps
 
 
 HELP = {
@@ -93,6 +94,7 @@ HELP = {
             'the keys are the model Config fields, printed by python -m nanolink.export.models',
     'clip': 'clip the gradient norm to this (0: no clipping)',
     'schedule': 'learning rate schedule: cosine (decays to lr / 50 at --steps) or constant',
+    'decay_from': 'with --schedule cosine: keep --lr until this step, then decay (a run resumed for its last phase)',
 }
 
 
@@ -279,8 +281,9 @@ def train(cfg):
     loss_avg = None
     while step < cfg.steps:
         lr = cfg.lr
-        if cfg.schedule == 'cosine':
-            lr = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        if cfg.schedule == 'cosine' and step >= cfg.decay_from:
+            t = (step - cfg.decay_from) / float(max(1, cfg.steps - cfg.decay_from))
+            lr = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
         for g in opt.param_groups:
             g['lr'] = lr
         x = sampler.batch(cfg.batch)

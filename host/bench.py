@@ -23,8 +23,6 @@ stamps capture times on the host's clock, so end-to-end latency means something 
 p5_ms, p95_ms}}, total_s, avg_ms}]} with the stage names of the wire logs), latency.csv and latency.png.
 """
 import argparse
-import csv
-import json
 import os
 import signal
 import subprocess
@@ -32,38 +30,23 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import msgpack
 import zmq
 
 from nanolink.common import wire, zoo
-from nanolink.common.classical import ClassicalDecoder, ClassicalEncoder
-from nanolink.common.codec import EdgeEncoder, HostDecoder
+from nanolink.codec import Codec
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common.imageproc import resize_to
 from nanolink.common.metrics import psnr
 from nanolink.common.transport import check_endpoint
-from nanolink.common.stages import ALL_STAGES, END_TO_END, percentile, read_jsonl, time_calls
+from nanolink.common.stages import read_jsonl
 from nanolink.edge.sources import open_source
-from nanolink.host.demo import _read_first_line, _tail
+from nanolink.host.bench_report import format_micro, format_rows, micro_benchmark, summarise_row, write_outputs
+from nanolink.host.launch import HostProcess, tail as _tail
 
 # Published figures of the reference slides (../shared/REFERENCE.md section 1), printed for comparison only.
-SLIDES = [
-    ('slides: Lossy CAE 2 MB, Nano', 504, 28.56, 'encode 7-15, misc 0.2-1, GPU->CPU 1-3, pickle 1-3, send 10-15, '
-                                                 'T_200 4.845 s, avg 24 ms, host CPU decode > 10 s'),
-    ('slides: Lossy CAE 2 MB, Nano', 1008, 34.01, 'encode 8-15, misc 0.2-1, GPU->CPU 6-10, pickle 5-7, send 6-10, '
-                                                  'T_200 5.763 s, avg 28 ms, host CPU decode 50 ms'),
-]
-# The slides' columns, in order: (header, stages summed per frame)
-COLUMNS = [('Encode', ('encode',)), ('Misc (encode)', ('preprocess',)), ('GPU->CPU', ('gpu_to_cpu',)),
-           ('Serialise', ('serialise',)), ('Send', ('send',)), ('Misc (decode)', ('postprocess',)),
-           ('Decode', ('decode',))]
-EXTRA = [('capture', ('capture',)), ('entropy', ('entropy',)), ('receive', ('receive',)), ('deserialise', ('deserialise',)),
-         ('display', ('display',)), ('end_to_end', (END_TO_END,))]
-CHART_STAGES = [s for s in ALL_STAGES if s != END_TO_END]
-
-
 def parse_list(text, option, cast=str):
     try:
         items = [cast(x.strip()) for x in text.split(',') if x.strip()]
@@ -74,17 +57,13 @@ def parse_list(text, option, cast=str):
     return items
 
 
-def stat(values):
-    return {'median_ms': percentile(values, 50), 'p5_ms': percentile(values, 5), 'p95_ms': percentile(values, 95)}
-
-
 # ----------------------------------------------------------------------------------------------- the plan
 class Row(object):
-    """One benchmark row: what edge-sender runs (model and its options) at one size."""
+    """One benchmark row: what edge-sender runs (model and its options) at one size, and its codec for the quality
+    measurement (the same encoder, wire message and decoder, in this process)."""
 
-    def __init__(self, name, model, size, edge_args, encoder, decoder):
-        self.name, self.model, self.size, self.edge_args = name, model, size, edge_args
-        self.encoder, self.decoder = encoder, decoder
+    def __init__(self, name, model, size, edge_args, codec):
+        self.name, self.model, self.size, self.edge_args, self.codec = name, model, size, edge_args, codec
         self.psnr = self.bpp = None
 
     @property
@@ -100,27 +79,18 @@ def source_frames(source, size, n=6):
             item = src.read()
             if item is None:
                 break
-            f = item[0]
-            shrink = size * size < f.shape[0] * f.shape[1]
-            frames.append(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
+            frames.append(resize_to(item[0], (size, size)))
     if not frames:
         raise NanolinkError('--source {} gave no frames'.format(source))
     return frames
 
 
-def message_quality(encoder, decoder, frames):
+def message_quality(codec, frames):
     """(mean PSNR dB or None when lossless, mean bpp of the wire messages) of frames through the codec."""
     ps, bpps = [], []
-    for i, f in enumerate(frames):
-        blob, size = encoder.preprocess(f)
-        payload, shape = encoder.fetch(encoder.backend.forward(blob))
-        info = encoder.info
-        payload, dtype = encoder.entropy_code(payload)             # as edge-sender sends it (--entropy zlib)
-        msg = wire.pack(wire.Frame(stream='bench', seq=i, t_cap=time.time(), model=info.name, fp=info.fingerprint,
-                                   dtype=dtype, shape=shape, size=size, payload=payload, stages={}))
-        frame = wire.unpack(msg, {info.name: {info.fingerprint: decoder}})
-        out = decoder.postprocess(decoder.decode(frame), frame)
-        ps.append(psnr(f, out))
+    for f in frames:
+        msg = codec.encode(f)
+        ps.append(psnr(f, codec.decode(msg)))
         bpps.append(len(msg) * 8.0 / (f.shape[0] * f.shape[1]))
     p = float(np.mean(ps))
     return (None if np.isinf(p) else p), float(np.mean(bpps))
@@ -130,8 +100,7 @@ def jpeg_quality_for(frames, bpp):
     """Highest OpenCV JPEG quality whose mean message bpp over frames is at most bpp (at least 1)."""
     best = 1
     for q in range(1, 101):
-        enc, dec = ClassicalEncoder('jpeg', q), ClassicalDecoder('jpeg')
-        if message_quality(enc, dec, frames[:3])[1] <= bpp:
+        if message_quality(Codec('jpeg', jpeg_quality=q), frames[:3])[1] <= bpp:
             best = q
         else:
             break
@@ -146,32 +115,28 @@ def plan(args):
         for model in args.models:
             info = zoo.bundled_model(model)
             if info.dtype == 'jpeg':                  # ae: its rate is the JPEG quality of the code image
-                q = info.default_channels
-                enc = EdgeEncoder.open(model, None, None, 'cpu', None, args.threads, quality=q)
-                rate = ['--jpeg-quality', str(q)]
+                opts, rate = {'jpeg_quality': info.default_channels}, ['--jpeg-quality', str(info.default_channels)]
             elif info.dtype == 'rans':                # cae: its quality level
                 q = args.quality or info.default_channels
-                enc = EdgeEncoder.open(model, None, None, 'cpu', None, args.threads, rate=q)
-                rate = ['--quality', str(q)]
+                opts, rate = {'quality': q}, ['--quality', str(q)]
             else:
                 k = args.channels or info.default_channels
-                enc = EdgeEncoder.open(model, None, k, 'cpu', None, args.threads)
-                rate = ['--channels', str(k)]
-            dec = HostDecoder.open(info, args.decoder, args.device, args.threads,
-                                   info.variant_or_fast(args.decoder_variant))          # as host-receiver
-            row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, enc, dec)
-            row.psnr, row.bpp = message_quality(enc, dec, frames)
+                opts, rate = {'channels': k}, ['--channels', str(k)]
+            codec = Codec(model, decoder=args.decoder, device=args.device, threads=args.threads,
+                          decoder_variant=info.variant_or_fast(args.decoder_variant), **opts)   # as host-receiver
+            row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, codec)
+            row.psnr, row.bpp = message_quality(codec, frames)
             model_bpp = row.bpp if model_bpp is None else model_bpp
             rows.append(row)
         if 'jpeg' in args.baselines:
             q = jpeg_quality_for(frames, model_bpp) if model_bpp else args.jpeg_quality
             row = Row('jpeg-q{}'.format(q), 'jpeg', size, ['--model', 'jpeg', '--jpeg-quality', str(q)],
-                      ClassicalEncoder('jpeg', q), ClassicalDecoder('jpeg'))
-            row.psnr, row.bpp = message_quality(row.encoder, row.decoder, frames)
+                      Codec('jpeg', jpeg_quality=q))
+            row.psnr, row.bpp = message_quality(row.codec, frames)
             rows.append(row)
         if 'raw' in args.baselines:
-            row = Row('raw', 'raw', size, ['--model', 'raw'], ClassicalEncoder('raw'), ClassicalDecoder('raw'))
-            row.psnr, row.bpp = message_quality(row.encoder, row.decoder, frames)
+            row = Row('raw', 'raw', size, ['--model', 'raw'], Codec('raw'))
+            row.psnr, row.bpp = message_quality(row.codec, frames)
             rows.append(row)
     return rows
 
@@ -179,23 +144,15 @@ def plan(args):
 # --------------------------------------------------------------------------------------------- processes
 def start_host(args, out, frames_total=None):
     """host-receiver as a subprocess; frames_total None: it runs until SIGINT."""
-    cmd = [sys.executable, '-m', 'nanolink.host.cli', '--bind', args.bind, '--log', os.path.join(out, 'host.jsonl'),
-           '--decoder', args.decoder, '--decoder-variant', args.decoder_variant, '--device', args.device, '--quiet']
+    cmd = ['--log', os.path.join(out, 'host.jsonl'), '--decoder', args.decoder, '--decoder-variant',
+           args.decoder_variant, '--device', args.device, '--quiet']
     if frames_total:
         cmd += ['--frames', str(frames_total), '--timeout', str(args.timeout)]
     for m in sorted(set(args.models) | set(b for b in args.baselines)):
         cmd += ['--model', m]
     if args.threads:
         cmd += ['--threads', str(args.threads)]
-    err = open(os.path.join(out, 'host.stderr.txt'), 'w')
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-    line = _read_first_line(proc, 60)
-    if not line.startswith('listening on '):
-        proc.kill()
-        proc.wait()
-        err.close()
-        raise NanolinkError('host-receiver did not start:\n' + _tail(err.name))
-    return proc, err, line[len('listening on '):]
+    return HostProcess(cmd, bind=args.bind, stderr_path=os.path.join(out, 'host.stderr.txt'))
 
 
 def run_edge(args, out, row, endpoint, offset):
@@ -296,141 +253,6 @@ def time_endpoint(data_endpoint):
 
 
 # ---------------------------------------------------------------------------------------------- results
-def summarise_row(row, host_rows, frames, warmup):
-    mine = sorted((r for r in host_rows if r['stream'] == row.stream and r['seq'] >= warmup), key=lambda r: r['seq'])
-    if not mine:
-        raise NanolinkError('no timed frame of {} reached the host'.format(row.stream))
-    samples = {}
-    for r in mine:
-        for k, v in list(r['stages'].items()) + list(r['sender_stages'].items()):
-            samples.setdefault(k, []).append(v)
-    total_s = max(r['t_done'] for r in mine) - min(r['t_cap'] for r in mine)
-    return {'model': row.name, 'size': row.size, 'frames': len(mine), 'psnr': row.psnr,
-            'bpp': float(np.mean([r['bytes'] * 8.0 / (r['width'] * r['height']) for r in mine])),
-            'stages': {k: stat(samples[k]) for k in ALL_STAGES if k in samples},
-            'total_s': total_s, 'avg_ms': 1000.0 * total_s / len(mine), 'lost': frames - len(mine)}
-
-
-def cell(stages, names):
-    if not all(n in stages for n in names):
-        return '-'
-    s = stages[names[0]]
-    return '{:.2f} ({:.2f}-{:.2f})'.format(s['median_ms'], s['p5_ms'], s['p95_ms'])
-
-
-def format_rows(results, title):
-    head = ['Model, size (PSNR)'] + [c for c, _ in COLUMNS[:5]] + ['T_N s', 'Avg ms'] + [c for c, _ in COLUMNS[5:]]
-    lines = [title, ' | '.join(head)]
-    for r in results:
-        ps = 'lossless' if r['psnr'] is None else '{:.2f}'.format(r['psnr'])
-        cells = ['{}, {}² ({}) {:.3f} bpp'.format(r['model'], r['size'], ps, r['bpp'])]
-        cells += [cell(r['stages'], n) for _, n in COLUMNS[:5]]
-        cells += ['T_{} {:.3f}{}'.format(r['frames'], r['total_s'], ' ({} lost)'.format(r['lost']) if r['lost'] else ''),
-                  '{:.1f}'.format(r['avg_ms'])]
-        cells += [cell(r['stages'], n) for _, n in COLUMNS[5:]]
-        lines.append(' | '.join(cells))
-    lines.append('')
-    lines.append('also: ' + ' | '.join(c for c, _ in EXTRA) + '   (median (p5-p95) ms)')
-    for r in results:
-        lines.append('{}, {}²: '.format(r['model'], r['size']) + ' | '.join(cell(r['stages'], n) for _, n in EXTRA))
-    lines.append('')
-    lines.append('reference, published in the slides (not measured here):')
-    for name, size, p, text in SLIDES:
-        lines.append('  {}, {}² ({:.2f}): {}'.format(name, size, p, text))
-    return '\n'.join(lines)
-
-
-def micro_benchmark(size, runs=200):
-    """Our payload and message vs the slides' pickled float32 features, for the cae-bin code at size x size, k = 8
-    (size padded to cae-bin's multiple of 8, as the edge pads it)."""
-    size = -(-size // 8) * 8
-    h = size // 4
-    rng = np.random.RandomState(0)
-    bits = rng.randint(0, 2, size=(8, h, h)).astype(np.uint8)
-    features = bits.astype(np.float32) * 2 - 1                      # what the slides copied and pickled
-    info = zoo.bundled_model('cae-bin')
-    spec = {'cae-bin': {info.fingerprint: info}}
-
-    payload = wire.pack_bits(bits)                                  # packed inside the encoder graph, on the device
-
-    def ours_pack():
-        return wire.pack(wire.Frame(stream='b', seq=1, t_cap=time.time(), model='cae-bin', fp=info.fingerprint,
-                                    shape=(8, h, h), size=(size, size), payload=payload, stages={}))
-    msg = ours_pack()
-    dumps, loads, pickled = _slides_pickle_roundtrip(features)
-
-    def t(fn):
-        return float(np.median(time_calls(fn, runs, warmup=5)))
-    r = {'size': size, 'payload_bytes': len(payload), 'message_bytes': len(msg),
-         'float32_bytes': features.nbytes, 'pickle_bytes': len(pickled),
-         'serialise_ms': t(ours_pack), 'deserialise_ms': t(lambda: wire.unpack(msg, spec)),
-         'pickle_dumps_ms': t(dumps), 'pickle_loads_ms': t(loads)}
-    r['copy_ratio'] = r['float32_bytes'] / float(r['payload_bytes'])
-    r['serialise_ratio'] = r['pickle_dumps_ms'] / r['serialise_ms']
-    r['deserialise_ratio'] = r['pickle_loads_ms'] / r['deserialise_ms']
-    return r
-
-
-def _slides_pickle_roundtrip(features):
-    """The slides' approach, for timing only: pickle a local float32 array in memory. Nothing here touches a
-    socket; nanolink never unpickles network data."""
-    import pickle
-    data = pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL)
-    return (lambda: pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL)), (lambda: pickle.loads(data)), data
-
-
-def format_micro(m):
-    return ('micro-benchmark, cae-bin k=8 code of a {0}² frame vs the slides\' pickled float32 features (8x{1}x{1}):\n'
-            '  device->host copy: {2:,} B packed bits vs {3:,} B float32  ({4:.0f}x less)\n'
-            '  serialise:   wire.pack {5:.3f} ms ({6:,} B) vs pickle.dumps {7:.3f} ms ({8:,} B): pickle/ours = {9:.2f}\n'
-            '  deserialise: wire.unpack (validated) {10:.3f} ms vs pickle.loads {11:.3f} ms: pickle/ours = {12:.2f}'
-            ).format(
-        m['size'], m['size'] // 4, m['payload_bytes'], m['float32_bytes'], m['copy_ratio'], m['serialise_ms'],
-        m['message_bytes'], m['pickle_dumps_ms'], m['pickle_bytes'], m['serialise_ratio'], m['deserialise_ms'],
-        m['pickle_loads_ms'], m['deserialise_ratio'])
-
-
-def write_outputs(out, results, micro, meta):
-    with open(os.path.join(out, 'latency.json'), 'w') as f:
-        json.dump(dict(meta, rows=results, micro_benchmark=micro), f, indent=2)
-        f.write('\n')
-    with open(os.path.join(out, 'latency.csv'), 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['model', 'size', 'frames', 'psnr', 'bpp', 'total_s', 'avg_ms', 'stage', 'median_ms', 'p5_ms',
-                    'p95_ms'])
-        for r in results:
-            for k, s in r['stages'].items():
-                w.writerow([r['model'], r['size'], r['frames'], r['psnr'], round(r['bpp'], 5), round(r['total_s'], 4),
-                            round(r['avg_ms'], 3), k, round(s['median_ms'], 4), round(s['p5_ms'], 4),
-                            round(s['p95_ms'], 4)])
-    chart(os.path.join(out, 'latency.png'), results)
-
-
-def chart(path, results):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    labels = ['{} {}²'.format(r['model'], r['size']) for r in results]
-    fig, ax = plt.subplots(figsize=(10, 0.6 * len(results) + 2))
-    left = np.zeros(len(results))
-    colors = plt.get_cmap('tab20').colors
-    for i, stage in enumerate(CHART_STAGES):
-        v = np.array([r['stages'].get(stage, {}).get('median_ms', 0.0) for r in results])
-        ax.barh(labels, v, left=left, color=colors[i % len(colors)], label=stage)
-        left += v
-    for y, r in enumerate(results):
-        ax.text(left[y], y, '  avg {:.1f} ms/frame'.format(r['avg_ms']), va='center', fontsize=8)
-    ax.set_xlim(0, max(left.max(), 1e-3) * 1.3)
-    ax.invert_yaxis()
-    ax.set_xlabel('median ms per frame, by stage (edge then host)')
-    ax.set_title('latency-bench: per-stage breakdown')
-    ax.legend(ncol=4, fontsize=7, loc='lower right')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------------------- main
 def build_parser():
     p = argparse.ArgumentParser(prog='latency-bench', description=__doc__.split('\n')[0])
     p.add_argument('--models', default=zoo.DEFAULT_MODEL, help='comma-separated bundled models (default: %(default)s, '
@@ -524,7 +346,8 @@ def run(args):
         return 0
     total = len(rows) * (args.frames + args.warmup)
     ctx = zmq.Context()
-    host, err, endpoint = start_host(args, out, total if args.role == 'host' else None)
+    launched = start_host(args, out, total if args.role == 'host' else None)
+    host, endpoint, err_path = launched.proc, launched.endpoint, launched.stderr_path
     clock = None
     try:
         if args.role == 'host':
@@ -539,14 +362,11 @@ def run(args):
             try:
                 rc = host.wait(30)
             except subprocess.TimeoutExpired:
-                raise NanolinkError('host-receiver did not stop on SIGINT:\n' + _tail(err.name))
+                raise NanolinkError('host-receiver did not stop on SIGINT:\n' + _tail(err_path))
         if rc != 0:
-            raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc, _tail(err.name)))
+            raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc, _tail(err_path)))
     finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait()
-        err.close()
+        launched.kill()
         if clock:
             clock.close()
         ctx.term()

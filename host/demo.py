@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
@@ -30,19 +29,7 @@ from nanolink.common.imageproc import parse_size
 from nanolink.common.metrics import ms_ssim, psnr
 from nanolink.common.stages import format_table, read_jsonl, summarise
 from nanolink.edge.sources import open_source
-
-
-def _read_first_line(proc, timeout_s):
-    box = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    t.start()
-    t.join(timeout_s)
-    return box[0].decode().strip() if box else ''
-
-
-def _tail(path, n=15):
-    with open(path, errors='replace') as f:
-        return ''.join(f.readlines()[-n:])
+from nanolink.host.launch import HostProcess, tail
 
 
 def stream(args, out):
@@ -50,41 +37,23 @@ def stream(args, out):
     py = [sys.executable, '-m']
     host_log, edge_log = os.path.join(out, 'host.jsonl'), os.path.join(out, 'edge.jsonl')
     host_err, edge_err = os.path.join(out, 'host.stderr.txt'), os.path.join(out, 'edge.stderr.txt')
-    host_cmd = py + ['nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--frames', str(args.frames),
-                     '--save', os.path.join(out, 'frames'), '--log', host_log, '--timeout', str(args.timeout),
-                     '--model', args.model, '--quiet']
-    with open(host_err, 'w') as herr:
-        host = subprocess.Popen(host_cmd, stdout=subprocess.PIPE, stderr=herr)
-        try:
-            line = _read_first_line(host, 60)
-            if not line.startswith('listening on '):
-                host.wait(5)
-                raise NanolinkError('host-receiver did not start:\n' + _tail(host_err))
-            endpoint = line[len('listening on '):]
-            edge_cmd = py + ['nanolink.edge.cli', '--camera', args.source, '--loop', '--frames', str(args.frames),
-                             '--connect', endpoint, '--log', edge_log, '--model', args.model, '--quiet']
-            if args.channels is not None:
-                edge_cmd += ['--channels', str(args.channels)]
-            if args.jpeg_quality is not None:
-                edge_cmd += ['--jpeg-quality', str(args.jpeg_quality)]
-            if args.quality is not None:
-                edge_cmd += ['--quality', str(args.quality)]
-            if args.size:
-                edge_cmd += ['--size', args.size]
-            if args.fps is not None:
-                edge_cmd += ['--fps', str(args.fps)]
-            print('demo: {}\ndemo: {}'.format(' '.join(host_cmd[2:]), ' '.join(edge_cmd[2:])), flush=True)
-            with open(edge_err, 'w') as eerr:
-                rc_edge = subprocess.call(edge_cmd, stderr=eerr, timeout=args.timeout * 4 + 60)
-            if rc_edge != 0:
-                raise NanolinkError('edge-sender failed (exit {}):\n{}'.format(rc_edge, _tail(edge_err)))
-            rc_host = host.wait(args.timeout + 30)
-            if rc_host != 0:
-                raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc_host, _tail(host_err)))
-        finally:
-            if host.poll() is None:
-                host.kill()
-                host.wait()
+    host_args = ['--frames', str(args.frames), '--save', os.path.join(out, 'frames'), '--log', host_log, '--timeout',
+                 str(args.timeout), '--model', args.model, '--quiet']
+    with HostProcess(host_args, stderr_path=host_err) as host:
+        edge_cmd = py + ['nanolink.edge.cli', '--camera', args.source, '--loop', '--frames', str(args.frames),
+                         '--connect', host.endpoint, '--log', edge_log, '--model', args.model, '--quiet']
+        for option, value in (('--channels', args.channels), ('--jpeg-quality', args.jpeg_quality),
+                              ('--quality', args.quality), ('--size', args.size), ('--fps', args.fps)):
+            if value is not None:
+                edge_cmd += [option, str(value)]
+        print('demo: host-receiver {}\ndemo: {}'.format(' '.join(host_args), ' '.join(edge_cmd[2:])), flush=True)
+        with open(edge_err, 'w') as eerr:
+            rc_edge = subprocess.call(edge_cmd, stderr=eerr, timeout=args.timeout * 4 + 60)
+        if rc_edge != 0:
+            raise NanolinkError('edge-sender failed (exit {}):\n{}'.format(rc_edge, tail(edge_err)))
+        rc_host = host.wait(args.timeout + 30)
+        if rc_host != 0:
+            raise NanolinkError('host-receiver failed (exit {}):\n{}'.format(rc_host, tail(host_err)))
     return read_jsonl(edge_log), read_jsonl(host_log)
 
 

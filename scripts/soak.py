@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from nanolink.host.launch import HostProcess
+
 
 def rss_mb(pid):
     with open('/proc/{}/status'.format(pid)) as f:
@@ -42,10 +44,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     hlog, elog = os.path.join(args.out, 'host.jsonl'), os.path.join(args.out, 'edge.jsonl')
-    host = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*',
-                             '--log', hlog, '--quiet'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    endpoint = host.stdout.readline().strip().split()[-1]
+    launched = HostProcess(['--log', hlog, '--quiet'])
+    host, endpoint = launched.proc, launched.endpoint
     edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://' + args.size,
                              '--frames', str(args.frames), '--connect', endpoint, '--log', elog, '--quiet'],
                             stderr=subprocess.PIPE, universal_newlines=True)

@@ -16,6 +16,7 @@ import sys
 import cv2
 import numpy as np
 
+from nanolink.host.launch import HostProcess
 from nanolink.common.metrics import ms_ssim, psnr
 from nanolink.edge.sources import image_paths
 
@@ -41,11 +42,10 @@ def main(argv=None):
     paths = image_paths(args.images)
     n = len(paths)
     os.makedirs(args.out, exist_ok=True)
-    host = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--frames',
-                             str(n), '--save', os.path.join(args.out, 'frames'), '--log',
-                             os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet'],
-                            stdout=subprocess.PIPE, universal_newlines=True)
-    endpoint = host.stdout.readline().strip().split()[-1]
+    launched = HostProcess(['--frames', str(n), '--save', os.path.join(args.out, 'frames'), '--log',
+                            os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet'],
+                           stderr_path=os.path.join(args.out, 'host.stderr.txt'))
+    host, endpoint = launched.proc, launched.endpoint
     rate = (['--channels', str(args.channels)] if args.channels else []) + \
         (['--quality', str(args.quality)] if args.quality else []) + \
         (['--jpeg-quality', str(args.jpeg_quality)] if args.jpeg_quality else [])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from nanolink.common import zoo
+from nanolink.common.errors import NanolinkError
+from nanolink.host import launch
 
 SAMPLE = zoo.SAMPLE_DIR
 
@@ -42,17 +44,15 @@ def cli(module, *args, timeout=120, **kw):
                           stderr=subprocess.PIPE, timeout=timeout, universal_newlines=True, **kw)
 
 
-class HostProcess(object):
-    """host-receiver on tcp://127.0.0.1:<random port>, as a subprocess."""
+class HostProcess(launch.HostProcess):
+    """host-receiver on tcp://127.0.0.1:<random port>, as a subprocess (nanolink.host.launch, as the demo and
+    latency-bench start it); stderr piped, and ``wait`` returns (exit status, stderr)."""
 
     def __init__(self, *args, bind='tcp://127.0.0.1:*'):
-        self.proc = subprocess.Popen([sys.executable, '-m', 'nanolink.host.cli', '--bind', bind]
-                                     + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     universal_newlines=True)
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith('listening on tcp://'), 'host-receiver did not start: {!r} {}'.format(
-            line, self.proc.stderr.read() if self.proc.poll() is not None else '')
-        self.endpoint = line[len('listening on '):]
+        try:
+            launch.HostProcess.__init__(self, args, bind=bind)
+        except NanolinkError as e:
+            raise AssertionError(str(e))
 
     def wait(self, timeout=60):
         try:
@@ -62,11 +62,6 @@ class HostProcess(object):
             out, err = self.proc.communicate()
             raise AssertionError('host-receiver did not finish in {} s:\n{}'.format(timeout, err[-3000:]))
         return self.proc.returncode, err
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 @pytest.fixture

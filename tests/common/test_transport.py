@@ -5,7 +5,8 @@ import time
 import zmq
 
 from nanolink.common import wire
-from nanolink.common.transport import CREDIT, MULTIPART, Receiver, Sender
+from nanolink.common.sender import Sender
+from nanolink.common.transport import CREDIT, MULTIPART, Receiver
 
 SESSION = 0x1234
 

@@ -10,7 +10,7 @@ import zmq
 
 from nanolink.common import wire
 from nanolink.common.classical import classical_info
-from nanolink.common.transport import Sender
+from nanolink.common.sender import Sender
 from nanolink.host.streams import MAX_REASON_KEYS, RejectLog, StreamTable, reason_key
 
 RAW = classical_info('raw')

@@ -7,7 +7,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nanolink.common import wire, zoo
-from nanolink.common.transport import Sender
+from nanolink.common.sender import Sender
 
 N_MALFORMED = 10000
 

@@ -108,7 +108,7 @@ def test_stats_json_and_mjpeg_stream_follow_the_live_stream(tmp_path, host_proce
         # a rejected message of this stream is counted on it; one of a stream that never decoded only in the totals
         import msgpack
         import zmq
-        from nanolink.common.transport import Sender
+        from nanolink.common.sender import Sender
         ctx = zmq.Context()
         with Sender(host.endpoint, context=ctx) as tx:
             for name in ('cam1', 'ghost'):
@@ -328,7 +328,7 @@ def test_bad_reference_frames_are_logged_and_the_frames_still_decode(tmp_path, h
     import zmq
     from nanolink.common import wire
     from nanolink.common.classical import classical_info, encode_jpeg
-    from nanolink.common.transport import Sender
+    from nanolink.common.sender import Sender
     img = np.ascontiguousarray(sample_frame[:192, :256])
     fp = classical_info('raw').fingerprint
     refs = [encode_jpeg(img[:96], 95).tobytes(),                # a JPEG of the wrong size

@@ -37,7 +37,8 @@ import torch
 import torch.nn as nn
 
 from nanolink.export.entropy_model import FactorizedPrior, integer_tables, table_bits
-from nanolink.export.models import DisplayBytes, display_conv, display_order, register_model
+from nanolink.export.models.layers import DisplayBytes, display_conv, display_order
+from nanolink.export.models.registry import register_model
 
 
 def _conv(cin, cout, k, stride=1):
@@ -55,6 +56,7 @@ class EntropyCAE(nn.Module):
         lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024)   # one per quality 1..5: ~0.25..1 bpp
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
+        train_rates: Tuple[int, ...] = ()                 # train at these qualities only (a single-lambda fork)
 
         @property
         def rate_points(self):
@@ -106,7 +108,8 @@ class EntropyCAE(nn.Module):
 
     # -- the trainer's interface (nanolink.export.train) --
     def train_loss(self, x, progress):
-        q = torch.randint(len(self.config.lambdas), (x.shape[0],))
+        rates = self.config.train_rates or self.config.rate_points
+        q = torch.tensor(rates)[torch.randint(len(rates), (x.shape[0],))] - 1
         out = self(x, q)
         px = x.shape[-2] * x.shape[-1]
         bpp = -torch.log2(out['likelihoods']).sum(dim=(1, 2, 3)) / px              # (B,)

@@ -1,0 +1,269 @@
+"""The edge's end of the link: a ZeroMQ DEALER whose I/O thread keeps frames until the host acknowledges them.
+
+    with Sender('tcp://192.168.1.10:5555', session=s) as tx:   # edges connect (works through Docker and NAT)
+        tx.send(message_bytes, seq)                     # False if it had to be dropped (buffer full too long)
+
+The protocol (acknowledgements, credit, resending after a reconnection, latest mode) is described in
+nanolink.common.transport; the acknowledgement message is in nanolink.common.wire.
+"""
+import collections
+import os
+import threading
+import time
+
+import zmq
+
+from nanolink.common import wire
+from nanolink.common.errors import UsageError
+from nanolink.common.transport import CREDIT, _ipv6, _Socket, check_endpoint
+
+
+class Sender(_Socket):
+    WAIT_STEP_MS = 200     # how often a wait looks at its stop event
+    STOP_LINGER_MS = 2000  # once ``stop`` is set, the longest close still waits for frames to be acknowledged
+    RESEND_AFTER_S = 10.0  # connected, frames in flight and no acknowledgement for this long: send them again
+
+    def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False,
+                 curve=(), stop=None, session=None, buffer_frames=256, buffer_bytes=64 << 20):
+        """curve: socket options from nanolink.common.keys.edge_options (CurveZMQ client), or ().
+        stop: a threading.Event (Ctrl-C) that cuts waits for the host short: a full buffer, and close.
+        session: the wire session of the frames (acknowledgements of other sessions are ignored); None: read from
+        each message. buffer_frames, buffer_bytes: the acknowledged mode's buffer."""
+        self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://192.168.1.10:5555')
+        self.stop, self.session, self.latest = stop, session, latest
+        self.send_timeout_ms, self.linger_ms = send_timeout_ms, linger_ms
+        self.buffer_frames, self.buffer_bytes = buffer_frames, buffer_bytes
+        options = list(curve) + _ipv6(endpoint) + [(zmq.LINGER, 0), (zmq.SNDHWM, hwm if latest else 4 * CREDIT)]
+        options += [(zmq.CONFLATE, 1)] if latest else []
+        # (not ZMQ_IMMEDIATE: it drops a connection's unread incoming messages, the last acknowledgements among
+        # them, when the host closes; frames queued for a connection that died are sent again anyway, and the host
+        # drops the repeats)
+        _Socket.__init__(self, zmq.DEALER, context, options)
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        try:
+            self.socket.connect(endpoint)
+        except zmq.ZMQError as e:
+            self.close()
+            raise UsageError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._wake_r, self._wake_w = os.pipe()   # send() wakes the I/O thread through it
+        os.set_blocking(self._wake_w, False)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = None
+        self._pending = collections.deque()     # [session, seq, message, sent now, sent ever], oldest first
+        self._bytes = 0
+        self._in_flight = 0
+        self._credit = CREDIT
+        self._last_progress = time.time()
+        self.sent = 0                 # frames handed to the socket (first sends)
+        self.resent = 0               # frames sent again after a reconnection
+        self.acked = 0                # frames the host acknowledged
+        self.dropped = 0              # frames given up: the buffer stayed full (or, latest: the socket refused)
+        self.dropped_seqs = []        # their seqs (the first 10000)
+        self.handshakes = 0           # hosts that completed a ZeroMQ handshake with this socket (reconnects too)
+        self.connected = False        # a host is connected now (as of the last monitor event read)
+        self.undelivered = 0          # set by close: frames never acknowledged
+        self.bad_acks = 0             # answers that were not acknowledgements of this sender's frames
+        if not latest:                # from here on the I/O thread alone uses the socket
+            self._thread = threading.Thread(target=self._io, name='nanolink-sender', daemon=True)
+            self._thread.start()
+
+    def describe(self):
+        """The buffer, as the edge prints it at start."""
+        if self.latest:
+            return 'latest frame only (no acknowledgements)'
+        return 'acknowledged, buffer {} frames / {:.0f} MB'.format(self.buffer_frames, self.buffer_bytes / 2.0 ** 20)
+
+    def send(self, message, seq=None):
+        """Queue one message (its seq, or read from it); False when it had to be dropped. Acknowledged mode: the
+        I/O thread sends it (and again after a reconnection) until the host acknowledges it."""
+        if self.latest:
+            self._read_answers()
+            try:
+                self.socket.send(message, zmq.NOBLOCK, copy=len(message) < 65536)
+            except zmq.Again:
+                return self._drop(seq)
+            self.sent += 1
+            return True
+        session = self.session
+        if seq is None or session is None:
+            ids = wire.peek_ids(message)
+            if ids is None:                   # not a frame (a test's junk): sent once connected, never acknowledged
+                session = seq = None
+            else:
+                session, seq = ids if session is None else (session, seq if seq is not None else ids[1])
+        deadline = None if self.send_timeout_ms < 0 else time.time() + self.send_timeout_ms / 1000.0
+        with self._cond:
+            while len(self._pending) >= self.buffer_frames or (self._pending and
+                                                               self._bytes + len(message) > self.buffer_bytes):
+                now = time.time()
+                if (deadline is not None and now >= deadline) or (self.stop is not None and self.stop.is_set()):
+                    return self._drop(seq)
+                self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
+                                min(self.WAIT_STEP_MS / 1000.0, deadline - now))
+            self._pending.append([session, seq, message, False, False])
+            self._bytes += len(message)
+        self._wake()
+        return True
+
+    def _drop(self, seq):
+        self.dropped += 1
+        if seq is not None and len(self.dropped_seqs) < 10000:
+            self.dropped_seqs.append(seq)
+        return False
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b'x')
+        except (BlockingIOError, OSError):    # the pipe is full: the thread is awake anyway
+            pass
+
+    def _read_answers(self):
+        """latest: acknowledgements are not needed; read them (and connection events) so they do not pile up."""
+        while self._monitor.poll(0):
+            self._event()
+        while self.socket.poll(0):
+            self.socket.recv()
+
+    def _io(self):
+        """The I/O thread of the acknowledged mode: the only user of the socket after start."""
+        while True:
+            ready = dict(self._poller.poll(self.WAIT_STEP_MS))
+            with self._cond:
+                if self._wake_r in ready:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except (BlockingIOError, OSError):
+                        pass
+                while self._monitor.poll(0):
+                    self._event()
+                while self.socket.poll(0):
+                    self._answer(self.socket.recv())
+                self._transmit()
+                self._cond.notify_all()
+                if self._closing:
+                    return
+
+    def _event(self):
+        from zmq.utils.monitor import recv_monitor_message
+        event = recv_monitor_message(self._monitor)['event']
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.handshakes += 1
+            self.connected = True
+        elif event == zmq.EVENT_DISCONNECTED:
+            self.connected = False
+            self._rewind()            # what that connection did not acknowledge goes again on the next one
+
+    def _rewind(self):
+        for entry in self._pending:
+            entry[3] = False
+        self._in_flight = 0
+        self._last_progress = time.time()
+
+    def _answer(self, data):
+        try:
+            session, seq, credit = wire.unpack_ack(data)
+        except wire.WireError:
+            self.bad_acks += 1
+            return
+        if self.session is not None and session != self.session:
+            self.bad_acks += 1
+            return
+        self._credit = credit
+        popped = False
+        while self._pending and self._pending[0][4] and self._pending[0][0] == session and self._pending[0][1] <= seq:
+            entry = self._pending.popleft()
+            self._bytes -= len(entry[2])
+            self._in_flight -= int(entry[3])
+            self.acked += 1
+            popped = True
+        if popped:
+            self._last_progress = time.time()
+
+    def _transmit(self):
+        if self.connected and self._in_flight and time.time() - self._last_progress > self.RESEND_AFTER_S:
+            self._rewind()            # acknowledgements stopped on a live connection: send the window again
+        untracked = []
+        for entry in self._pending:
+            if self._in_flight >= self._credit:
+                break
+            if entry[3]:
+                continue
+            try:
+                self.socket.send(entry[2], zmq.NOBLOCK, copy=len(entry[2]) < 65536)
+            except zmq.Again:         # the socket's queue is full (no host for a while)
+                break
+            if entry[1] is None:      # not a frame: sent once, nothing to wait for
+                untracked.append(entry)
+                continue
+            if entry[4]:
+                self.resent += 1
+            else:
+                self.sent += 1
+            entry[3] = entry[4] = True
+            self._in_flight += 1
+        for entry in untracked:
+            self._pending.remove(entry)
+            self._bytes -= len(entry[2])
+
+    def wait_acknowledged(self, timeout_ms):
+        """Wait up to timeout_ms (-1: until all are, or ``stop`` plus STOP_LINGER_MS) for every buffered frame to be
+        acknowledged; True if none is left."""
+        if self.latest:
+            return True
+        deadline = None if timeout_ms < 0 else time.time() + timeout_ms / 1000.0
+        stopped = False
+        with self._cond:
+            while self._pending:
+                if not stopped and self.stop is not None and self.stop.is_set():
+                    stopped = True
+                    stop_deadline = time.time() + self.STOP_LINGER_MS / 1000.0
+                    deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
+                now = time.time()
+                if deadline is not None and now >= deadline:
+                    break
+                self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
+                                min(self.WAIT_STEP_MS / 1000.0, deadline - now))
+            return not self._pending
+
+    def wait_connected(self, timeout_s):
+        """True once a host has completed a handshake with this socket (waiting up to timeout_s for one)."""
+        deadline = time.time() + timeout_s
+        while not self.connected and time.time() < deadline:
+            if self.latest:
+                if self._monitor.poll(int(min(self.WAIT_STEP_MS, max(0, deadline - time.time()) * 1000))):
+                    self._event()
+            else:
+                with self._cond:
+                    self._cond.wait(min(self.WAIT_STEP_MS / 1000.0, max(0, deadline - time.time())))
+        return self.connected
+
+    @property
+    def pending(self):
+        return len(self._pending)
+
+    def close(self, linger_ms=None):
+        """Close after waiting up to ``linger_ms`` (default: the constructor's; -1: as long as it takes, until
+        ``stop``) for buffered frames to be acknowledged; those that were not are counted in ``undelivered``."""
+        if self.socket is not None:
+            linger = self.linger_ms if linger_ms is None else linger_ms
+            if self.latest and self._monitor is not None:
+                self._read_answers()
+                self.socket.setsockopt(zmq.LINGER, max(0, linger) if linger >= 0 else self.STOP_LINGER_MS)
+            elif getattr(self, '_thread', None) is not None:
+                self.wait_acknowledged(linger)
+                with self._cond:
+                    self._closing = True
+                self._wake()
+                self._thread.join()
+                self._thread = None
+                self.undelivered = len(self._pending)
+        for fd in (getattr(self, '_wake_r', None), getattr(self, '_wake_w', None)):
+            if fd is not None:
+                os.close(fd)
+        self._wake_r = self._wake_w = None
+        _Socket.close(self)
