@@ -27,7 +27,7 @@ from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
 from nanolink.export.onnx_graph import drop_byte_concat_casts, share_weights
 try:                                    # --help works without torch; main() says what to install
     import torch
-    from nanolink.export.models import MODELS, PackedEncoder, build_model
+    from nanolink.export.models import MODELS, build_model
     MISSING = None
 except ImportError as e:
     MISSING, MODELS = e, {}
@@ -161,6 +161,19 @@ DECODER_OUT = {'output': 'image', 'output_shape': [1, 'H', 'W', 3], 'output_dtyp
                'note_output': 'BGR bytes ready to show; the host crops the padding off'}
 
 
+def _export_encoders(model, out_dir, code_dtype, with_float16, tag, output, dyn_out=None):
+    """One ONNX encoder per rate point (NAME-enc-<tag><k>[-float16].onnx) -> the manifest's encoders entries."""
+    files, x = {}, torch.rand(1, 3, 64, 96)
+    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoders'):
+        files[key] = {}
+        for k in model.config.rate_points:
+            fn = '{}-enc-{}{}{}.onnx'.format(model.model_name, tag, k, '' if dtype == 'uint8' else '-' + dtype)
+            export_onnx(model.encoder_module(k, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
+                        output, encoder_identity(model, k), dyn_out=dyn_out)
+            files[key][str(k)] = fn
+    return files
+
+
 def _encoder_sets(code_dtype, with_float16, key):
     """(code dtype, manifest files key) of each encoder set to write."""
     sets = [(code_dtype, key)]
@@ -185,14 +198,7 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8', with_float16
     ident = identity(model)
     name = ident['name']
     files = {'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
-    x = torch.rand(1, 3, 64, 96)
-    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoders'):
-        files[key] = {}
-        for k in model.config.rate_points:
-            fn = '{}-enc-k{}{}.onnx'.format(name, k, '' if dtype == 'uint8' else '-' + dtype)
-            export_onnx(PackedEncoder(model, k, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
-                        'code', encoder_identity(model, k))
-            files[key][str(k)] = fn
+    files.update(_export_encoders(model, out_dir, code_dtype, with_float16, 'k', 'code'))
     s = torch.zeros(1, model.config.channels, 16, 24)
     export_onnx(model.decoder_module().eval(), s, os.path.join(out_dir, files['decoder']), 'symbols', 'image',
                 dict(ident, code_channels=model.config.channels))
@@ -214,14 +220,7 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     name = ident['name']
     entropy = entropy_section(model)
     files = {'decoder': '{}-dec.onnx'.format(name), 'torch': '{}.pt'.format(name)}
-    x = torch.rand(1, 3, 64, 96)
-    for dtype, key in _encoder_sets(code_dtype, with_float16, 'encoders'):
-        files[key] = {}
-        for q in model.config.rate_points:
-            fn = '{}-enc-q{}{}.onnx'.format(name, q, '' if dtype == 'uint8' else '-' + dtype)
-            export_onnx(model.encoder_module(q, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
-                        'symbols', encoder_identity(model, q), dyn_out={2: 'height', 3: 'width'})
-            files[key][str(q)] = fn
+    files.update(_export_encoders(model, out_dir, code_dtype, with_float16, 'q', 'symbols', {2: 'height', 3: 'width'}))
     files['encoder_weights'] = '{}-enc.weights'.format(name)
     share_weights([os.path.join(out_dir, fn) for key in files if key.startswith('encoders')
                    for fn in files[key].values()], files['encoder_weights'])
