@@ -119,7 +119,9 @@ def decode_jpeg(payload, shape, stream=None):
     got = jpeg_size(payload)
     if got != (h, w):
         raise wire.WireError('jpeg payload is {}x{} but the message says {}x{}'.format(got[1], got[0], w, h), stream)
-    with _Stderr() as warnings:                 # libjpeg reports corrupt scan data only as a warning on stderr
+    if bytes(payload[-2:]) != b'\xff\xd9':    # OpenCV <= 4.6 decodes a truncated JPEG silently (grey below the cut)
+        raise wire.WireError('jpeg payload is truncated: it does not end with an EOI marker', stream)
+    with _Stderr() as warnings:   # libjpeg warns of corrupt scan data on stderr (OpenCV >= 4.7; 4.6 keeps quiet)
         image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.shape[:2] != (h, w):
         raise wire.WireError('jpeg payload does not decode to a {}x{} image'.format(w, h), stream)

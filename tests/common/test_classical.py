@@ -51,14 +51,15 @@ def test_jpeg_size_reads_the_header_like_opencv(sample_frame):
 
 
 def hostile_jpeg(h, w):
-    """A JPEG whose frame header claims h x w (SOF0), followed by junk."""
+    """A JPEG whose frame header claims h x w (SOF0), followed by junk and an EOI marker."""
     sof = b'\xff\xc0' + struct.pack('>HBHHB', 11, 8, h, w, 1) + b'\x01\x11\x00'
-    return b'\xff\xd8' + sof + b'\x00' * 32
+    return b'\xff\xd8' + sof + b'\x00' * 32 + b'\xff\xd9'
 
 
 @pytest.mark.parametrize('payload, words', [
     (hostile_jpeg(60000, 60000), 'jpeg payload is 60000x60000 but the message says 8x8'),
     (hostile_jpeg(8, 8), 'does not decode'),
+    (hostile_jpeg(8, 8)[:-2], 'is truncated: it does not end with an EOI marker'),
     (b'\x89PNG\r\n\x1a\n' + b'\x00' * 20, 'SOI'),
     (b'\xff\xd8\xff\xe0\x00\x01', 'bad segment length'),
     (b'\xff\xd8\x00', 'no frame header'),
@@ -106,14 +107,23 @@ def test_classical_codecs_reject_bad_options():
 
 
 def test_a_jpeg_libjpeg_warns_about_is_rejected_not_shown(sample_frame, capfd):
-    """libjpeg decodes truncated or corrupt scan data with a warning on stderr (OpenCV returns an image anyway):
-    that is a rejection, and the warning does not reach the host's stderr."""
+    """A truncated JPEG (OpenCV <= 4.6 decodes one silently, grey below the cut; 5.0 returns nothing) is rejected on
+    every OpenCV by its missing EOI marker. Corrupt scan data that libjpeg warns about on stderr (OpenCV >= 4.7
+    prints the warning, 4.6 does not) is rejected where the warning is printed, and never reaches the host's
+    stderr; where it is not, the picture must be the intact one (the bytes libjpeg skips carry no image data)."""
     from nanolink.common.classical import decode_jpeg, encode_jpeg
     good = encode_jpeg(sample_frame, 75).tobytes()
     h, w = sample_frame.shape[:2]
-    assert decode_jpeg(good, (3, h, w)).shape == sample_frame.shape
-    with pytest.raises(wire.WireError, match='jpeg payload (is corrupt|does not decode)'):
-        decode_jpeg(good[:len(good) // 2], (3, h, w))
-    with pytest.raises(wire.WireError, match='jpeg payload is corrupt'):      # a warning, and an image
-        decode_jpeg(good[:-2] + b'\x00' * 64 + good[-2:], (3, h, w))
+    clean = decode_jpeg(good, (3, h, w))
+    assert clean.shape == sample_frame.shape
+    for cut in (len(good) // 2, len(good) - 1, len(good) - 2, len(good) - 40):
+        with pytest.raises(wire.WireError, match='jpeg payload (is truncated|does not decode)'):
+            decode_jpeg(good[:cut], (3, h, w))
+    padded = good[:-2] + b'\x00' * 64 + good[-2:]
+    try:
+        image = decode_jpeg(padded, (3, h, w))
+    except wire.WireError as e:
+        assert 'jpeg payload is corrupt (Corrupt JPEG data' in str(e)
+    else:
+        assert np.array_equal(image, clean)
     assert 'JPEG' not in capfd.readouterr().err
