@@ -146,6 +146,8 @@ class RansEncoder(EdgeEncoder):
         sym = self.backend.to_host(out)                          # uint8 (1, M, h, w)
         if sym.dtype != np.uint8:                                # float16 engines (TensorRT 8.2): exact integers
             sym = sym.astype(np.uint8)
+        else:                                                    # a TensorRT backend reuses its host buffer: the
+            sym = sym.copy()                                     # pipelined edge codes it while the next encodes
         _, c, h, w = sym.shape
         return sym.reshape(c, h * w), (c, h, w)
 

@@ -10,6 +10,7 @@ Exit status: 0 when the source ended or --frames were sent (or on Ctrl-C), 1 whe
 stream (its frames were queued, then discarded), 2 for bad arguments.
 """
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -19,15 +20,17 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from nanolink.common import wire
+from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
 from nanolink.common.imageproc import parse_size
 from nanolink.edge.pipeline import Sender
-from nanolink.common.stages import (EDGE_STAGES, StageClock, StreamLogs, format_table, sample_window,
+from nanolink.common.stages import (EDGE_STAGES, StreamLogs, format_table, sample_window,
                                      summarise)
+from nanolink.edge import rate as ratefit
 from nanolink.edge.sources import open_source
+from nanolink.edge.stream import run_frames
 
 log = logging.getLogger('nanolink.edge')
 
@@ -60,6 +63,8 @@ class EdgeConfig:
     reference_every: int = 0                 # send a reference JPEG of every N-th source frame (0: never)
     reference_quality: int = 95              # its JPEG quality
     trust_checkpoint: bool = False           # unpickle an --engine .pt on torch < 1.13
+    max_mbps: Optional[float] = None         # pick the model's best rate point under this bit rate (edge/rate.py)
+    pipeline: bool = True                    # capture, encode and the CPU stages on three threads (edge/stream.py)
 
 
 def build_parser():
@@ -78,6 +83,10 @@ def build_parser():
                                                                '(default 75)')
     p.add_argument('--quality', type=int, metavar='Q', help='rate point of cae, 1 (fewest bytes) .. 5 (best picture), '
                                                             'as in CompressAI; default: the model\'s (3)')
+    p.add_argument('--max-mbps', type=float, metavar='MBPS',
+                   help='pick the best rate point of the bundled model that fits MBPS megabits a second at the frame '
+                        'size sent and --fps (else 30), from its measured bits per pixel; exits 2 when none fits, '
+                        'warns when the scene needs more than planned')
     p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
                    help='lossless coding of binary codes (cae-bin) before sending (default: %(default)s; sent only '
                         'when shorter); cae always codes its symbols with rANS')
@@ -100,6 +109,9 @@ def build_parser():
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
     p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: the runtime\'s '
                                                           'default)'.format(cliutil.MAX_THREADS))
+    p.add_argument('--no-pipeline', action='store_true',
+                   help='run the stages one after the other on one thread (default: capture, encode and entropy / '
+                        'send overlap on three threads, so the frame rate is set by the slowest stage, not their sum)')
     p.add_argument('--quiet', action='store_true', help='no status lines, only errors and the summary')
     p.add_argument('--trust-checkpoint', action='store_true',
                    help='with an --engine .pt on torch older than 1.13 (JetPack 4.6): load it though that torch can '
@@ -163,11 +175,19 @@ def config_from_args(args):
             raise UsageError('--model {} is a classical baseline coded on the CPU: drop --device cuda'.format(args.model))
         if args.model == 'raw' and args.jpeg_quality is not None:
             raise UsageError('--model raw sends raw pixels: it takes no --jpeg-quality')
+    if args.max_mbps is not None:
+        if not (math.isfinite(args.max_mbps) and args.max_mbps > 0):
+            raise UsageError('--max-mbps must be a positive number of megabits a second, got {}'.format(args.max_mbps))
+        given = [o for o, v in (('--quality', args.quality), ('--jpeg-quality', args.jpeg_quality),
+                                ('--channels', args.channels), ('--engine', args.engine)) if v is not None]
+        if given or args.model in CLASSICAL:
+            raise UsageError('--max-mbps picks the rate point of a bundled learned model itself: drop {}'.format(
+                ' and '.join(given) if given else '--model ' + args.model))
     try:
         wire.check_stream_id(args.stream_id)
     except wire.WireError as e:
         raise UsageError('--stream-id: ' + e.reason)
-    return EdgeConfig(camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
+    return EdgeConfig(max_mbps=args.max_mbps, camera=args.camera, engine=args.engine, model=args.model, channels=args.channels,
                       quality=args.quality,
                       connect=args.connect, size=parse_size(args.size) if args.size else None, frames=args.frames,
                       fps=args.fps, loop=args.loop, log=args.log, stream_id=args.stream_id,
@@ -175,7 +195,8 @@ def config_from_args(args):
                       curve_keys=args.curve_keys, jpeg_quality=args.jpeg_quality, clock_offset=args.clock_offset,
                       entropy=args.entropy, send_timeout_ms=args.send_timeout or -1, buffer_frames=args.buffer,
                       buffer_mb=args.buffer_mb, trust_checkpoint=args.trust_checkpoint,
-                      reference_every=args.reference_every, reference_quality=args.reference_quality)
+                      reference_every=args.reference_every, reference_quality=args.reference_quality,
+                      pipeline=not args.no_pipeline)
 
 
 def run(cfg, stop=None, status_every_s=2.0):
@@ -184,36 +205,54 @@ def run(cfg, stop=None, status_every_s=2.0):
     Returns the summary dict {'frames', 'dropped', 'bytes', 'stages': {stage: [ms, ...]}}.
     """
     stop = stop or threading.Event()
+    watch = None
+    if cfg.max_mbps:
+        cfg, watch = _fit_rate(cfg)
     with Sender(cfg.connect, cfg.model, cfg.engine, cfg.quality, cfg.channels, cfg.jpeg_quality, cfg.stream_id,
                 cfg.size, cfg.device, cfg.threads, cfg.latest, cfg.curve_keys, cfg.send_timeout_ms, cfg.buffer_frames,
                 cfg.buffer_mb, cfg.entropy, cfg.clock_offset, cfg.reference_quality, stop=stop,
                 trust_checkpoint=cfg.trust_checkpoint) as tx:
-        result = _stream(cfg, tx, stop, status_every_s)
+        result = _stream(cfg, tx, stop, status_every_s, watch)
     link = tx.link                      # its counts are final once the sender has closed
     result.update(dropped=link.dropped, dropped_seqs=link.dropped_seqs, resent=link.resent,
                   host_seen=link.handshakes > 0, undelivered=link.undelivered)
     return result
 
 
-def _stream(cfg, tx, stop, status_every_s):
+def _fit_rate(cfg):
+    """--max-mbps: cfg with the rate point that fits (its frame size: --size, else the source's first frame), and
+    the RateWatch that measures what is sent."""
+    info = zoo.bundled_model(cfg.model or zoo.DEFAULT_MODEL)
+    if cfg.size:
+        width, height = cfg.size
+    else:
+        with open_source(cfg.camera, cfg.loop) as source:
+            item = source.read()
+        if item is None:
+            raise NanolinkError('--max-mbps: {} gave no frame to size the rate for'.format(cfg.camera))
+        height, width = item[0].shape[:2]
+    rate, need, lower = ratefit.pick(info, cfg.max_mbps, width, height, cfg.fps)
+    option = ratefit.OPTION[info.dtype]
+    log.info('--max-mbps %g: %s %d of %s, planned %.2f Mbit/s at %dx%d, %g fps (its average bits per pixel on '
+             'photos; the rate sent is measured)', cfg.max_mbps, option, rate, info.name, need, width, height,
+             cfg.fps or ratefit.DEFAULT_FPS)
+    field = {'--quality': 'quality', '--jpeg-quality': 'jpeg_quality', '--channels': 'channels'}[option]
+    return (dataclasses.replace(cfg, **{field: rate}),
+            ratefit.RateWatch(cfg.max_mbps, cfg.fps, option, rate, lower))
+
+
+def _stream(cfg, tx, stop, status_every_s, watch=None):
     info, enc = tx.info, tx.encoder
     samples = {k: sample_window() for k in EDGE_STAGES}
-    t_status, n_status = time.time(), 0
+    status = {'t': time.time(), 'n': 0}
     with open_source(cfg.camera, cfg.loop) as source, StreamLogs(cfg.log) as jlog:
-        log.info('streaming %s -> %s with %s (%s, %s, fingerprint %s) on %s %s', source.description,
+        log.info('streaming %s -> %s with %s (%s, %s, fingerprint %s) on %s, %s%s', source.description,
                  cfg.connect, info.name, enc.backend.kind, tx.rate, info.fingerprint,
-                 enc.backend.device, '' if cfg.frames is None else '({} frames)'.format(cfg.frames))
+                 enc.backend.device, '' if cfg.frames is None else '{} frames, '.format(cfg.frames),
+                 'pipelined' if cfg.pipeline else 'sequential (--no-pipeline)')
         log.info('session %016x, %s', tx.session, tx.link.describe())
-        t0 = time.time()
-        while not stop.is_set() and (cfg.frames is None or tx.seq < cfg.frames):
-            clock = StageClock()
-            with clock('capture'):
-                item = source.read()
-            if item is None:
-                log.info('end of %s after %d frames', source.description, tx.seq)
-                break
-            frame, t_cap = item
-            sent = tx.send(frame, t_cap, bool(cfg.reference_every and tx.seq % cfg.reference_every == 0), clock)
+
+        def on_sent(sent, t_cap):            # in frame order, on the CPU stage's thread when pipelined
             if not sent.delivered and cfg.send_timeout_ms < 0:
                 log.warning('frame %d not sent: stopped while waiting for the host at %s', sent.seq, cfg.connect)
             elif not sent.delivered and (tx.link.dropped <= 10 or tx.link.dropped % 100 == 0):
@@ -221,23 +260,29 @@ def _stream(cfg, tx, stop, status_every_s):
                             'frames stayed full for {} ms'.format(cfg.buffer_frames, cfg.send_timeout_ms)
                             if not cfg.latest else 'the socket refused it', cfg.connect)
             rec = {'seq': sent.seq, 'stream': cfg.stream_id, 'bytes': sent.bytes, 'width': sent.size[1],
-                   'height': sent.size[0], 't_cap': t_cap + cfg.clock_offset, 'sent': sent.delivered,
-                   'stages': sent.stages}
+                   'height': sent.size[0], 't_cap': t_cap, 'sent': sent.delivered, 'stages': sent.stages}
             if sent.ref_bytes:
                 rec['ref_bytes'] = sent.ref_bytes
             jlog.write(rec)
+            if watch is not None:
+                watch.add(sent.bytes - sent.ref_bytes)
             for k, v in sent.stages.items():
                 samples[k].append(v)
             now = time.time()
-            if status_every_s and now - t_status >= status_every_s:
-                log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', tx.seq, (tx.seq - n_status) / (now - t_status),
-                         (sent.bytes - sent.ref_bytes) * 8.0 / (sent.size[0] * sent.size[1]), sent.stages['encode'])
-                t_status, n_status = now, tx.seq
-            if cfg.fps and (cfg.frames is None or tx.seq < cfg.frames):
-                delay = t0 + tx.seq / cfg.fps - time.time()
-                if delay > 0:
-                    stop.wait(delay)
-        elapsed = time.time() - t0
+            if status_every_s and now - status['t'] >= status_every_s:
+                log.info('%d frames, %.1f fps, %.3f bpp, encode %.1f ms', tx.seq, (tx.seq - status['n']) /
+                         (now - status['t']), (sent.bytes - sent.ref_bytes) * 8.0 / (sent.size[0] * sent.size[1]),
+                         sent.stages['encode'])
+                status.update(t=now, n=tx.seq)
+
+        n, elapsed = run_frames(tx, source, on_sent, stop, cfg.frames, cfg.fps, cfg.reference_every, cfg.pipeline,
+                                source.live)
+        if cfg.frames is None or n < cfg.frames:
+            log.info('%s after %d frames', 'stopped' if stop.is_set() else 'end of ' + source.description, n)
+        if watch is not None:
+            log.info(watch.summary())
+    if n != tx.seq:                          # run_frames raises before this could happen: a bug if it does
+        raise NanolinkError('{} frames captured but {} sent: please report this'.format(n, tx.seq))
     return {'frames': tx.seq, 'bytes': tx.bytes, 'elapsed_s': elapsed, 'stages': samples, 'session': tx.session}
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger('nanolink.edge')
 IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's, in its message
 
 SentFrame = namedtuple('SentFrame', 'seq bytes delivered stages size ref_bytes')
+_Encoded = namedtuple('_Encoded', 'frame t_cap size payload shape clock')     # between encode and finish
 SentFrame.__doc__ = """What ``Sender.send`` did with one frame: its ``seq``, the wire message's ``bytes``, whether it was
 ``delivered`` to the link (False: dropped, the buffer stayed full), its ``stages`` (stage -> ms), ``size`` (H, W) and
 the bytes of its reference JPEG, ``ref_bytes`` (0 without one)."""
@@ -96,7 +97,12 @@ class Sender(object):
     def send(self, frame, t_cap=None, reference=False, clock=None):
         """Encode and send one BGR (or grey / BGRA) uint8 frame captured at ``t_cap`` (Unix seconds; default now).
         reference: attach a high-quality JPEG of it, for the host's live PSNR. Returns a SentFrame; raises
-        NanolinkError for a frame that cannot be sent at all (over the wire's size limit)."""
+        NanolinkError for a frame that cannot be sent at all (over the wire's size limit). The same as
+        ``finish(encode(...))``: a pipelined caller runs the two halves on two threads."""
+        return self.finish(self.encode(frame, t_cap, reference, clock))
+
+    def encode(self, frame, t_cap=None, reference=False, clock=None):
+        """The device half: preprocess, encoder network, device-to-host copy. Returns what ``finish`` takes."""
         clock = clock or StageClock()
         t_cap = (time.time() if t_cap is None else t_cap) + self.clock_offset
         enc = self.encoder
@@ -106,11 +112,17 @@ class Sender(object):
             out = enc.backend.forward(blob)
         with clock('gpu_to_cpu'):
             payload, shape = enc.fetch(out)
+        return _Encoded(frame if reference else None, t_cap, size, payload, shape, clock)
+
+    def finish(self, e):
+        """The CPU half, in frame order: entropy coding, the reference JPEG, wire message, hand-over to the link."""
+        clock, payload, size, shape, t_cap = e.clock, e.payload, e.size, e.shape, e.t_cap
+        enc = self.encoder
         with clock('entropy'):
             payload, dtype = enc.entropy_code(payload, self.entropy)
         with clock('reference'):
-            ref = encode_jpeg(resize_to(as_bgr(frame), self.size), self.reference_quality).tobytes() \
-                if reference else None
+            ref = encode_jpeg(resize_to(as_bgr(e.frame), self.size), self.reference_quality).tobytes() \
+                if e.frame is not None else None
         stages = dict((k, clock.ms[k]) for k in IN_MESSAGE if k in clock.ms)
         stages.update(self._prev)
         with clock('serialise'):

@@ -44,6 +44,7 @@ def image_paths(folder):
 
 class Source(object):
     description = ''
+    live = False            # a camera whose grab thread keeps only the newest frame
 
     def read(self):
         raise NotImplementedError
@@ -132,6 +133,7 @@ class VideoFileSource(Source):
 
 class LiveCameraSource(Source):
     """A camera read by a grab thread that keeps only the newest frame."""
+    live = True
 
     def __init__(self, cap, description, timeout=CAMERA_TIMEOUT_S):
         self.cap, self.description, self.timeout = cap, description, timeout
