@@ -27,11 +27,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
-import msgpack
 import zmq
 
 from nanolink.common import wire, zoo
@@ -43,7 +41,9 @@ from nanolink.common.metrics import psnr
 from nanolink.common.transport import check_endpoint
 from nanolink.common.stages import read_jsonl
 from nanolink.edge.sources import open_source
-from nanolink.host.bench_report import format_micro, format_rows, micro_benchmark, summarise_row, write_outputs
+from nanolink.host.bench_clock import ClockServer, clock_offset, time_endpoint
+from nanolink.host.bench_report import (edge_rate, format_edge_rates, format_micro, format_rows, micro_benchmark,
+                                         summarise_row, write_outputs)
 from nanolink.host.launch import HostProcess, tail as _tail
 
 # Published figures of the reference slides (../shared/REFERENCE.md section 1), printed for comparison only.
@@ -62,13 +62,14 @@ class Row(object):
     """One benchmark row: what edge-sender runs (model and its options) at one size, and its codec for the quality
     measurement (the same encoder, wire message and decoder, in this process)."""
 
-    def __init__(self, name, model, size, edge_args, codec):
+    def __init__(self, name, model, size, edge_args, codec, mode='pipelined'):
         self.name, self.model, self.size, self.edge_args, self.codec = name, model, size, edge_args, codec
+        self.mode = mode                  # edge-sender's loop: pipelined, or sequential (--no-pipeline)
         self.psnr = self.bpp = None
 
     @property
     def stream(self):
-        return '{}-{}'.format(self.name, self.size)
+        return '{}-{}{}'.format(self.name, self.size, '' if self.mode == 'pipelined' else '-seq')
 
 
 def source_frames(source, size, n=6):
@@ -124,10 +125,11 @@ def plan(args):
                 opts, rate = {'channels': k}, ['--channels', str(k)]
             codec = Codec(model, decoder=args.decoder, device=args.device, threads=args.threads,
                           decoder_variant=info.variant_or_fast(args.decoder_variant), **opts)   # as host-receiver
-            row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, codec)
-            row.psnr, row.bpp = message_quality(codec, frames)
-            model_bpp = row.bpp if model_bpp is None else model_bpp
-            rows.append(row)
+            for mode in args.edge_modes:
+                row = Row(model, model, size, ['--model', model] + rate + args.edge_backend, codec, mode)
+                row.psnr, row.bpp = message_quality(codec, frames)
+                model_bpp = row.bpp if model_bpp is None else model_bpp
+                rows.append(row)
         if 'jpeg' in args.baselines:
             q = jpeg_quality_for(frames, model_bpp) if model_bpp else args.jpeg_quality
             row = Row('jpeg-q{}'.format(q), 'jpeg', size, ['--model', 'jpeg', '--jpeg-quality', str(q)],
@@ -160,6 +162,8 @@ def run_edge(args, out, row, endpoint, offset):
            '{0}x{0}'.format(row.size), '--frames', str(args.frames + args.warmup), '--connect', endpoint,
            '--stream-id', row.stream, '--log', os.path.join(out, 'edge-{}.jsonl'.format(row.stream)), '--quiet',
            '--clock-offset={!r}'.format(offset), '--send-timeout', '0'] + row.edge_args   # '=': negative offsets
+    if row.mode == 'sequential':
+        cmd.append('--no-pipeline')
     # --send-timeout 0: the edge waits for a slower host instead of dropping frames, so T_N counts every frame
     if args.fps:
         cmd += ['--fps', str(args.fps)]
@@ -187,71 +191,6 @@ def wait_drained(log_path, stream, n, timeout_s):
     return seen
 
 
-class ClockServer(object):
-    """Answers b't' with the host's time.time() as 8 ASCII-free bytes (msgpack float) on a REP socket."""
-
-    def __init__(self, endpoint, context):
-        self.socket = context.socket(zmq.REP)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        try:
-            self.socket.bind(endpoint)
-        except zmq.ZMQError as e:
-            self.socket.close()
-            raise NanolinkError('the clock cannot listen on {} ({}): give --bind a port below 65535 whose next port '
-                                'is free'.format(endpoint, e))
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        while not self._stop.is_set():
-            if poller.poll(100):
-                self.socket.recv()
-                self.socket.send(msgpack.packb(time.time()))
-
-    def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.socket.close()
-
-
-def clock_offset(endpoint, rounds=12, timeout_ms=2000):
-    """(offset s to add to local time to get the host's, half round trip s) from the fastest round trips."""
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    s.connect(endpoint)
-    samples = []
-    try:
-        for _ in range(rounds):
-            t0 = time.time()
-            s.send(b't')
-            try:
-                t_host = msgpack.unpackb(s.recv())
-            except zmq.Again:
-                raise NanolinkError('no clock answer from {} within {} ms: is latency-bench --role host running '
-                                    'there?'.format(endpoint, timeout_ms))
-            t1 = time.time()
-            samples.append((t1 - t0, t_host - (t0 + t1) / 2.0))
-    finally:
-        s.close()
-        ctx.term()
-    best = sorted(samples)[:3]
-    return float(np.median([o for _, o in best])), best[0][0] / 2.0
-
-
-def time_endpoint(data_endpoint):
-    """The clock endpoint beside a data endpoint: same host, port + 1."""
-    base, port = data_endpoint.rsplit(':', 1)
-    if not port.isdigit():
-        raise NanolinkError('cannot derive the clock port from {}: give a numeric port'.format(data_endpoint))
-    return '{}:{}'.format(base, int(port) + 1)
-
-
 # ---------------------------------------------------------------------------------------------- results
 def build_parser():
     p = argparse.ArgumentParser(prog='latency-bench', description=__doc__.split('\n')[0])
@@ -260,6 +199,9 @@ def build_parser():
     p.add_argument('--sizes', default='504,1008', help='comma-separated square frame sides (default: %(default)s)')
     p.add_argument('--frames', type=int, default=200, help='timed frames per row, T_N (default: %(default)s)')
     p.add_argument('--warmup', type=int, default=10, help='untimed frames first (default: %(default)s)')
+    p.add_argument('--edge-modes', default='pipelined,sequential',
+                   help='edge-sender loops to run each model row with: pipelined (its default), sequential '
+                        '(--no-pipeline), or both, to see the gain (default: %(default)s; baselines: pipelined)')
     p.add_argument('--baselines', default='jpeg,raw', help='jpeg,raw or none (default: %(default)s)')
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
     p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
@@ -290,6 +232,9 @@ def main(argv=None):
         args.models = parse_list(args.models, '--models')
         args.sizes = parse_list(args.sizes, '--sizes', int)
         args.baselines = [] if args.baselines == 'none' else parse_list(args.baselines, '--baselines')
+        args.edge_modes = parse_list(args.edge_modes, '--edge-modes')
+        if set(args.edge_modes) - {'pipelined', 'sequential'} or len(set(args.edge_modes)) < len(args.edge_modes):
+            raise UsageError('--edge-modes: use pipelined, sequential or both, comma-separated, each once')
         bad = set(args.baselines) - {'jpeg', 'raw'}
         if bad:
             raise UsageError('--baselines: unknown {}; use jpeg, raw or none'.format(', '.join(sorted(bad))))
@@ -372,6 +317,9 @@ def run(args):
         ctx.term()
     host_rows = read_jsonl(os.path.join(out, 'host.jsonl'))
     results = [summarise_row(r, host_rows, args.frames, args.warmup) for r in rows]
+    for row, result in zip(rows, results):          # --role host: the edges' logs are on their machines
+        edge_log = os.path.join(out, 'edge-{}.jsonl'.format(row.stream))
+        result['edge'] = edge_rate(read_jsonl(edge_log), args.warmup) if os.path.exists(edge_log) else None
     micro = micro_benchmark(max(args.sizes))
     title = ('latency-bench: {} timed frames per row after {} warm-up, reliable mode, {}, edge {} / host {} {}; '
              'median (p5-p95) ms'.format(args.frames, args.warmup, 'paced at {:g} fps'.format(args.fps) if args.fps
@@ -379,6 +327,8 @@ def run(args):
     if args.decoder_variant != zoo.FAST:
         title += '; {} decoder where a model ships one'.format(args.decoder_variant)
     print(format_rows(results, title))
+    print()
+    print(format_edge_rates(results))
     print()
     print(format_micro(micro))
     if args.out:

@@ -40,10 +40,61 @@ def summarise_row(row, host_rows, frames, warmup):
         for k, v in list(r['stages'].items()) + list(r['sender_stages'].items()):
             samples.setdefault(k, []).append(v)
     total_s = max(r['t_done'] for r in mine) - min(r['t_cap'] for r in mine)
-    return {'model': row.name, 'size': row.size, 'frames': len(mine), 'psnr': row.psnr,
+    return {'model': row.name, 'size': row.size, 'mode': row.mode, 'frames': len(mine), 'psnr': row.psnr,
             'bpp': float(np.mean([r['bytes'] * 8.0 / (r['width'] * r['height']) for r in mine])),
             'stages': {k: stat(samples[k]) for k in ALL_STAGES if k in samples},
             'total_s': total_s, 'avg_ms': 1000.0 * total_s / len(mine), 'lost': frames - len(mine)}
+
+
+# edge-sender's three pipeline stages (nanolink.edge.stream): capture, the device half, the CPU half
+EDGE_PIPE = (('capture', ('capture',)), ('device', ('preprocess', 'encode', 'gpu_to_cpu')),
+             ('cpu', ('entropy', 'reference', 'serialise', 'send')))
+
+
+def edge_rate(edge_rows, warmup):
+    """The edge's achieved rate over its timed frames (from its own log: capture times, which the bounded queues
+    pace at the slowest stage) beside what its stage times allow: 1 / (sum of the stages) run one after the other,
+    1 / (slowest of the three pipeline stages) when they overlap. Medians of the timed frames."""
+    mine = sorted((r for r in edge_rows if r['seq'] >= warmup), key=lambda r: r['seq'])
+    if len(mine) < 2:
+        raise NanolinkError('the edge logged {} timed frames: need at least 2 for its rate'.format(len(mine)))
+    span = mine[-1]['t_cap'] - mine[0]['t_cap']
+    parts = {}
+    for name, stages in EDGE_PIPE:
+        parts[name] = float(np.median([sum(r['stages'].get(k, 0.0) for k in stages) for r in mine]))
+    total = float(np.median([sum(r['stages'].get(k, 0.0) for _, ks in EDGE_PIPE for k in ks) for r in mine]))
+    slowest = max(parts, key=parts.get)
+    fps = (len(mine) - 1) / span if span > 0 else float('inf')
+    return {'fps': fps, 'stage_sum_ms': total, 'fps_if_sequential': 1000.0 / total if total else float('inf'),
+            'stage_ms': parts, 'slowest': slowest, 'fps_if_pipelined': 1000.0 / parts[slowest]
+            if parts[slowest] else float('inf')}
+
+
+def format_edge_rates(results):
+    """The edge-rate table: achieved fps against both bounds, pipelined and --no-pipeline rows of one run."""
+    lines = ['edge rate: achieved fps (capture to capture over the timed frames) against its stage times (median ms)',
+             'row | mode | capture | device | cpu | sum ms | 1/sum fps | 1/slowest fps | achieved fps | '
+             'achieved / bound']
+    for r in results:
+        e = r.get('edge')
+        if not e:
+            continue
+        bound = e['fps_if_pipelined'] if r['mode'] == 'pipelined' else e['fps_if_sequential']
+        lines.append('{}, {}² | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.1f} ({}) | {:.1f} | {:.2f} of {}'.format(
+            r['model'], r['size'], r['mode'], e['stage_ms']['capture'], e['stage_ms']['device'], e['stage_ms']['cpu'],
+            e['stage_sum_ms'], e['fps_if_sequential'], e['fps_if_pipelined'], e['slowest'], e['fps'],
+            e['fps'] / bound, '1/slowest' if r['mode'] == 'pipelined' else '1/sum'))
+    pairs = {}
+    for r in results:
+        if r.get('edge'):
+            pairs.setdefault((r['model'], r['size']), {})[r['mode']] = r['edge']['fps']
+    for (model, size), m in sorted(pairs.items()):
+        if 'pipelined' in m and 'sequential' in m:
+            lines.append('{}, {}²: pipelined {:.1f} fps vs --no-pipeline {:.1f} fps: x{:.2f}'.format(
+                model, size, m['pipelined'], m['sequential'], m['pipelined'] / m['sequential']))
+    lines.append('device: preprocess + encode + gpu_to_cpu; cpu: entropy + reference + serialise + send. On this '
+                 'machine the stages share its cores with each other and with the host.')
+    return '\n'.join(lines)
 
 
 def cell(stages, names):
@@ -58,7 +109,8 @@ def format_rows(results, title):
     lines = [title, ' | '.join(head)]
     for r in results:
         ps = 'lossless' if r['psnr'] is None else '{:.2f}'.format(r['psnr'])
-        cells = ['{}, {}² ({}) {:.3f} bpp'.format(r['model'], r['size'], ps, r['bpp'])]
+        cells = ['{}, {}²{} ({}) {:.3f} bpp'.format(r['model'], r['size'], '' if r['mode'] == 'pipelined' else
+                                                     ' --no-pipeline', ps, r['bpp'])]
         cells += [cell(r['stages'], n) for _, n in COLUMNS[:5]]
         cells += ['T_{} {:.3f}{}'.format(r['frames'], r['total_s'], ' ({} lost)'.format(r['lost']) if r['lost'] else ''),
                   '{:.1f}'.format(r['avg_ms'])]
@@ -67,7 +119,8 @@ def format_rows(results, title):
     lines.append('')
     lines.append('also: ' + ' | '.join(c for c, _ in EXTRA) + '   (median (p5-p95) ms)')
     for r in results:
-        lines.append('{}, {}²: '.format(r['model'], r['size']) + ' | '.join(cell(r['stages'], n) for _, n in EXTRA))
+        lines.append('{}, {}²{}: '.format(r['model'], r['size'], '' if r['mode'] == 'pipelined' else ' --no-pipeline')
+                     + ' | '.join(cell(r['stages'], n) for _, n in EXTRA))
     lines.append('')
     lines.append('reference, published in the slides (not measured here):')
     for name, size, p, text in SLIDES:

@@ -36,10 +36,23 @@ def test_bench_runs_rows_and_baselines_and_writes_json_csv_chart(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.load(open(str(out / 'latency.json')))
     jsonschema.validate(doc, SCHEMA)
-    rows = {(row['model'], row['size']): row for row in doc['rows']}
-    assert [m for m, s in rows if s == 64][:2] == ['cae-bin', 'ae'] and len(rows) == 8
-    jpeg = [row for (m, s), row in rows.items() if 'jpeg' in m and s == 92][0]
+    rows = {(row['model'], row['size'], row['mode']): row for row in doc['rows']}
+    assert [m for m, s, mode in rows if s == 64][:4] == ['cae-bin', 'cae-bin', 'ae', 'ae'] and len(rows) == 12
+    assert {mode for m, s, mode in rows if m in ('cae-bin', 'ae')} == {'pipelined', 'sequential'}
+    assert {mode for m, s, mode in rows if m not in ('cae-bin', 'ae')} == {'pipelined'}
+    rows = {k[:2] if k[2] == 'pipelined' else k: row for k, row in rows.items()}
+    jpeg = [row for k, row in rows.items() if 'jpeg' in k[0] and k[1] == 92][0]
     cae_bin, raw = rows[('cae-bin', 92)], rows[('raw', 92)]
+    for key, stream in ((('cae-bin', 92), 'cae-bin-92'), (('cae-bin', 92, 'sequential'), 'cae-bin-92-seq')):
+        edge = [json.loads(l) for l in open(str(out / 'edge-{}.jsonl'.format(stream)))]
+        timed = sorted((e for e in edge if e['seq'] >= 2), key=lambda e: e['seq'])
+        assert len(timed) == 6
+        assert rows[key]['edge']['fps'] == pytest.approx(5 / (timed[-1]['t_cap'] - timed[0]['t_cap']))
+        assert rows[key]['edge']['slowest'] in ('capture', 'device', 'cpu')
+    pipelined_fps = rows[('cae-bin', 92)]['edge']['fps']
+    sequential_fps = rows[('cae-bin', 92, 'sequential')]['edge']['fps']
+    assert 'cae-bin, 92²: pipelined {:.1f} fps vs --no-pipeline {:.1f} fps'.format(pipelined_fps, sequential_fps) \
+        in r.stdout
     assert all(row['frames'] == 6 for row in rows.values())
     assert raw['psnr'] is None and raw['bpp'] > 24 and jpeg['psnr'] > 10 and cae_bin['psnr'] > 15
     assert set(cae_bin['stages']) >= {'capture', 'preprocess', 'encode', 'gpu_to_cpu', 'serialise', 'send', 'receive',
@@ -48,7 +61,7 @@ def test_bench_runs_rows_and_baselines_and_writes_json_csv_chart(tmp_path):
     assert doc['micro_benchmark']['copy_ratio'] == 32.0             # packed bits vs float32: 32x fewer bytes
     with open(str(out / 'latency.csv')) as f:
         table = list(csv.DictReader(f))
-    assert {(t['model'], int(t['size'])) for t in table} == set(rows)
+    assert {(t['model'], int(t['size'])) for t in table} == {k[:2] for k in rows}
     assert os.path.getsize(str(out / 'latency.png')) > 5000
     header = [l for l in r.stdout.splitlines() if l.startswith('Model, size')][0]
     assert header.split(' | ') == ['Model, size (PSNR)', 'Encode', 'Misc (encode)', 'GPU->CPU', 'Serialise', 'Send',
@@ -88,6 +101,7 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
     (['--jpeg-quality', '0'], '--jpeg-quality must be in 1..100'),
     (['--channels', '0'], '--channels must be at least 1'),
     (['--timeout', '0'], '--timeout must be > 0'),
+    (['--edge-modes', 'fast'], '--edge-modes: use pipelined, sequential or both'),
     (['--role', 'edge', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),
     (['--role', 'host', '--bind', 'tcp://127.0.0.1:65535'], 'needs a port below 65535'),
 ])
