@@ -44,6 +44,7 @@ from nanolink.edge.sources import open_source
 from nanolink.host.bench_clock import ClockServer, clock_offset, time_endpoint
 from nanolink.host.bench_report import (edge_rate, format_edge_rates, format_micro, format_rows, micro_benchmark,
                                          summarise_row, write_outputs)
+from nanolink.host.bench_streams import format_streams, run_streams
 from nanolink.host.launch import HostProcess, tail as _tail
 
 # Published figures of the reference slides (../shared/REFERENCE.md section 1), printed for comparison only.
@@ -202,6 +203,8 @@ def build_parser():
     p.add_argument('--edge-modes', default='pipelined,sequential',
                    help='edge-sender loops to run each model row with: pipelined (its default), sequential '
                         '(--no-pipeline), or both, to see the gain (default: %(default)s; baselines: pipelined)')
+    p.add_argument('--streams', help='also stream N edges into one host at once for each N of this comma-separated '
+                                     'list (e.g. 1,2,4; first model, first size) and print its decoded fps')
     p.add_argument('--baselines', default='jpeg,raw', help='jpeg,raw or none (default: %(default)s)')
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
     p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
@@ -233,6 +236,11 @@ def main(argv=None):
         args.sizes = parse_list(args.sizes, '--sizes', int)
         args.baselines = [] if args.baselines == 'none' else parse_list(args.baselines, '--baselines')
         args.edge_modes = parse_list(args.edge_modes, '--edge-modes')
+        args.streams = parse_list(args.streams, '--streams', int) if args.streams else []
+        if any(not 1 <= n <= 64 for n in args.streams):
+            raise UsageError('--streams: each count must be in 1..64')
+        if args.streams and args.role != 'both':
+            raise UsageError('--streams runs the edges on this machine: use it with --role both')
         if set(args.edge_modes) - {'pipelined', 'sequential'} or len(set(args.edge_modes)) < len(args.edge_modes):
             raise UsageError('--edge-modes: use pipelined, sequential or both, comma-separated, each once')
         bad = set(args.baselines) - {'jpeg', 'raw'}
@@ -330,13 +338,17 @@ def run(args):
     print()
     print(format_edge_rates(results))
     print()
+    streams = run_streams(args, out, args.streams) if args.streams else []
+    if streams:
+        print(format_streams(streams))
+        print()
     print(format_micro(micro))
     if args.out:
         meta = {'command': 'latency-bench ' + ' '.join(sys.argv[1:]) if sys.argv else '', 'role': args.role,
                 'fps': args.fps,
                 'warmup': args.warmup, 'cores': os.cpu_count(), 'decoder': args.decoder, 'device': args.device,
                 'decoder_variant': args.decoder_variant}
-        write_outputs(args.out, results, micro, meta)
+        write_outputs(args.out, results, micro, dict(meta, streams=streams))
         print('wrote {0}/latency.json, {0}/latency.csv, {0}/latency.png'.format(args.out))
     return 0
 

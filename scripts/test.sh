@@ -57,5 +57,5 @@ echo "== Python $("$PY" -c 'import sys; print(sys.version.split()[0])'): everyth
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q ".[train,test]"
+.venv/bin/python -m pip install -q ".[train,test,bench]"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
