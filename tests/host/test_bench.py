@@ -102,6 +102,8 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
     (['--channels', '0'], '--channels must be at least 1'),
     (['--timeout', '0'], '--timeout must be > 0'),
     (['--edge-modes', 'fast'], '--edge-modes: use pipelined, sequential or both'),
+    (['--streams', '0'], '--streams: each count must be in 1..64'),
+    (['--streams', '2', '--role', 'host'], 'use it with --role both'),
     (['--role', 'edge', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),
     (['--role', 'host', '--bind', 'tcp://127.0.0.1:65535'], 'needs a port below 65535'),
 ])
@@ -115,3 +117,18 @@ def test_bench_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / 'f').write_text('x')
     r = cli('nanolink.host.bench', '--out', tmp_path / 'f', '--sizes', '64', '--frames', '1')
     assert r.returncode == 1 and 'cannot create the folder' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_bench_streams_reports_one_hosts_decoded_fps_for_n_edges(tmp_path):
+    out = tmp_path / 'bench'
+    r = cli('nanolink.host.bench', '--models', 'cae-bin', '--sizes', '64', '--frames', 5, '--warmup', 1,
+            '--baselines', 'none', '--edge-modes', 'pipelined', '--streams', '1,2', '--out', out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(str(out / 'latency.json')))
+    assert [s['streams'] for s in doc['streams']] == [1, 2]
+    for s in doc['streams']:
+        log = [json.loads(l) for l in open(str(out / 'streams-{}-host.jsonl'.format(s['streams'])))]
+        assert sorted({e['stream'] for e in log}) == ['s{}'.format(i) for i in range(s['streams'])]
+        assert len(log) == 6 * s['streams'] and s['frames'] == 5 * s['streams']
+        assert s['decoded_fps'] > 0 and s['per_stream_fps'] == pytest.approx(s['decoded_fps'] / s['streams'])
+    assert 'one host-receiver, N edge-senders at once' in r.stdout
