@@ -148,7 +148,7 @@ def plan(args):
 def start_host(args, out, frames_total=None):
     """host-receiver as a subprocess; frames_total None: it runs until SIGINT."""
     cmd = ['--log', os.path.join(out, 'host.jsonl'), '--decoder', args.decoder, '--decoder-variant',
-           args.decoder_variant, '--device', args.device, '--quiet']
+           args.decoder_variant, '--device', args.device, '--quiet', '--decode-workers', str(args.decode_workers)]
     if frames_total:
         cmd += ['--frames', str(frames_total), '--timeout', str(args.timeout)]
     for m in sorted(set(args.models) | set(b for b in args.baselines)):
@@ -205,6 +205,7 @@ def build_parser():
                         '(--no-pipeline), or both, to see the gain (default: %(default)s; baselines: pipelined)')
     p.add_argument('--streams', help='also stream N edges into one host at once for each N of this comma-separated '
                                      'list (e.g. 1,2,4; first model, first size) and print its decoded fps')
+    p.add_argument('--decode-workers', type=int, default=1, help='host-receiver --decode-workers (default: 1)')
     p.add_argument('--baselines', default='jpeg,raw', help='jpeg,raw or none (default: %(default)s)')
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
     p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
@@ -253,6 +254,7 @@ def main(argv=None):
         cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
         cliutil.check_at_least_one('--channels', args.channels)
         cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
+        cliutil.check_range('--decode-workers', args.decode_workers, 0, 64)
         for s in args.sizes:
             if not 16 <= s <= wire.MAX_FRAME_SIDE:
                 raise UsageError('--sizes: {} is out of range: frame sides are 16..{}'.format(s, wire.MAX_FRAME_SIDE))

@@ -25,7 +25,7 @@ def run_streams(args, out, counts):
         if os.path.exists(log_path):
             os.remove(log_path)
         host = HostProcess(['--log', log_path, '--quiet', '--model', model, '--decoder', args.decoder, '--device',
-                            args.device] + (['--threads', str(args.threads)] if args.threads else []),
+                            args.device, '--decode-workers', str(args.decode_workers)] + (['--threads', str(args.threads)] if args.threads else []),
                            bind=args.bind, stderr_path=os.path.join(out, 'streams-{}-host.stderr.txt'.format(n)))
         edges = []
         try:

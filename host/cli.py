@@ -53,6 +53,10 @@ def build_parser():
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',
                    help='also load an exported model folder (from nanolink-export; repeatable)')
     p.add_argument('--threads', type=int, default=0, help='decoder CPU threads (default: runtime default)')
+    p.add_argument('--decode-workers', type=int, default=1, metavar='N',
+                   help='frames decoded at once, each on its own thread, while this thread receives and unpacks the '
+                        'next (default: %(default)s; more for several streams on a many-core PC, with --threads '
+                        'lowered to match; 0: receive and decode on one thread; --latest always uses 0)')
     p.add_argument('--http', metavar='HOST:PORT', help='serve a browser viewer there: live video, counters, stage '
                    'latencies and a latency plot at /, counters at /stats.json (127.0.0.1 keeps it on this machine; '
                    'see --http-token for a network; port 0 picks a free one, printed as "viewer on URL")')
@@ -90,6 +94,7 @@ def config_from_args(args):
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
     cliutil.check_positive('--record-fps', args.record_fps)
     cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
+    cliutil.check_range('--decode-workers', args.decode_workers, 0, 64)
     cliutil.check_at_least_one('--max-streams', args.max_streams)
     cliutil.check_positive('--stream-idle', args.stream_idle, ' seconds')
     cliutil.check_positive('--max-pixel-rate', args.max_pixel_rate, ' million pixels a second')
@@ -109,7 +114,8 @@ def config_from_args(args):
                       record_fps=args.record_fps,
                       record_fourcc=args.record_fourcc, snapshot_dir=args.snapshot_dir, max_streams=args.max_streams,
                       stream_idle_s=args.stream_idle, max_size=max_size,
-                      max_pixel_rate=args.max_pixel_rate * 1e6, trust_checkpoints=args.trust_checkpoints)
+                      max_pixel_rate=args.max_pixel_rate * 1e6, trust_checkpoints=args.trust_checkpoints,
+                      decode_workers=args.decode_workers)
 
 
 def main(argv=None):

@@ -7,13 +7,19 @@
 
 One message: receive -> wire.unpack (validation; rANS or zlib decoding into bounded buffers) -> checks (a CurveZMQ key
 sends only its own stream id, size, the bounded stream table, repeats) -> decoder network -> postprocess (crop) ->
-acknowledgement to its edge. A message that fails a check is counted (``rejects``), logged at most 5 lines a
+acknowledgement to its edge. The caller's thread owns the socket (receive, unpack, checks, acknowledgements); the
+decoder network and postprocess run on ``workers`` decode threads (default 1), so the next messages are received
+and unpacked while one is decoded, and with several streams several frames decode at once. Frames come out of
+``recv`` in the order they arrived either way. workers=0 decodes on the caller's thread (and ``latest`` does,
+so the newest frame is the one decoded). A message that fails a check is counted (``rejects``), logged at most 5 lines a
 second, acknowledged when its ids can be read, and never raises. Streams are (stream id, session): a restarted edge or
 a twin with the same id is ``<id>~2``, ``~3``... Repeats of frames already taken are acknowledged, not decoded twice.
 """
+import collections
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 
 from nanolink.common import keys, wire
 from nanolink.common.codec import HostDecoder, load_decoders
@@ -44,6 +50,26 @@ class ReceivedFrame(object):
                                                                              self.size[0], self.bpp)
 
 
+class _Job(object):
+    """One admitted message between the socket thread and a decode thread."""
+
+    def __init__(self, frame, dec, st, clock, nbytes, stream_id, peer):
+        self.frame, self.dec, self.st, self.clock, self.nbytes = frame, dec, st, clock, nbytes
+        self.stream_id, self.peer, self.key = stream_id, peer, (frame.stream, frame.seq)
+        self.image = self.error = self.future = None
+
+    def decode(self):
+        """The decoder network and postprocess (a decode thread; the caller's with workers=0)."""
+        with self.clock('decode'):
+            try:
+                image = self.dec.decode(self.frame)
+            except wire.WireError as e:
+                self.error = e
+                return
+        with self.clock('postprocess'):
+            self.image = self.dec.postprocess(image, self.frame)
+
+
 class Receiver(object):
     """Receives, validates and decodes the frames of any number of nanolink edges (``nanolink.Sender``,
     edge-sender).
@@ -57,6 +83,7 @@ class Receiver(object):
     max_streams, stream_idle_s, max_size (W, H), max_pixel_rate: the bounds one sender cannot grow (host/streams.py).
     auto_ack: acknowledge each frame as ``recv`` returns it; False: call ``ack(frame)`` once it is safely kept
         (host-receiver --save acknowledges after the PNG is written). on_evict(stream): a stream went idle.
+    workers: decode threads (0: decode on the caller's thread); at most workers + 1 messages are taken ahead.
     stop: a threading.Event that ends ``__iter__``. trust_checkpoints: load --model-dir .pt decoders (torch) on torch
     older than 1.13, which can only unpickle them (that may run code).
     """
@@ -64,7 +91,7 @@ class Receiver(object):
     def __init__(self, bind='tcp://*:5555', models=None, decoder='onnxruntime', device='cpu', threads=0,
                  decoder_variant='fast', model_dirs=(), latest=False, curve_keys=None, max_streams=64,
                  stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
-                 auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False):
+                 auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False, workers=1):
         self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant,
                                       trust_checkpoints)
         curve = keys.host_options(curve_keys) if curve_keys else None
@@ -75,6 +102,10 @@ class Receiver(object):
         self.max_size, self.auto_ack, self.stop = tuple(max_size), auto_ack, stop or threading.Event()
         self.received = self.decoded = 0
         self.on_reject = None               # called with (stream or None) after each rejection (the live viewer)
+        self.workers = 0 if latest else workers
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix='decode') if self.workers else None
+        self._jobs = collections.deque()    # admitted messages being decoded, in arrival order
+        self._pending = set()               # their (stream, seq): a repeat of one in flight is not decoded twice
 
     def models(self):
         """[(name, fingerprint, decoder variant)] of the learned models this receiver decodes."""
@@ -87,14 +118,29 @@ class Receiver(object):
         deadline = None if timeout is None else time.time() + timeout
         while not self.stop.is_set():
             left = 0.2 if deadline is None else min(0.2, deadline - time.time())
-            if left < 0:
-                return None
-            if self.link.wait(max(0.0, left)):
-                f = self._take()
+            if self._jobs and self._jobs[0].future.done():      # the oldest one decoded: it comes out first
+                f = self._finish(self._jobs.popleft())
                 if f is not None:
                     return f
-            elif deadline is not None and time.time() >= deadline:
+                continue
+            if left < 0:
                 return None
+            if len(self._jobs) <= self.workers:                  # room to take one more ahead
+                if self.link.wait(min(max(0.0, left), 0.002) if self._jobs else max(0.0, left)):
+                    job = self._admit()
+                    if job is not None and self._pool is None:
+                        job.decode()
+                        f = self._finish(job)
+                        if f is not None:
+                            return f
+                    elif job is not None:
+                        job.future = self._pool.submit(job.decode)
+                        self._jobs.append(job)
+                        self._pending.add(job.key)
+                elif not self._jobs and deadline is not None and time.time() >= deadline:
+                    return None
+                continue
+            wait_futures([self._jobs[0].future], timeout=max(0.0, left))
         return None
 
     def __iter__(self):
@@ -124,8 +170,9 @@ class Receiver(object):
         if ids is not None:
             self.link.ack(ids[0], ids[1], peer)
 
-    def _take(self):
-        """Process one waiting message: a ReceivedFrame, or None (rejected, a repeat, passed over)."""
+    def _admit(self):
+        """Receive, unpack and check one waiting message: a _Job to decode, or None (rejected, a repeat, passed
+        over: counted, and acknowledged where its ids can be read)."""
         rx, clock = self.link, StageClock()
         with clock('receive'):
             data = rx.recv_ready()
@@ -154,6 +201,10 @@ class Receiver(object):
         # from here on the stream is (stream id, session), named by its label
         frame.stream = self.streams.label(frame.stream, frame.session)
         st = self.streams.get(frame.stream)
+        if (frame.stream, frame.seq) in self._pending:   # sent again while the first one decodes: its ack follows
+            if st is not None:
+                st.repeats += 1
+            return None
         if st is not None and st.is_repeat(frame.seq):
             st.repeats += 1                  # sent again after a reconnection: already taken
             rx.ack(frame.session, frame.seq)
@@ -168,31 +219,33 @@ class Receiver(object):
             self._reject(why, frame.stream)
             rx.ack(frame.session, frame.seq)
             return None
-        dec = self.decoders[frame.model][frame.fp]
-        with clock('decode'):
-            try:
-                image = dec.decode(frame)
-            except wire.WireError as e:      # a payload the codec cannot decode (e.g. a broken JPEG)
-                image, err = None, e
-        if image is None:
-            self._reject(err.reason, err.stream or frame.stream)
+        return _Job(frame, self.decoders[frame.model][frame.fp], st, clock, len(data), stream_id, rx.peer)
+
+    def _finish(self, job):
+        """A decoded _Job on the caller's thread: counted, acknowledged (auto_ack) and returned as a ReceivedFrame,
+        or, when its payload did not decode, rejected and acknowledged (None)."""
+        self._pending.discard(job.key)
+        frame, st, rx = job.frame, job.st, self.link
+        if job.error is not None:                # a payload the codec cannot decode (e.g. a broken JPEG)
+            self._reject(job.error.reason, job.error.stream or frame.stream)
             st.update(frame.seq)
-            rx.ack(frame.session, frame.seq)
+            rx.ack(frame.session, frame.seq, job.peer)
             return None
-        with clock('postprocess'):
-            bgr = dec.postprocess(image, frame)
         st.received += 1
         self.decoded += 1
-        f = ReceivedFrame(frame, bgr, stream_id, len(data), clock.ms, st, dec.variant, rx.peer)
-        st.decoded_frame(frame, len(data), time.time())
+        f = ReceivedFrame(frame, job.image, job.stream_id, job.nbytes, job.clock.ms, st, job.dec.variant, job.peer)
+        st.decoded_frame(frame, job.nbytes, time.time())
         if self.auto_ack:
-            rx.ack(frame.session, frame.seq)
+            rx.ack(frame.session, frame.seq, job.peer)
         return f
 
     def connection_counts(self):
         return self.link.connection_counts()
 
     def close(self):
+        """Close the socket; frames still decoding are dropped unacknowledged (their edges send them again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.link.close()
 
     def __enter__(self):

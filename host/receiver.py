@@ -2,8 +2,8 @@
 
     result = run(HostConfig(bind='tcp://*:5555', save='out/'), stop)      # what host-receiver runs
 
-One message at a time: receive -> wire.unpack (validation, entropy decoding) -> checks (size, stream table,
-repeats) -> decoder -> postprocess -> outputs (PNG files, video, windows, browser viewer, quality monitor) ->
+Messages in arrival order (decoded on nanolink.Receiver's decode threads, --decode-workers): receive ->
+wire.unpack (validation, entropy decoding) -> checks (size, stream table, repeats) -> decoder -> postprocess -> outputs (PNG files, video, windows, browser viewer, quality monitor) ->
 acknowledgement to its edge (after its PNG is written, with --save, so a host killed meanwhile has it sent again).
 Streams are per (stream id, session): a restarted edge, or a twin with the same --stream-id, is counted and saved
 apart as ``<stream>~2``, ``~3``... Repeats of frames already taken (an edge sending again after a reconnection)
@@ -58,6 +58,7 @@ class HostConfig:
     max_size: Tuple[int, int] = (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # (W, H) decoded at most
     max_pixel_rate: float = 250e6       # decoded pixels a second per stream (4K at 30 fps is 249 M)
     trust_checkpoints: bool = False     # unpickle --model-dir .pt decoders on torch < 1.13
+    decode_workers: int = 1             # decode threads beside the socket's (0: decode on the socket's thread)
 
 
 def run(cfg, stop=None, on_listening=None, status_every_s=2.0, on_viewer=None):
@@ -138,7 +139,7 @@ def _run(cfg, out, stop, on_listening, status_every_s, on_viewer):
         with Receiver(cfg.bind, cfg.models, cfg.decoder, cfg.device, cfg.threads, cfg.decoder_variant,
                       cfg.model_dirs, cfg.latest, cfg.curve_keys, cfg.max_streams, cfg.stream_idle_s, cfg.max_size,
                       cfg.max_pixel_rate, auto_ack=False, on_evict=evicted, stop=stop,
-                      trust_checkpoints=cfg.trust_checkpoints) as rx:
+                      trust_checkpoints=cfg.trust_checkpoints, workers=cfg.decode_workers) as rx:
             return _loop(cfg, out, rx, jlog, samples, stop, on_listening, status_every_s, on_viewer)
 
 
