@@ -12,6 +12,9 @@
    README shows) against nanolink.Sender into host-receiver, frame after frame over loopback: latency and fps;
    then each receiver is killed and restarted mid-stream (imagezmq's REQ socket hangs; nanolink resends).
 
+3. Bit rates a user can plan with: each rate point's Mbit/s at 640x480, 1280x720 and 1008x1008 at --fps, beside
+   OpenCV JPEG's at the same PSNR (host/compare_rates.py).
+
 --out DIR writes compare.json (every figure, per-frame PSNR included) and compare.txt (the printed tables).
 """
 import argparse
@@ -29,7 +32,7 @@ from nanolink.common.classical import encode_jpeg
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common.metrics import psnr
-from nanolink.host import clips, compare_links as links, videocodec
+from nanolink.host import clips, compare_links as links, compare_rates, videocodec
 from nanolink.host.compare_links import jpeg_quality_at
 
 PHOTOS = {'moving': 'kodim23.jpg', 'static': 'kodim21.jpg'}     # from the bundled sample
@@ -49,6 +52,8 @@ def build_parser():
     p.add_argument('--link-frames', type=int, default=60, help='frames sent over each link (default: %(default)s)')
     p.add_argument('--link-fps', type=float, default=10.0, help='pace of the latency runs (default: %(default)s)')
     p.add_argument('--no-links', action='store_true', help='skip the imagezmq / nanolink link runs')
+    p.add_argument('--rate-sizes', default='640x480,1280x720,1008x1008',
+                   help='frame sizes of the Mbit/s table, comma-separated; "none" skips it (default: %(default)s)')
     p.add_argument('--ffmpeg', help='ffmpeg executable (default: imageio-ffmpeg\'s, else the PATH\'s)')
     p.add_argument('--out', help='write compare.json and compare.txt here')
     return p
@@ -196,6 +201,7 @@ def main(argv=None):
         cliutil.check_positive('--fps', args.fps)
         cliutil.check_positive('--link-fps', args.link_fps)
         cliutil.check_range('--gop', args.gop, 2, 10000)
+        args.rate_sizes = [] if args.rate_sizes == 'none' else [parse_size(x) for x in args.rate_sizes.split(',')]
         lose = args.gop // 3 if args.lose is None else args.lose
         if not 1 <= lose < args.frames - 1:
             raise UsageError('--lose must be in 1..{} (a frame inside the clip), got {}'.format(args.frames - 2, lose))
@@ -213,6 +219,12 @@ def main(argv=None):
         for kind in clips.KINDS:
             rows += codec_rows(args, ffmpeg, kind, clip[kind], lose)
         text = [format_codecs(rows, args, lose)]
+        rates = []
+        if args.rate_sizes:
+            photos = [cv2.imread(os.path.join(zoo.SAMPLE_DIR, f)) for f in sorted(os.listdir(zoo.SAMPLE_DIR))
+                      if f.endswith('.jpg')]
+            rates = compare_rates.rate_rows(args.models, photos, args.fps, args.rate_sizes)
+            text.append(compare_rates.format_rates(rates, args.fps, len(photos)))
         res = None
         if not args.no_links:
             res = link_rows(args, clip['moving'][:args.link_frames], out)
@@ -222,7 +234,7 @@ def main(argv=None):
         if args.out:
             with open(os.path.join(args.out, 'compare.json'), 'w') as f:
                 json.dump({'command': 'nanolink-compare ' + ' '.join(sys.argv[1:] if argv is None else argv),
-                           'cores': os.cpu_count(), 'codecs': rows, 'links': res, 'clips': PHOTOS}, f, indent=1)
+                           'cores': os.cpu_count(), 'codecs': rows, 'links': res, 'rates': rates, 'clips': PHOTOS}, f, indent=1)
             with open(os.path.join(args.out, 'compare.txt'), 'w') as f:
                 f.write(text + '\n')
             print('wrote {0}/compare.json, {0}/compare.txt'.format(args.out))

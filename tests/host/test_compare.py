@@ -74,7 +74,7 @@ def test_compare_cli_measures_every_row_and_both_links(tmp_path):
     pytest.importorskip('imagezmq', reason='the link rows need imagezmq: pip install imagezmq (the bench extra)')
     out = tmp_path / 'cmp'
     r = cli('nanolink.host.compare', '--size', '160x128', '--frames', 12, '--gop', 6, '--link-frames', 9,
-            '--link-fps', 20, '--out', out, timeout=600)
+            '--link-fps', 20, '--rate-sizes', '96x64,128x96', '--out', out, timeout=600)
     assert r.returncode == 0, r.stderr
     doc = json.load(open(str(out / 'compare.json')))
     names = [(row['kind'], row['name']) for row in doc['codecs']]
@@ -91,7 +91,15 @@ def test_compare_cli_measures_every_row_and_both_links(tmp_path):
     assert links['nanolink']['restart']['lost'] == 0 and links['nanolink']['restart']['decoded'] == 9
     assert links['imagezmq']['restart']['sent'] >= 3 and links['nanolink']['fast']['fps'] > 0
     assert links['imagezmq']['paced']['latency_median_ms'] > 0
+    rates = doc['rates']
+    assert [(r['size'], r['rate']) for r in rates] == [([w, h], q) for w, h in ((96, 64), (128, 96))
+                                                        for q in (50, 75, 85, 95)]
+    for size in ([96, 64], [128, 96]):
+        mine = [r for r in rates if r['size'] == size]
+        assert [r['mbps'] for r in mine] == sorted(r['mbps'] for r in mine)     # more quality, more bits
+        assert all(r['jpeg_mbps'] is None or r['jpeg_mbps'] > 0 for r in mine)
     text = (out / 'compare.txt').read_text()
+    assert 'Mbit/s at 30 fps on the 6 bundled photos' in text
     assert 'imagezmq + JPEG at those bytes (REQ/REP)' in text and ('HUNG' in text or 'went on' in text)
     assert 'Traceback' not in r.stderr
 
