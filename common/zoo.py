@@ -22,7 +22,7 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights'
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample')
 METADATA_KEY = 'nanolink'
 FAST = 'fast'                      # the decoder in files.decoder: the one that meets the CPU budget
-DEFAULT_MODEL = 'ae'               # what edge-sender, nanolink-demo and latency-bench run unless told otherwise
+DEFAULT_MODEL = 'cae'              # what edge-sender, nanolink-demo and latency-bench run unless told otherwise
 
 
 @dataclass

@@ -39,7 +39,7 @@ log = logging.getLogger('nanolink.edge')
 class EdgeConfig:
     camera: str                              # --camera value (see nanolink.edge.sources)
     engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
-    model: Optional[str] = None              # bundled model (default ae); with an engine, checked against its own
+    model: Optional[str] = None              # bundled model (default cae); with an engine, checked against its own
     channels: Optional[int] = None           # rate point of binary codes (channels sent); None: model default
     quality: Optional[int] = None            # rate point of entropy-coded models (cae: 1..5); None: model default
     connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
@@ -75,7 +75,7 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', help='bundled model used without --engine (default: ae): ae, ae-full or cae; jpeg or '
+    p.add_argument('--model', help='bundled model used without --engine (default: cae): cae, cae-bin, ae or ae-full; jpeg or '
                                    'raw: classical baselines over the same transport; with --engine, the model the '
                                    'engine must hold')
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
