@@ -20,17 +20,19 @@ from nanolink.common.transport import CREDIT, _ipv6, _Socket, check_endpoint
 
 class Sender(_Socket):
     WAIT_STEP_MS = 200     # how often a wait looks at its stop event
-    STOP_LINGER_MS = 2000  # once ``stop`` is set, the longest close still waits for frames to be acknowledged
+    STOP_LINGER_MS = 2000  # once ``stop`` is set, how long a wait goes on without an acknowledgement coming in
     RESEND_AFTER_S = 10.0  # connected, frames in flight and no acknowledgement for this long: send them again
 
     def __init__(self, endpoint, hwm=64, send_timeout_ms=1000, linger_ms=2000, context=None, latest=False,
                  curve=(), stop=None, session=None, buffer_frames=256, buffer_bytes=64 << 20):
         """curve: socket options from nanolink.common.keys.edge_options (CurveZMQ client), or ().
-        stop: a threading.Event (Ctrl-C) that cuts waits for the host short: a full buffer, and close.
+        stop: a threading.Event (Ctrl-C) that cuts waits for the host short -- a full buffer, and close -- once
+            STOP_LINGER_MS pass without an acknowledgement (a slow host that still acknowledges is waited for).
         session: the wire session of the frames (acknowledgements of other sessions are ignored); None: read from
         each message. buffer_frames, buffer_bytes: the acknowledged mode's buffer."""
         self.endpoint = check_endpoint(endpoint, '--connect', 'tcp://192.168.1.10:5555')
         self.stop, self.session, self.latest = stop, session, latest
+        self._stalled = False                 # stopping, and a full buffer got no acknowledgement in STOP_LINGER_MS
         self.send_timeout_ms, self.linger_ms = send_timeout_ms, linger_ms
         self.buffer_frames, self.buffer_bytes = buffer_frames, buffer_bytes
         options = list(curve) + _ipv6(endpoint) + [(zmq.LINGER, 0), (zmq.SNDHWM, hwm if latest else 4 * CREDIT)]
@@ -98,11 +100,18 @@ class Sender(_Socket):
                 session, seq = ids if session is None else (session, seq if seq is not None else ids[1])
         deadline = None if self.send_timeout_ms < 0 else time.time() + self.send_timeout_ms / 1000.0
         with self._cond:
+            left, t_progress = len(self._pending), time.time()
             while len(self._pending) >= self.buffer_frames or (self._pending and
                                                                self._bytes + len(message) > self.buffer_bytes):
                 now = time.time()
-                if (deadline is not None and now >= deadline) or (self.stop is not None and self.stop.is_set()):
+                if len(self._pending) < left:            # acknowledgements came in: the host is there
+                    left, t_progress, self._stalled = len(self._pending), now, False
+                if deadline is not None and now >= deadline:
                     return self._drop(seq)
+                if self.stop is not None and self.stop.is_set() and (
+                        self._stalled or now - t_progress >= self.STOP_LINGER_MS / 1000.0):
+                    self._stalled = True                 # stopping, and nothing acknowledged for a while: the host
+                    return self._drop(seq)               # is gone, so the frames after this one do not wait either
                 self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
                                 min(self.WAIT_STEP_MS / 1000.0, deadline - now))
             self._pending.append([session, seq, message, False, False])
@@ -211,23 +220,24 @@ class Sender(_Socket):
             self._bytes -= len(entry[2])
 
     def wait_acknowledged(self, timeout_ms):
-        """Wait up to timeout_ms (-1: until all are, or ``stop`` plus STOP_LINGER_MS) for every buffered frame to be
-        acknowledged; True if none is left."""
+        """Wait for every buffered frame to be acknowledged, giving up after timeout_ms without an acknowledgement
+        (-1: never; once ``stop`` is set, STOP_LINGER_MS at most), so a slow host that keeps acknowledging is waited
+        for; True if none is left."""
         if self.latest:
             return True
-        deadline = None if timeout_ms < 0 else time.time() + timeout_ms / 1000.0
-        stopped = False
+        limit = None if timeout_ms < 0 else timeout_ms / 1000.0
         with self._cond:
+            left, t_progress = len(self._pending), time.time()
             while self._pending:
-                if not stopped and self.stop is not None and self.stop.is_set():
-                    stopped = True
-                    stop_deadline = time.time() + self.STOP_LINGER_MS / 1000.0
-                    deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
                 now = time.time()
-                if deadline is not None and now >= deadline:
+                if len(self._pending) < left:            # a slow host that still acknowledges is waited for
+                    left, t_progress = len(self._pending), now
+                wait = limit
+                if self.stop is not None and self.stop.is_set():
+                    wait = self.STOP_LINGER_MS / 1000.0 if wait is None else min(wait, self.STOP_LINGER_MS / 1000.0)
+                if wait is not None and now - t_progress >= wait:
                     break
-                self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
-                                min(self.WAIT_STEP_MS / 1000.0, deadline - now))
+                self._cond.wait(self.WAIT_STEP_MS / 1000.0)
             return not self._pending
 
     def wait_connected(self, timeout_s):
@@ -247,8 +257,9 @@ class Sender(_Socket):
         return len(self._pending)
 
     def close(self, linger_ms=None):
-        """Close after waiting up to ``linger_ms`` (default: the constructor's; -1: as long as it takes, until
-        ``stop``) for buffered frames to be acknowledged; those that were not are counted in ``undelivered``."""
+        """Close after waiting for buffered frames to be acknowledged, until ``linger_ms`` (default: the
+        constructor's; -1: no limit; ``stop``: STOP_LINGER_MS) pass without an acknowledgement; those that were not
+        are counted in ``undelivered``."""
         if self.socket is not None:
             linger = self.linger_ms if linger_ms is None else linger_ms
             if self.latest and self._monitor is not None:

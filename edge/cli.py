@@ -139,6 +139,7 @@ def build_parser():
 
 
 MAX_SEND_TIMEOUT_MS = 2 ** 31 - 1
+MIN_FPS = 0.001                 # one frame every 1000 s
 MAX_CLOCK_OFFSET_S = 86400.0
 
 
@@ -146,8 +147,9 @@ def config_from_args(args):
     """EdgeConfig from parsed arguments; UsageError (exit 2) for a value out of range or options that clash."""
     cliutil.check_at_least_one('--frames', args.frames)
     cliutil.check_positive('--fps', args.fps)
-    if args.fps is not None and not math.isfinite(args.fps):
-        raise UsageError('--fps must be a finite number of frames per second, got {}'.format(args.fps))
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps >= MIN_FPS):
+        raise UsageError('--fps must be a finite number of frames per second, at least {:g}, got {}'.format(
+            MIN_FPS, args.fps))
     cliutil.check_at_least_one('--channels', args.channels)
     cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
     if not 0 <= args.send_timeout <= MAX_SEND_TIMEOUT_MS:
@@ -309,7 +311,7 @@ def main(argv=None):
         return cliutil.fail('edge-sender', e)
     n = result['frames']
     print(format_table(summarise(result['stages']), 'edge-sender: {} frames in {:.2f} s ({:.1f} ms/frame), {} '
-                       'dropped, {} sent again after reconnecting'.format(
+                       'dropped, {} sent again (after a reconnection or an acknowledgement that did not come)'.format(
                            n, result['elapsed_s'], 1000.0 * result['elapsed_s'] / max(n, 1), result['dropped'],
                            result['resent'])), file=sys.stderr)
     if result['dropped_seqs']:

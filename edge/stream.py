@@ -163,8 +163,10 @@ class _Direct(object):
     def get(self):
         if self.n == 0:
             self.t0 = time.time()
-        _pace(self.t0, self.n, self.fps, self.stop)
         if self.halted or self.stop.is_set() or (self.limit is not None and self.n >= self.limit):
+            return None                          # checked before pacing: no wait after the last frame
+        _pace(self.t0, self.n, self.fps, self.stop)
+        if self.halted or self.stop.is_set():
             return None
         clock = StageClock()
         with clock('capture'):

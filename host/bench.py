@@ -237,9 +237,9 @@ def main(argv=None):
         args.sizes = parse_list(args.sizes, '--sizes', int)
         args.baselines = [] if args.baselines == 'none' else parse_list(args.baselines, '--baselines')
         args.edge_modes = parse_list(args.edge_modes, '--edge-modes')
-        args.streams = parse_list(args.streams, '--streams', int) if args.streams else []
-        if any(not 1 <= n <= 64 for n in args.streams):
-            raise UsageError('--streams: each count must be in 1..64')
+        args.streams = parse_list(args.streams, '--streams', int) if args.streams is not None else []
+        if any(not 1 <= n <= 64 for n in args.streams) or len(set(args.streams)) < len(args.streams):
+            raise UsageError('--streams: each count must be in 1..64, each once')
         if args.streams and args.role != 'both':
             raise UsageError('--streams runs the edges on this machine: use it with --role both')
         if set(args.edge_modes) - {'pipelined', 'sequential'} or len(set(args.edge_modes)) < len(args.edge_modes):

@@ -142,7 +142,7 @@ def main(argv=None):
     for name, st in sorted(result['streams'].items()):
         lines.append('  stream {}: {} frames, {} lost, {} reordered, {} rejected, {:.3f} bpp{}{}'.format(
             name, st.decoded, st.lost, st.reordered, st.rejected, st.bits / float(max(st.pixels, 1)),
-            ', {} repeats (sent again after a reconnection, taken once)'.format(st.repeats) if st.repeats else '',
+            ', {} repeats (sent again by the edge, taken once)'.format(st.repeats) if st.repeats else '',
             ', {} seq jumps'.format(st.jumps) if st.jumps else ''))
         q = result['quality'].get(name)
         if q and q.n:

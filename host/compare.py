@@ -19,6 +19,7 @@
 """
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -35,6 +36,7 @@ from nanolink.common.metrics import psnr
 from nanolink.host import clips, compare_links as links, compare_rates, videocodec
 from nanolink.host.compare_links import jpeg_quality_at
 
+PRESETS = ('ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow')
 PHOTOS = {'moving': 'kodim23.jpg', 'static': 'kodim21.jpg'}     # from the bundled sample
 DAMAGE_DB = 1.0
 
@@ -47,7 +49,7 @@ def build_parser():
     p.add_argument('--frames', type=int, default=90, help='frames per clip (default: %(default)s)')
     p.add_argument('--fps', type=float, default=30.0, help='frame rate the bit rates are planned at (default: 30)')
     p.add_argument('--gop', type=int, default=30, help='H.264 / H.265 keyframe interval (default: %(default)s)')
-    p.add_argument('--preset', default='veryfast', help='x264 / x265 preset (default: %(default)s)')
+    p.add_argument('--preset', default='veryfast', choices=PRESETS, help='x264 / x265 preset (default: %(default)s)')
     p.add_argument('--lose', type=int, help='the frame lost on purpose (default: a third into the first GOP)')
     p.add_argument('--link-frames', type=int, default=60, help='frames sent over each link (default: %(default)s)')
     p.add_argument('--link-fps', type=float, default=10.0, help='pace of the latency runs (default: %(default)s)')
@@ -88,7 +90,13 @@ def nanolink_codec(model, frames, lose):
 
 def video_codec(ffmpeg, codec, frames, mbps, args, lose):
     size = (frames[0].shape[1], frames[0].shape[0])
-    data, wall = videocodec.encode(ffmpeg, frames, codec, mbps * 1000.0, args.fps, args.gop, args.preset)
+    kbps = mbps * 1000.0
+    for _ in range(4):          # rate control misses short clips' targets: scale the asked rate until within 5 %
+        data, wall = videocodec.encode(ffmpeg, frames, codec, kbps, args.fps, args.gop, args.preset)
+        got = len(data) * 8.0 / len(frames) * args.fps / 1e3
+        if abs(got / (mbps * 1000.0) - 1) <= 0.05:
+            break
+        kbps *= mbps * 1000.0 / got
     decoded = videocodec.decode(ffmpeg, data, codec, size)
     if len(decoded) != len(frames):
         raise NanolinkError('{}: ffmpeg decoded {} of {} frames'.format(codec, len(decoded), len(frames)))
@@ -96,7 +104,7 @@ def video_codec(ffmpeg, codec, frames, mbps, args, lose):
     outputs = videocodec.decode(ffmpeg, videocodec.drop_frame(data, codec, lose), codec, size)
     shown, not_output = videocodec.shown_after_loss(outputs, len(frames), lose)
     damaged, damaged_psnr = loss_cost(frames, decoded, shown)
-    return {'mbps': len(data) * 8.0 / len(frames) * args.fps / 1e6, 'psnr': [psnr(f, d) for f, d in
+    return {'mbps': len(data) * 8.0 / len(frames) * args.fps / 1e6, 'asked_mbps': mbps, 'psnr': [psnr(f, d) for f, d in
                                                                              zip(frames, decoded)],
             'encode_ms': 1000.0 * wall / len(frames), 'frames_held': held, 'held_from': settings,
             'lost_frame_costs': damaged, 'lost_psnr': damaged_psnr, 'frames_not_output': not_output}
@@ -144,8 +152,10 @@ def format_codecs(rows, args, lose):
             cost += ' ({} frozen)'.format(r['frames_not_output'])
         if r['lost_psnr'] is not None:
             cost += ', at {:.1f} dB'.format(r['lost_psnr'])
-        lines.append('{} | {} | {:.2f} | {:.2f} ({:.2f}) | {} | {} | {}'.format(
-            r['kind'], r['name'], r['mbps'], p.mean(), p.min(), '-' if r['encode_ms'] is None else
+        miss = r.get('asked_mbps') and abs(r['mbps'] / r['asked_mbps'] - 1) > 0.05
+        lines.append('{} | {} | {:.2f}{} | {:.2f} ({:.2f}) | {} | {} | {}'.format(
+            r['kind'], r['name'], r['mbps'], ' (asked {:.2f}: its rate control missed)'.format(r['asked_mbps'])
+            if miss else '', p.mean(), p.min(), '-' if r['encode_ms'] is None else
             '{:.1f}'.format(r['encode_ms']), r['frames_held'], cost))
     lines.append('encode ms: nanolink.Codec.encode (ONNX Runtime, this CPU); H.26x: the whole ffmpeg encode / frames. '
                  'Frames held: declared by the encoder in its stream ({}).'.format(
@@ -191,17 +201,31 @@ def format_links(res, n, link_fps):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    cliutil.setup('nanolink-compare', False)
+    logging.basicConfig(level=logging.INFO, format='nanolink-compare: %(message)s')   # Ctrl-C: KeyboardInterrupt
+    try:
+        return _main(args, argv)
+    except KeyboardInterrupt:
+        print('nanolink-compare: interrupted: nothing written', file=sys.stderr)
+        return 130
+
+
+def _main(args, argv):
     try:
         args.models = [m.strip() for m in args.models.split(',') if m.strip()]
+        if not args.models:
+            raise UsageError('--models needs at least one bundled model, e.g. --models {}'.format(zoo.DEFAULT_MODEL))
         for m in args.models:
             zoo.bundled_model(m)
         args.size = parse_size(args.size)
         cliutil.check_range('--frames', args.frames, 8, 10000)
-        cliutil.check_positive('--fps', args.fps)
-        cliutil.check_positive('--link-fps', args.link_fps)
+        cliutil.check_range('--fps', args.fps, 0.1, 1000)
+        cliutil.check_range('--link-fps', args.link_fps, 0.1, 1000)
+        cliutil.check_range('--link-frames', args.link_frames, 3, 10000)
         cliutil.check_range('--gop', args.gop, 2, 10000)
-        args.rate_sizes = [] if args.rate_sizes == 'none' else [parse_size(x) for x in args.rate_sizes.split(',')]
+        try:
+            args.rate_sizes = [] if args.rate_sizes == 'none' else [parse_size(x) for x in args.rate_sizes.split(',')]
+        except UsageError as e:
+            raise UsageError('--rate-sizes: {}'.format(str(e).replace('--size ', '')))
         lose = args.gop // 3 if args.lose is None else args.lose
         if not 1 <= lose < args.frames - 1:
             raise UsageError('--lose must be in 1..{} (a frame inside the clip), got {}'.format(args.frames - 2, lose))

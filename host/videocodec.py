@@ -64,7 +64,8 @@ def encode(ffmpeg, frames, codec, kbps, fps, gop, preset='veryfast'):
         p = subprocess.run(cmd, stdin=raw, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wall = time.time() - t0
     if p.returncode != 0 or not p.stdout:
-        raise NanolinkError('ffmpeg {} failed (exit {}): {}'.format(lib, p.returncode, p.stderr.decode()[-500:]))
+        why = ' / '.join(p.stderr.decode('utf-8', 'replace').strip().splitlines()[-3:])
+        raise NanolinkError('ffmpeg {} failed (exit {}): {}'.format(lib, p.returncode, why))
     return p.stdout, wall
 
 

@@ -200,10 +200,11 @@ def test_ctrl_c_stops_an_edge_that_waits_for_its_host(tmp_path):
     assert p.returncode == 1 and 'no host-receiver answered' in err and 'Traceback' not in err
 
 
-def test_fps_does_not_wait_after_the_last_frame(host_process):
+@pytest.mark.parametrize('mode', [[], ['--no-pipeline']])
+def test_fps_does_not_wait_after_the_last_frame(host_process, mode):
     h = host_process('--frames', 1, '--timeout', 30, '--quiet')
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 1, '--fps', 0.2, '--connect',
-            h.endpoint, '--quiet')
+            h.endpoint, '--quiet', *mode)
     assert r.returncode == 0, r.stderr
     elapsed = float(re.search(r'edge-sender: 1 frames in ([0-9.]+) s', r.stderr).group(1))
     assert elapsed < 5.0, r.stderr           # its own clock, first read to last send: one more 0.2 fps interval is 5 s

@@ -147,3 +147,63 @@ def test_receive_times_out_and_multipart_and_junk_are_passed_on():
         assert rx.recv(10) is MULTIPART
     assert tx.undelivered == 0
     ctx.term()
+
+
+def _slow_host(rx, n, delay_s, done):
+    """A host that takes ``delay_s`` per frame (a slow decoder) and acknowledges each: a thread of the test."""
+    got = 0
+    deadline = time.time() + 120
+    while got < n and time.time() < deadline:
+        m = rx.recv(0.05)
+        ids = wire.peek_ids(m) if m is not None and m is not MULTIPART else None
+        if ids:
+            time.sleep(delay_s)
+            rx.ack(*ids)
+            got += 1
+    done.append(got)
+
+
+def test_close_waits_for_a_slow_host_that_keeps_acknowledging():
+    """20 frames queued at once for a host that acknowledges one every 50 ms (1 s in all): a close whose linger is
+    300 ms still delivers all of them, since acknowledgements keep coming in (the linger is time without one)."""
+    import threading
+    ctx = zmq.Context()
+    done = []
+    with Receiver('tcp://127.0.0.1:*', context=ctx) as rx:
+        host = threading.Thread(target=_slow_host, args=(rx, 20, 0.05, done), daemon=True)
+        tx = Sender(rx.endpoint, context=ctx, session=SESSION, linger_ms=300)
+        for i in range(20):
+            assert tx.send(frame(i), i)
+        host.start()
+        tx.close()
+        host.join(60)
+    ctx.term()
+    assert tx.undelivered == 0 and tx.acked == 20 and done == [20]
+
+
+def test_stop_still_waits_for_a_slow_host_but_not_for_an_absent_one():
+    """Ctrl-C (stop) with a full buffer: against a host that acknowledges slowly the frame waits and goes in;
+    with no host at all it is dropped after STOP_LINGER_MS, and the next one at once."""
+    import threading
+    ctx = zmq.Context()
+    stop = threading.Event()
+    done = []
+    with Receiver('tcp://127.0.0.1:*', context=ctx) as rx:
+        tx = Sender(rx.endpoint, context=ctx, session=SESSION, buffer_frames=4, send_timeout_ms=-1, stop=stop,
+                    linger_ms=-1)
+        for i in range(4):
+            assert tx.send(frame(i), i)
+        stop.set()
+        host = threading.Thread(target=_slow_host, args=(rx, 6, 0.05, done), daemon=True)
+        host.start()
+        assert tx.send(frame(4), 4) and tx.send(frame(5), 5)     # room comes as the host acknowledges
+        tx.close()
+        host.join(60)
+    assert tx.undelivered == 0 and tx.dropped == 0 and done == [6]
+    tx = Sender('tcp://127.0.0.1:9', context=ctx, session=SESSION, buffer_frames=2, send_timeout_ms=-1, stop=stop,
+                linger_ms=-1)
+    assert tx.send(frame(0), 0) and tx.send(frame(1), 1)
+    assert not tx.send(frame(2), 2) and not tx.send(frame(3), 3)            # nobody there: dropped, not hung
+    tx.close()
+    ctx.term()
+    assert tx.dropped == 2 and tx.dropped_seqs == [2, 3] and tx.undelivered == 2

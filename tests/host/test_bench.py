@@ -102,7 +102,7 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
     (['--channels', '0'], '--channels must be at least 1'),
     (['--timeout', '0'], '--timeout must be > 0'),
     (['--edge-modes', 'fast'], '--edge-modes: use pipelined, sequential or both'),
-    (['--streams', '0'], '--streams: each count must be in 1..64'),
+    (['--streams', '0'], '--streams: each count must be in 1..64, each once'),
     (['--decode-workers', '-1'], '--decode-workers must be in 0..64'),
     (['--streams', '2', '--role', 'host'], 'use it with --role both'),
     (['--role', 'edge', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),

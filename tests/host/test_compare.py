@@ -109,6 +109,12 @@ def test_compare_cli_measures_every_row_and_both_links(tmp_path):
     (['--lose', '0'], '--lose must be in 1..'),
     (['--models', 'nope'], 'no bundled model "nope"'),
     (['--ffmpeg', '/nonexistent'], 'not an executable file'),
+    (['--link-frames', '0'], '--link-frames must be in 3..10000'),
+    (['--link-fps', '1e-9'], '--link-fps must be in 0.1..1000'),
+    (['--link-fps', 'inf'], '--link-fps must be in 0.1..1000'),
+    (['--models', ''], '--models needs at least one bundled model'),
+    (['--rate-sizes', 'garbage'], '--rate-sizes: must look like'),
+    (['--preset', 'nosuch'], "invalid choice: 'nosuch'"),
 ])
 def test_compare_bad_arguments(args, words):
     r = cli('nanolink.host.compare', *args)
