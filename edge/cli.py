@@ -69,7 +69,7 @@ class EdgeConfig:
 
 def build_parser():
     p = argparse.ArgumentParser(prog='edge-sender', description=__doc__.split('\n')[0],
-                                epilog='Full reference: README.md, "CLI reference".')
+                                epilog='Full reference: docs/cli.md.')
     p.add_argument('--camera', required=True, metavar='SRC',
                    help='0 | csi://N | /dev/videoN | v4l2:///dev/videoN | video file | file://URI | image folder | '
                         'synthetic[://WxH]')

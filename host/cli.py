@@ -29,7 +29,7 @@ from nanolink.host.web import check_token, parse_listen
 
 def build_parser():
     p = argparse.ArgumentParser(prog='host-receiver', description=__doc__.split('\n')[0],
-                                epilog='Full reference: README.md, "CLI reference".')
+                                epilog='Full reference: docs/cli.md.')
     p.add_argument('--bind', default='tcp://*:5555', metavar='ENDPOINT',
                    help='where edge-senders connect (default: %(default)s; tcp://127.0.0.1:* picks a free port)')
     p.add_argument('--show', action='store_true', help='show decoded frames in a window (q quits)')

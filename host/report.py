@@ -272,7 +272,7 @@ def write_out(out, streams, report, title):
 # ------------------------------------------------------------------------------------------------------ main
 def build_parser():
     p = argparse.ArgumentParser(prog='nanolink-report', description=__doc__.split('\n')[0],
-                                epilog='Full reference: README.md, "CLI reference".')
+                                epilog='Full reference: docs/cli.md.')
     p.add_argument('logs', nargs='+', metavar='LOG.jsonl', help='--log files of host-receiver and/or edge-sender')
     p.add_argument('--out', metavar='DIR', help='write stages.png, latency-hist.png, quality.png (with quality '
                                                 'records) and report.json to DIR (needs matplotlib)')
