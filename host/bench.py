@@ -45,6 +45,7 @@ from nanolink.host.bench_clock import ClockServer, clock_offset, time_endpoint
 from nanolink.host.bench_report import (edge_rate, format_edge_rates, format_micro, format_rows, micro_benchmark,
                                          summarise_row, write_outputs)
 from nanolink.host.bench_streams import format_streams, run_streams
+from nanolink.host.compare import main as compare_main
 from nanolink.host.launch import HostProcess, tail as _tail
 
 # Published figures of the reference slides (../shared/REFERENCE.md section 1), printed for comparison only.
@@ -203,6 +204,13 @@ def build_parser():
     p.add_argument('--edge-modes', default='pipelined,sequential',
                    help='edge-sender loops to run each model row with: pipelined (its default), sequential '
                         '(--no-pipeline), or both, to see the gain (default: %(default)s; baselines: pipelined)')
+    p.add_argument('--compare', action='store_true',
+                   help='also run nanolink-compare for the first model (JPEG, H.264 / H.265 and imagezmq on this '
+                        'machine; needs pip install ".[bench]") and print its tables after these')
+    p.add_argument('--compare-size', default='640x480', help='--compare: the clips\' frame size (default: %(default)s)')
+    p.add_argument('--compare-frames', type=int, default=60, help='--compare: frames per clip (default: 60)')
+    p.add_argument('--compare-rate-sizes', default='640x480,1280x720,1008x1008',
+                   help='--compare: frame sizes of its Mbit/s table (default: %(default)s)')
     p.add_argument('--streams', help='also stream N edges into one host at once for each N of this comma-separated '
                                      'list (e.g. 1,2,4; first model, first size) and print its decoded fps')
     p.add_argument('--decode-workers', type=int, default=1, help='host-receiver --decode-workers (default: 1)')
@@ -240,6 +248,8 @@ def main(argv=None):
         args.streams = parse_list(args.streams, '--streams', int) if args.streams is not None else []
         if any(not 1 <= n <= 64 for n in args.streams) or len(set(args.streams)) < len(args.streams):
             raise UsageError('--streams: each count must be in 1..64, each once')
+        if args.compare and args.role != 'both':
+            raise UsageError('--compare runs on this machine: use it with --role both')
         if args.streams and args.role != 'both':
             raise UsageError('--streams runs the edges on this machine: use it with --role both')
         if set(args.edge_modes) - {'pipelined', 'sequential'} or len(set(args.edge_modes)) < len(args.edge_modes):
@@ -345,6 +355,13 @@ def run(args):
         print(format_streams(streams))
         print()
     print(format_micro(micro))
+    if args.compare:                          # nanolink against its alternatives, in this same run
+        print(flush=True)
+        rc = compare_main(['--models', args.models[0], '--size', args.compare_size, '--frames',
+                           str(args.compare_frames), '--link-frames', str(args.compare_frames), '--rate-sizes',
+                           args.compare_rate_sizes, '--out', os.path.join(out, 'compare')])
+        if rc != 0:
+            raise NanolinkError('the comparison (nanolink-compare) failed with exit {}'.format(rc))
     if args.out:
         meta = {'command': 'latency-bench ' + ' '.join(sys.argv[1:]) if sys.argv else '', 'role': args.role,
                 'fps': args.fps,

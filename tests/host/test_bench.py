@@ -105,6 +105,7 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
     (['--streams', '0'], '--streams: each count must be in 1..64, each once'),
     (['--decode-workers', '-1'], '--decode-workers must be in 0..64'),
     (['--streams', '2', '--role', 'host'], 'use it with --role both'),
+    (['--compare', '--role', 'host'], '--compare runs on this machine'),
     (['--role', 'edge', '--connect', 'tcp://127.0.0.1:99999'], 'a port in 1..65535'),
     (['--role', 'host', '--bind', 'tcp://127.0.0.1:65535'], 'needs a port below 65535'),
 ])
@@ -133,3 +134,16 @@ def test_bench_streams_reports_one_hosts_decoded_fps_for_n_edges(tmp_path):
         assert len(log) == 6 * s['streams'] and s['frames'] == 5 * s['streams']
         assert s['decoded_fps'] > 0 and s['per_stream_fps'] == pytest.approx(s['decoded_fps'] / s['streams'])
     assert 'one host-receiver, N edge-senders at once' in r.stdout
+
+
+def test_bench_compare_prints_the_alternatives_in_the_same_run(tmp_path):
+    pytest.importorskip('imageio_ffmpeg', reason='--compare needs ffmpeg: pip install imageio-ffmpeg (the bench extra)')
+    pytest.importorskip('imagezmq', reason='--compare needs imagezmq: pip install imagezmq (the bench extra)')
+    out = tmp_path / 'bench'
+    r = cli('nanolink.host.bench', '--models', 'cae', '--sizes', '64', '--frames', 4, '--warmup', 1, '--baselines',
+            'none', '--compare', '--compare-size', '96x64', '--compare-frames', 12, '--compare-rate-sizes', '96x64',
+            '--out', out, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert text.index('edge rate: achieved fps') < text.index('H264 at cae') < text.index('imagezmq + JPEG')
+    assert 'cae, 64²: pipelined' in text and (out / 'compare' / 'compare.json').exists()
