@@ -73,7 +73,7 @@ def test_find_ffmpeg_refuses_a_path_that_is_not_one(tmp_path):
 def test_compare_cli_measures_every_row_and_both_links(tmp_path):
     pytest.importorskip('imagezmq', reason='the link rows need imagezmq: pip install imagezmq (the bench extra)')
     out = tmp_path / 'cmp'
-    r = cli('nanolink.host.compare', '--size', '160x128', '--frames', 12, '--gop', 6, '--link-frames', 9,
+    r = cli('nanolink.host.compare', '--models', 'ae', '--size', '160x128', '--frames', 12, '--gop', 6, '--link-frames', 9,
             '--link-fps', 20, '--rate-sizes', '96x64,128x96', '--out', out, timeout=600)
     assert r.returncode == 0, r.stderr
     doc = json.load(open(str(out / 'compare.json')))

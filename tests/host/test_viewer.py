@@ -92,7 +92,7 @@ def test_stats_json_and_mjpeg_stream_follow_the_live_stream(tmp_path, host_proce
         s1 = wait_for(lambda: stats(url)['streams'].get('cam1', {}).get('decoded', 0) >= 3 and stats(url),
                       what='decoded frames in /stats.json')
         cam = s1['streams']['cam1']
-        assert cam['width'] == 768 and cam['height'] == 512 and cam['model'] == 'ae'
+        assert cam['width'] == 768 and cam['height'] == 512 and cam['model'] == zoo.DEFAULT_MODEL
         assert cam['received'] >= cam['decoded'] >= 3 and cam['rejected'] == 0 and cam['lost'] == 0
         assert 0.1 < cam['bpp'] < 2.0 and cam['fps'] > 0
         assert {'receive', 'deserialise', 'decode', 'postprocess', 'display', 'end_to_end'} <= set(cam['stages'])
