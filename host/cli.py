@@ -132,8 +132,10 @@ def main(argv=None):
         result = run(config_from_args(args), stop, listening, 0 if args.quiet else 2.0, viewer)
     except NanolinkError as e:
         return cliutil.fail('host-receiver', e)
-    lines = ['host-receiver: {} decoded, {} rejected of {} received'.format(
-        result['decoded'], result['rejected'], result['received']),
+    lines = ['host-receiver: {} decoded, {} rejected of {} received{}'.format(
+        result['decoded'], result['rejected'], result['received'],
+        ', {} still decoding when it stopped (not acknowledged: their edges send them again)'.format(
+            result['in_flight']) if result.get('in_flight') else ''),
         '  connections: {accepted} accepted, {closed} closed (edges stopping, network errors, or a message over the '
         '32 MiB socket limit, which ZeroMQ drops unseen)'.format(**result['connections'])]
     if result['connections']['refused']:

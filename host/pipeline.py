@@ -239,6 +239,11 @@ class Receiver(object):
             rx.ack(frame.session, frame.seq, job.peer)
         return f
 
+    @property
+    def in_flight(self):
+        """Messages taken from the socket and still decoding (not yet returned by ``recv``, not acknowledged)."""
+        return len(self._jobs)
+
     def connection_counts(self):
         return self.link.connection_counts()
 

@@ -240,7 +240,7 @@ def _loop(cfg, out, rx, jlog, samples, stop, on_listening, status_every_s, on_vi
             rx.ack_ids(*done)
     rejects.flush()
     accepted, closed = rx.connection_counts()
-    return {'received': rx.received, 'decoded': rx.decoded, 'rejected': rejects.total,
+    return {'received': rx.received, 'decoded': rx.decoded, 'rejected': rejects.total, 'in_flight': rx.in_flight,
             'reject_reasons': dict(rejects.counts), 'streams': streams.all(), 'streams_refused': streams.refused,
             'max_streams': cfg.max_streams, 'stages': samples, 'elapsed_s': (time.time() - t0) if t0 else 0.0,
             'connections': {'accepted': accepted, 'closed': closed, 'refused': rx.link.handshakes_refused},
