@@ -26,8 +26,15 @@ _END = object()            # the end of a queue's frames
 _POLL_S = 0.05             # how often a blocked put / get looks for a failed stage
 
 
-class StageFailed(Exception):
-    """Raised in the caller's thread when another stage's thread failed: ``error`` is its exception."""
+def _put_while(q, item, go_on):
+    """Put item in the bounded queue q, retrying every _POLL_S while ``go_on()``; True once it is in."""
+    while go_on():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class _Stage(object):
@@ -56,23 +63,12 @@ class _Stage(object):
 
     def put(self, item):
         """Block while the queue is full; raise the stage's error if it has failed."""
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
+        if not _put_while(self.q, item, lambda: self.error is None):
+            raise self.error
 
     def close(self):
         """Let the stage finish every queued item, then stop it; re-raise its error."""
-        while self.thread.is_alive():
-            try:
-                self.q.put(_END, timeout=_POLL_S)
-                break
-            except queue.Full:
-                continue
+        _put_while(self.q, _END, self.thread.is_alive)
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -122,12 +118,7 @@ class _Capture(object):
         return self._halt.is_set() or self.stop.is_set()
 
     def _put(self, item):
-        while not self._abandon.is_set():
-            try:
-                self.q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
+        _put_while(self.q, item, lambda: not self._abandon.is_set())
 
     def get(self):
         """The next (frame, t_cap, clock), or None at the end of the source (or after ``halt``)."""
