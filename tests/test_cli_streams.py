@@ -258,7 +258,7 @@ def test_record_goes_on_when_the_codec_refuses_one_streams_size(host_process, tm
     assert rc == 0, err
     assert 'not recording stream tiny' in err and 'refuses 1x1 frames' in err
     assert 'not recorded: {} (2 frames of 1x1'.format(tmp_path / 'rec' / 'tiny.mp4') in err
-    assert 'gets 97x63 frames; video encoders keep even sizes' in err
+    assert 'gets 97x63 frames; video encoders keep even sizes' in err, err[-4000:]   # whole tail: seen missing once under load
     cap = cv2.VideoCapture(str(tmp_path / 'rec' / 'odd.mp4'))
     n = 0
     while cap.read()[0]:
