@@ -7,6 +7,7 @@ The protocol (acknowledgements, credit, resending after a reconnection, latest m
 nanolink.common.transport; the acknowledgement message is in nanolink.common.wire.
 """
 import collections
+import itertools
 import os
 import threading
 import time
@@ -38,8 +39,8 @@ class Sender(_Socket):
         options = list(curve) + _ipv6(endpoint) + [(zmq.LINGER, 0), (zmq.SNDHWM, hwm if latest else 4 * CREDIT)]
         options += [(zmq.CONFLATE, 1)] if latest else []
         # (not ZMQ_IMMEDIATE: it drops a connection's unread incoming messages, the last acknowledgements among
-        # them, when the host closes; frames queued for a connection that died are sent again anyway, and the host
-        # drops the repeats)
+        # them, when the host closes; instead a connection that dies takes its socket with it, see _reopen)
+        self._options = options
         _Socket.__init__(self, zmq.DEALER, context, options)
         self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         try:
@@ -56,13 +57,14 @@ class Sender(_Socket):
         self._cond = threading.Condition()
         self._closing = False
         self._thread = None
-        self._pending = collections.deque()     # [session, seq, message, sent now, sent ever], oldest first
+        self._pending = collections.deque()     # [session, seq, message, in flight, sent ever, t sent, skipped]
+        self._skipped = 0                       # entries in flight that the host passed over (see _answer)
         self._bytes = 0
         self._in_flight = 0
         self._credit = CREDIT
         self._last_progress = time.time()
         self.sent = 0                 # frames handed to the socket (first sends)
-        self.resent = 0               # frames sent again after a reconnection
+        self.resent = 0               # frames sent again (after a reconnection, or an acknowledgement that did not come)
         self.acked = 0                # frames the host acknowledged
         self.dropped = 0              # frames given up: the buffer stayed full (or, latest: the socket refused)
         self.dropped_seqs = []        # their seqs (the first 10000)
@@ -114,7 +116,7 @@ class Sender(_Socket):
                     return self._drop(seq)               # is gone, so the frames after this one do not wait either
                 self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
                                 min(self.WAIT_STEP_MS / 1000.0, deadline - now))
-            self._pending.append([session, seq, message, False, False])
+            self._pending.append([session, seq, message, False, False, 0.0, False])
             self._bytes += len(message)
         self._wake()
         return True
@@ -165,15 +167,41 @@ class Sender(_Socket):
             self.connected = True
         elif event == zmq.EVENT_DISCONNECTED:
             self.connected = False
-            self._rewind()            # what that connection did not acknowledge goes again on the next one
+            if not self.latest:
+                self._reopen()        # what that connection did not acknowledge goes again, in order, on the next one
+
+    def _reopen(self):
+        """A connection died: take the acknowledgements it delivered, then replace the socket. ZeroMQ would keep the
+        frames still queued for the dead connection and send them first on the next one, ahead of the older frames
+        that died in flight: the host would get 13 before 3..12. A fresh socket starts with an empty queue, and every
+        unacknowledged frame goes again from the oldest (the host drops the ones it already has)."""
+        while self.socket.poll(0):
+            self._answer(self.socket.recv())
+        for sock in (self.socket, self._monitor):
+            self._poller.unregister(sock)
+        self._close_monitor()
+        self.socket.close()
+        self.socket = self.context.socket(zmq.DEALER)
+        for opt, value in self._options:
+            self.socket.setsockopt(opt, value)
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self.socket.connect(self.endpoint)
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._rewind()
 
     def _rewind(self):
         for entry in self._pending:
-            entry[3] = False
-        self._in_flight = 0
+            entry[3] = entry[6] = False
+        self._in_flight = self._skipped = 0
         self._last_progress = time.time()
 
     def _answer(self, data):
+        """One acknowledgement: the frame (session, seq) was taken. Only that frame leaves the buffer: the host may
+        have taken a newer frame first (a repeat of an older one still on its way), so an acknowledgement says
+        nothing of the frames before it. An older frame still in flight that the host passed over (its
+        acknowledgement was lost, or the host answered out of turn) is marked, and sent again if no acknowledgement
+        comes for it within RESEND_AFTER_S."""
         try:
             session, seq, credit = wire.unpack_ack(data)
         except wire.WireError:
@@ -183,19 +211,32 @@ class Sender(_Socket):
             self.bad_acks += 1
             return
         self._credit = credit
-        popped = False
-        while self._pending and self._pending[0][4] and self._pending[0][0] == session and self._pending[0][1] <= seq:
-            entry = self._pending.popleft()
-            self._bytes -= len(entry[2])
-            self._in_flight -= int(entry[3])
-            self.acked += 1
-            popped = True
-        if popped:
-            self._last_progress = time.time()
+        for i, entry in enumerate(self._pending):       # nearly always the oldest
+            if entry[1] == seq and entry[0] == session and entry[4]:
+                break
+        else:
+            return                    # a repeat's second acknowledgement: already taken
+        del self._pending[i]
+        self._bytes -= len(entry[2])
+        self._in_flight -= int(entry[3])
+        self._skipped -= int(entry[6])
+        self.acked += 1
+        self._last_progress = time.time()
+        for older in itertools.islice(self._pending, i):
+            if older[3] and not older[6]:
+                older[6] = True
+                self._skipped += 1
 
     def _transmit(self):
-        if self.connected and self._in_flight and time.time() - self._last_progress > self.RESEND_AFTER_S:
+        now = time.time()
+        if self.connected and self._in_flight and now - self._last_progress > self.RESEND_AFTER_S:
             self._rewind()            # acknowledgements stopped on a live connection: send the window again
+        elif self._skipped:
+            for entry in self._pending:
+                if entry[6] and now - entry[5] > self.RESEND_AFTER_S:
+                    entry[3] = entry[6] = False          # passed over and still no acknowledgement: again
+                    self._in_flight -= 1
+                    self._skipped -= 1
         untracked = []
         for entry in self._pending:
             if self._in_flight >= self._credit:
@@ -214,6 +255,7 @@ class Sender(_Socket):
             else:
                 self.sent += 1
             entry[3] = entry[4] = True
+            entry[5] = now
             self._in_flight += 1
         for entry in untracked:
             self._pending.remove(entry)

@@ -10,9 +10,10 @@
 
 Acknowledged mode (the default): an I/O thread owns the socket, so frames move and acknowledgements are read
 whatever the caller does between sends; it keeps every frame until the host acknowledges it (wire.pack_ack: the
-session and the highest seq taken), in a buffer of at most ``buffer_frames`` frames and ``buffer_bytes`` bytes, and
+session and seq of each frame taken), in a buffer of at most ``buffer_frames`` frames and ``buffer_bytes`` bytes, and
 has at most ``credit`` frames in flight, as the host grants. After a reconnection (the host restarted, the network
-came back) it sends every unacknowledged frame again, in order; the host drops repeats by (session, seq). A frame is
+came back) it replaces the socket, so nothing queued for the dead connection jumps the queue, and sends every
+unacknowledged frame again, oldest first; the host drops repeats by (session, seq). A frame is
 dropped only when the buffer stayed full for ``send_timeout_ms`` (-1: wait, in short steps, until ``stop``); it is
 counted in ``dropped`` and its seq kept in ``dropped_seqs``. ``close`` waits at most ``linger_ms`` for the rest to be
 acknowledged and counts what was not in ``undelivered``. Nothing blocks without a timeout.

@@ -101,11 +101,12 @@ with one ZeroMQ frame, a msgpack map of exactly these 4 entries::
     0x84                                   fixmap, 4 entries
     0xa1 'v'        0x02                   format version 2
     0xa3 'ack'      uint                   the session of the frames acknowledged
-    0xa3 'seq'      uint                   every frame of that session up to this seq has been taken
+    0xa3 'seq'      uint                   the frame of that session with this seq has been taken
     0xa6 'credit'   uint                   frames the sender may have in flight after it (flow control), 0..4096
 
-An edge keeps every unacknowledged frame and sends it again after a reconnection; the host drops repeats by
-(session, seq).
+An acknowledgement is for that one frame, not the ones before it: after a reconnection the host can take a newer
+frame before an older one sent again. An edge keeps every unacknowledged frame and sends it again after a
+reconnection; the host drops repeats by (session, seq).
 """
 import math
 import re
