@@ -15,9 +15,33 @@
 Errors are NanolinkError (UsageError for a bad argument), with one line saying what to do. The CLIs (edge-sender,
 host-receiver, nanolink-demo, latency-bench) are loops around these same objects.
 """
-from nanolink.common.errors import NanolinkError, UsageError
-from nanolink.codec import Codec, open_codec
-from nanolink.edge.pipeline import SentFrame, Sender
-from nanolink.host.pipeline import ReceivedFrame, Receiver
+import importlib
+import sys
+import types
 
+# The public names and the modules they live in. They are imported on first use, so that ``import nanolink`` (and
+# every console script, nanolink.entry) costs nothing until a name is asked for: the edge-sender that is started
+# and stopped with Ctrl-C at once ends quietly. (A module class with __getattr__: PEP 562's module __getattr__ needs
+# Python 3.7, and the edge runs on 3.6.)
+_EXPORTS = {
+    'Sender': 'nanolink.edge.pipeline', 'SentFrame': 'nanolink.edge.pipeline',
+    'Receiver': 'nanolink.host.pipeline', 'ReceivedFrame': 'nanolink.host.pipeline',
+    'Codec': 'nanolink.codec', 'open_codec': 'nanolink.codec',
+    'NanolinkError': 'nanolink.common.errors', 'UsageError': 'nanolink.common.errors',
+}
 __all__ = ['Sender', 'SentFrame', 'Receiver', 'ReceivedFrame', 'Codec', 'open_codec', 'NanolinkError', 'UsageError']
+
+
+class _Package(types.ModuleType):
+    def __getattr__(self, name):
+        if name not in _EXPORTS:
+            raise AttributeError("module 'nanolink' has no attribute '{}'".format(name))
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        setattr(self, name, value)
+        return value
+
+    def __dir__(self):
+        return sorted(set(types.ModuleType.__dir__(self)) | set(_EXPORTS))
+
+
+sys.modules[__name__].__class__ = _Package
