@@ -8,9 +8,13 @@
     dec = HostDecoder(info, backend)
     image = dec.decode(frame)                               # decode
     bgr = dec.postprocess(image, frame)                     # postprocess
+
+Pre- and post-processing (pad, prepare, finish) are here too, since a frame meets them right beside the networks;
+the resize policy is in nanolink.common.imageproc.
 """
 import os
 
+import cv2
 import numpy as np
 
 from nanolink.common import imageproc, wire, zoo
@@ -48,6 +52,39 @@ def rate_label(info, k):
     """'quality 3' (cae), 'JPEG quality 75' (ae, ae-full), '8 channels' (cae-bin): rate point k in words."""
     return {'rans': 'quality {}', 'jpeg': 'JPEG quality {}'}.get(info.dtype, '{} channels').format(k)
 
+
+
+def pad(frame, multiple, size=None):
+    """BGR uint8 (H, W, 3) -> (BGR uint8 (Hp, Wp, 3), (H, W) the host outputs): resized to ``size`` (width,
+    height) first if given, then padded with edge pixels to ``multiple``."""
+    frame = imageproc.resize_to(imageproc.as_bgr(frame), size)
+    h, w = frame.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(frame), (h, w)
+
+
+def prepare(frame, multiple, size=None):
+    """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
+
+    size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
+    """
+    frame, (h, w) = pad(frame, multiple, size)
+    blob = np.empty((1, 3) + frame.shape[:2], dtype=np.float32)               # (1, 3, Hp, Wp) RGB in [0, 1]
+    for c in range(3):                                                         # BGR interleaved -> RGB planes
+        np.multiply(frame[:, :, 2 - c], np.float32(1.0 / 255.0), out=blob[0, c], dtype=np.float32)
+    return blob, (h, w)
+
+
+def finish(image, size):
+    """Decoder output (1, Hp, Wp, 3) BGR uint8 (the learned decoders round to bytes themselves) -> (H, W, 3)
+    cropped to size (H, W); no copy when there is no padding to crop off."""
+    if image.dtype != np.uint8 or image.ndim != 4 or image.shape[3] != 3:
+        raise NanolinkError('a decoder returned {} {}, not (1, H, W, 3) uint8 BGR: re-export it with this version '
+                            '(nanolink-export)'.format(image.dtype, image.shape))
+    h, w = size
+    return np.ascontiguousarray(image[0, :h, :w])
 
 class EdgeEncoder(object):
     """Encoder half: BGR frame -> packed payload bytes of ``channels`` binary channels."""
@@ -90,7 +127,7 @@ class EdgeEncoder(object):
         return cls(backend, info, k, size)
 
     def preprocess(self, frame):
-        return imageproc.prepare(frame, self.info.multiple, self.size)
+        return prepare(frame, self.info.multiple, self.size)
 
     def close(self):
         """Release the backend (a TensorRT engine's CUDA context, an ONNX Runtime session)."""
@@ -217,7 +254,7 @@ class FrameJpegEncoder(EdgeEncoder):
         EdgeEncoder.__init__(self, ClassicalBackend('jpeg', self.quality), info, 3, size)
 
     def preprocess(self, frame):
-        return imageproc.pad(frame, self.info.multiple, self.size)
+        return pad(frame, self.info.multiple, self.size)
 
     def fetch(self, out):
         from nanolink.common.classical import jpeg_size
@@ -270,7 +307,7 @@ class HostDecoder(object):
         return self.backend.run(self.symbols(frame))            # (1, 4h, 4w, 3) BGR uint8
 
     def postprocess(self, image, frame):
-        return imageproc.finish(image, frame.size)
+        return finish(image, frame.size)
 
 
 def load_decoders(names=None, decoder='onnxruntime', device='cpu', threads=0, extra_dirs=(), variant=zoo.FAST,

@@ -1,4 +1,5 @@
-"""Pre- and post-processing shared by the edge and the host (one copy, no twins).
+"""Image reading, sizes and resizing shared by the edge and the host (one copy, no twins); the per-frame padding
+and cropping around the networks are nanolink.common.codec.pad / prepare / finish.
 
 Resize policy
 -------------
@@ -122,36 +123,3 @@ def resize_to(frame, size):
         return frame
     shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
     return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def pad(frame, multiple, size=None):
-    """BGR uint8 (H, W, 3) -> (BGR uint8 (Hp, Wp, 3), (H, W) the host outputs): resized to ``size`` (width,
-    height) first if given, then padded with edge pixels to ``multiple``."""
-    frame = resize_to(as_bgr(frame), size)
-    h, w = frame.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(frame), (h, w)
-
-
-def prepare(frame, multiple, size=None):
-    """BGR uint8 (H, W, 3) -> (blob float32 (1, 3, Hp, Wp) RGB in [0, 1], (H, W) the host outputs).
-
-    size: optional (width, height) to resize to first. Hp, Wp are H, W rounded up to ``multiple``.
-    """
-    frame, (h, w) = pad(frame, multiple, size)
-    blob = np.empty((1, 3) + frame.shape[:2], dtype=np.float32)               # (1, 3, Hp, Wp) RGB in [0, 1]
-    for c in range(3):                                                         # BGR interleaved -> RGB planes
-        np.multiply(frame[:, :, 2 - c], np.float32(1.0 / 255.0), out=blob[0, c], dtype=np.float32)
-    return blob, (h, w)
-
-
-def finish(image, size):
-    """Decoder output (1, Hp, Wp, 3) BGR uint8 (the learned decoders round to bytes themselves) -> (H, W, 3)
-    cropped to size (H, W); no copy when there is no padding to crop off."""
-    if image.dtype != np.uint8 or image.ndim != 4 or image.shape[3] != 3:
-        raise NanolinkError('a decoder returned {} {}, not (1, H, W, 3) uint8 BGR: re-export it with this version '
-                            '(nanolink-export)'.format(image.dtype, image.shape))
-    h, w = size
-    return np.ascontiguousarray(image[0, :h, :w])

@@ -30,7 +30,7 @@ from nanolink.common.stages import (EDGE_STAGES, StreamLogs, format_table, sampl
                                      summarise)
 from nanolink.edge import rate as ratefit
 from nanolink.edge.sources import open_source
-from nanolink.edge.stream import run_frames
+from nanolink.edge.pipeline import run_frames
 
 log = logging.getLogger('nanolink.edge')
 
@@ -64,7 +64,7 @@ class EdgeConfig:
     reference_quality: int = 95              # its JPEG quality
     trust_checkpoint: bool = False           # unpickle an --engine .pt on torch < 1.13
     max_mbps: Optional[float] = None         # pick the model's best rate point under this bit rate (edge/rate.py)
-    pipeline: bool = True                    # capture, encode and the CPU stages on three threads (edge/stream.py)
+    pipeline: bool = True                    # capture, encode and the CPU stages on three threads (edge/pipeline.py)
 
 
 def build_parser():

@@ -21,7 +21,7 @@ import numpy as np
 
 from nanolink.common.backends import OnnxRuntimeBackend
 from nanolink.common.codec import HostDecoder
-from nanolink.common.imageproc import prepare
+from nanolink.common.codec import prepare
 from nanolink.common.stages import time_calls
 from nanolink.common.zoo import FAST, SAMPLE_DIR, bundled_model, load_manifest
 

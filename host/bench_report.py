@@ -46,7 +46,7 @@ def summarise_row(row, host_rows, frames, warmup):
             'total_s': total_s, 'avg_ms': 1000.0 * total_s / len(mine), 'lost': frames - len(mine)}
 
 
-# edge-sender's three pipeline stages (nanolink.edge.stream): capture, the device half, the CPU half
+# edge-sender's three pipeline stages (nanolink.edge.pipeline: run_frames): capture, the device half, the CPU half
 EDGE_PIPE = (('capture', ('capture',)), ('device', ('preprocess', 'encode', 'gpu_to_cpu')),
              ('cpu', ('entropy', 'reference', 'serialise', 'send')))
 

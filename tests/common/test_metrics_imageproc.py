@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nanolink.common import imageproc, metrics
+from nanolink.common import codec, imageproc, metrics
 from nanolink.common.errors import NanolinkError
 
 
@@ -29,20 +29,20 @@ def test_psnr_of_known_error():
 def test_prepare_pads_to_the_multiple_and_finish_crops_back(h, w):
     rng = np.random.RandomState(1)
     frame = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
-    blob, size = imageproc.prepare(frame, 8)
+    blob, size = codec.prepare(frame, 8)
     assert size == (h, w) and blob.shape[2] % 8 == 0 and blob.shape[3] % 8 == 0 and blob.dtype == np.float32
     padded = np.floor(blob[0, ::-1].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)[None]   # as a decoder returns it
     assert np.array_equal(padded[0, h:], np.repeat(padded[0, h - 1:h], padded.shape[1] - h, 0))   # edge rows repeated
-    assert np.array_equal(imageproc.finish(padded, size), frame)    # RGB [0,1] -> bytes is exact; crop restores it
+    assert np.array_equal(codec.finish(padded, size), frame)    # RGB [0,1] -> bytes is exact; crop restores it
 
 
 def test_finish_rejects_float_decoder_output_with_the_fix():
     with pytest.raises(NanolinkError, match='nanolink-export'):
-        imageproc.finish(np.zeros((1, 3, 16, 16), np.float32), (16, 16))
+        codec.finish(np.zeros((1, 3, 16, 16), np.float32), (16, 16))
 
 
 def test_prepare_resizes_to_size_and_handles_grey_frames():
-    blob, size = imageproc.prepare(np.zeros((100, 200), np.uint8), 8, size=(64, 40))
+    blob, size = codec.prepare(np.zeros((100, 200), np.uint8), 8, size=(64, 40))
     assert size == (40, 64) and blob.shape == (1, 3, 40, 64)
 
 

@@ -43,7 +43,7 @@ def test_encoder_engine_matches_onnxruntime(tmp_path, fp16):
 def test_cae_engine_symbols_match_onnxruntime(tmp_path, fp16, sample_frame):
     """The entropy-coded cae through TensorRT (float16 symbol indices, shared external weights): the same integers
     as ONNX Runtime but for rounding ties, which fp16 makes more of."""
-    from nanolink.common.imageproc import prepare
+    from nanolink.common.codec import prepare
     info = zoo.bundled_model('cae')
     engine = str(tmp_path / 'cae.trt')
     assert build_engine.main(['--model', 'cae', '--quality', '3', '--out', engine, '--shape', '1x3x512x768'] +

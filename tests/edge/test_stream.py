@@ -1,4 +1,4 @@
-"""edge-sender's frame loop (nanolink.edge.stream): pipelined and sequential, through real sockets to a real
+"""edge-sender's frame loop (nanolink.edge.pipeline: run_frames): pipelined and sequential, through real sockets to a real
 Receiver -- order, bit-exactness, nothing lost on stop, a stage's error reaching the caller, and the CLI's Ctrl-C."""
 import re
 import signal
@@ -13,7 +13,7 @@ import pytest
 import nanolink
 from nanolink.common.errors import NanolinkError
 from nanolink.edge.sources import Source
-from nanolink.edge.stream import run_frames
+from nanolink.edge.pipeline import run_frames
 
 DEADLINE_S = 120.0          # generous: a loaded 2-core machine
 

@@ -62,7 +62,7 @@ def test_training_logs_bpp_and_psnr_per_quality(tmp_path, sample_frame, name, ke
 def test_bundled_export_parity(tmp_path, sample_frame, name, code_shape):
     """torch vs ONNX Runtime: the 8-bit code images and the decoded BGR bytes agree to within one level (rounding
     at .5)."""
-    from nanolink.common.imageproc import prepare
+    from nanolink.common.codec import prepare
     info = bundled_model(name)
     model, ident = onnx_export.load_checkpoint(info.torch)
     assert ident['fingerprint'] == info.fingerprint and ident['dtype'] == 'jpeg'

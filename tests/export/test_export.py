@@ -168,7 +168,7 @@ def test_bundled_float16_encoders_send_the_same_bytes(sample_frame):
     """The TensorRT 8.2 encoders (float16 code) give exactly the uint8 encoders' bytes in ONNX Runtime."""
     import onnxruntime as ort
     from nanolink.export import build_engine
-    from nanolink.common.imageproc import prepare
+    from nanolink.common.codec import prepare
     info = bundled_model('cae-bin')
     x = prepare(sample_frame, info.multiple)[0]
     for k in info.rate_points:
