@@ -23,45 +23,23 @@ def _launch(module, prog):
         return 130
 
 
-def edge_sender():
-    return _launch('nanolink.edge.cli', 'edge-sender')
+def _entry(module, prog):
+    """The console script ``prog``: a function of no arguments, as setup.cfg's entry points call it."""
+    def run():
+        return _launch(module, prog)
+    run.__name__ = run.__qualname__ = prog.replace('-', '_')
+    run.__doc__ = 'Run {} ({}.main) as its console script does.'.format(prog, module)
+    return run
 
 
-def host_receiver():
-    return _launch('nanolink.host.cli', 'host-receiver')
-
-
-def demo():
-    return _launch('nanolink.host.demo', 'nanolink-demo')
-
-
-def latency_bench():
-    return _launch('nanolink.host.bench', 'latency-bench')
-
-
-def compare():
-    return _launch('nanolink.host.compare', 'nanolink-compare')
-
-
-def report():
-    return _launch('nanolink.host.report', 'nanolink-report')
-
-
-def keys():
-    return _launch('nanolink.common.keys', 'nanolink-keys')
-
-
-def train():
-    return _launch('nanolink.export.train', 'nanolink-train')
-
-
-def export():
-    return _launch('nanolink.export.onnx_export', 'nanolink-export')
-
-
-def codec_eval():
-    return _launch('nanolink.export.evaluate', 'codec-eval')
-
-
-def build_engine():
-    return _launch('nanolink.export.build_engine', 'nanolink-build-engine')
+edge_sender = _entry('nanolink.edge.cli', 'edge-sender')
+host_receiver = _entry('nanolink.host.cli', 'host-receiver')
+demo = _entry('nanolink.host.demo', 'nanolink-demo')
+latency_bench = _entry('nanolink.host.bench', 'latency-bench')
+compare = _entry('nanolink.host.compare', 'nanolink-compare')
+report = _entry('nanolink.host.report', 'nanolink-report')
+keys = _entry('nanolink.common.keys', 'nanolink-keys')
+train = _entry('nanolink.export.train', 'nanolink-train')
+export = _entry('nanolink.export.onnx_export', 'nanolink-export')
+codec_eval = _entry('nanolink.export.evaluate', 'codec-eval')
+build_engine = _entry('nanolink.export.build_engine', 'nanolink-build-engine')
