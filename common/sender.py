@@ -42,9 +42,8 @@ class Sender(_Socket):
         # them, when the host closes; instead a connection that dies takes its socket with it, see _reopen)
         self._options = options
         _Socket.__init__(self, zmq.DEALER, context, options)
-        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         try:
-            self.socket.connect(endpoint)
+            self._watch_and_connect()
         except zmq.ZMQError as e:
             self.close()
             raise UsageError('--connect {}: {} (expected tcp://HOST:PORT)'.format(endpoint, e))
@@ -58,7 +57,6 @@ class Sender(_Socket):
         self._closing = False
         self._thread = None
         self._pending = collections.deque()     # [session, seq, message, in flight, sent ever, t sent, skipped]
-        self._skipped = 0                       # entries in flight that the host passed over (see _answer)
         self._bytes = 0
         self._in_flight = 0
         self._credit = CREDIT
@@ -181,19 +179,20 @@ class Sender(_Socket):
             self._poller.unregister(sock)
         self._close_monitor()
         self.socket.close()
-        self.socket = self.context.socket(zmq.DEALER)
-        for opt, value in self._options:
-            self.socket.setsockopt(opt, value)
-        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-        self.socket.connect(self.endpoint)
+        self._open(zmq.DEALER, self._options)
+        self._watch_and_connect()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self._rewind()
 
+    def _watch_and_connect(self):
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self.socket.connect(self.endpoint)
+
     def _rewind(self):
         for entry in self._pending:
             entry[3] = entry[6] = False
-        self._in_flight = self._skipped = 0
+        self._in_flight = 0
         self._last_progress = time.time()
 
     def _answer(self, data):
@@ -219,24 +218,20 @@ class Sender(_Socket):
         del self._pending[i]
         self._bytes -= len(entry[2])
         self._in_flight -= int(entry[3])
-        self._skipped -= int(entry[6])
         self.acked += 1
         self._last_progress = time.time()
         for older in itertools.islice(self._pending, i):
-            if older[3] and not older[6]:
-                older[6] = True
-                self._skipped += 1
+            older[6] = older[3]
 
     def _transmit(self):
         now = time.time()
         if self.connected and self._in_flight and now - self._last_progress > self.RESEND_AFTER_S:
             self._rewind()            # acknowledgements stopped on a live connection: send the window again
-        elif self._skipped:
+        else:
             for entry in self._pending:
                 if entry[6] and now - entry[5] > self.RESEND_AFTER_S:
                     entry[3] = entry[6] = False          # passed over and still no acknowledgement: again
                     self._in_flight -= 1
-                    self._skipped -= 1
         untracked = []
         for entry in self._pending:
             if self._in_flight >= self._credit:

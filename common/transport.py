@@ -61,9 +61,12 @@ class _Socket(object):
     def __init__(self, kind, context, options):
         self._own_context = context is None
         self.context = context or zmq.Context()
-        self.socket = self.context.socket(kind)
         self._auth = None
         self._monitor = None
+        self._open(kind, options)
+
+    def _open(self, kind, options):
+        self.socket = self.context.socket(kind)
         for opt, value in options:
             self.socket.setsockopt(opt, value)
 
