@@ -38,6 +38,13 @@ def fourcc_for(path, fourcc=None):
     return code
 
 
+def writable_fps(fps):
+    """fps rounded to 1/100. OpenCV hands fps to FFmpeg as a decimal fraction (to 1/1000) and MPEG-4 refuses a
+    time base denominator over 65535: 123.457 fps (123457/1000) is refused, so an estimated rate such as
+    1 / 0.0081 s would make the encoder refuse the whole stream; 123.46 (6173/50) is taken."""
+    return round(fps, 2)
+
+
 def estimate_fps(times):
     """Frames per second from capture times (median interval), within 1..240; 25 with fewer than 2 times."""
     if len(times) < 2:
@@ -142,7 +149,7 @@ class Recorder(QueuedWriter):
     def _open(self, track):
         root, ext = os.path.splitext(track.base)
         track.path = track.base if track.part == 1 else '{}.part{}{}'.format(root, track.part, ext)
-        fps = self.fps or estimate_fps(track.times)
+        fps = writable_fps(self.fps or estimate_fps(track.times))
         w = cv2.VideoWriter(track.path, cv2.VideoWriter_fourcc(*self.fourcc), fps, track.size)
         if not w.isOpened():
             log.warning('--record: not recording stream %s to %s: the %s encoder refuses %dx%d frames (decoding, '
