@@ -75,9 +75,9 @@ def build_parser():
                         'synthetic[://WxH]')
     p.add_argument('--engine', metavar='PATH', help='encoder file: .trt/.engine (TensorRT), .onnx (ONNX Runtime), '
                                                     '.pt (torch); default: the bundled --model')
-    p.add_argument('--model', help='bundled model used without --engine (default: cae): cae, cae-bin, ae or ae-full; jpeg or '
-                                   'raw: classical baselines over the same transport; with --engine, the model the '
-                                   'engine must hold')
+    p.add_argument('--model', help='model used without --engine (default: {}; jpeg and raw are classical baselines over the '
+                                   'same transport); with --engine, the model the engine must hold: {}'.format(
+                                       zoo.DEFAULT_MODEL, zoo.model_list()))
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
                                                                'ae-full (default: the model\'s) or of --model jpeg '
                                                                '(default 75)')

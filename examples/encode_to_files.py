@@ -2,10 +2,12 @@
 
     python examples/encode_to_files.py IMAGE [IMAGE ...] --out encoded/ --quality 3
 
-Writes OUT/<name>.nlk (one wire message each) and OUT/<name>.decoded.png, and prints bytes, bpp and PSNR.
+Writes OUT/<name>.nlk (one wire message each) and OUT/<name>.decoded.png, and prints bytes, bpp and PSNR; files
+that are not images are skipped with a warning.
 """
 import argparse
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -21,12 +23,18 @@ def main():
     p.add_argument('--quality', type=int, default=3, help='cae rate point 1..5')
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    with nanolink.open_codec(args.model, quality=args.quality) as codec:
+    try:
+        codec = nanolink.open_codec(args.model, quality=args.quality)
+    except nanolink.NanolinkError as e:             # one line saying what to do (UsageError: a bad argument)
+        print('encode_to_files: {}'.format(e), file=sys.stderr)
+        return 2 if isinstance(e, nanolink.UsageError) else 1
+    done = 0
+    with codec:
         for path in args.images:
             image = cv2.imread(path)
             if image is None:
-                print('{}: not an image'.format(path))
-                return 1
+                print('{}: not an image, skipped'.format(path), file=sys.stderr)
+                continue
             name = os.path.splitext(os.path.basename(path))[0]
             data = codec.encode(image)
             with open(os.path.join(args.out, name + '.nlk'), 'wb') as f:
@@ -37,6 +45,10 @@ def main():
             mse = np.mean((decoded.astype(float) - image) ** 2)
             print('{}: {} bytes, {:.3f} bpp, PSNR {:.2f} dB'.format(
                 name, len(data), len(data) * 8.0 / image.shape[0] / image.shape[1], 10 * np.log10(255 ** 2 / mse)))
+            done += 1
+    if not done:
+        print('encode_to_files: none of the {} files is an image'.format(len(args.images)), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -49,8 +49,8 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.ppm', '.webp')
 @dataclasses.dataclass
 class TrainConfig:
     model: str = 'cae'
-    data: str = '../shared/data/train'   # folder of training images (searched recursively)
-    val: str = '../shared/data/kodak'    # validation folder ('' disables validation)
+    data: str = ''                       # folder of training images (searched recursively); required
+    val: str = ''                        # validation folder, e.g. Kodak ('': no validation)
     out: str = 'runs/cae'                # checkpoints, logs and plots
     init: str = ''                       # start from these weights (a checkpoint), fresh optimiser
     steps: int = 40000                   # optimiser steps in total
@@ -73,8 +73,9 @@ class TrainConfig:
 
 
 HELP = {
-    'data': 'folder of training images, searched recursively',
-    'val': 'validation folder (Kodak); an empty string disables validation',
+    'data': 'folder of training images, searched recursively (required; this project trained on BSDS500 + '
+            'Waterloo + McMaster, docs/quality.md)',
+    'val': 'validation folder, e.g. the 24 Kodak photos (empty: no validation)',
     'out': 'run folder: last.pt (checkpoint, resumed automatically), val.csv, val.jsonl, curve.png',
     'init': 'start from the weights of this checkpoint (fresh optimiser); ignored when OUT/last.pt exists',
     'steps': 'optimiser steps in total',
@@ -336,6 +337,8 @@ def parse_args(argv):
             p.add_argument(flag, action='append', default=[], metavar='KEY=VALUE', help=HELP[f.name])
         elif f.type is bool or isinstance(f.default, bool):
             p.add_argument(flag, action='store_true', default=f.default, help=HELP[f.name])
+        elif f.name == 'data':
+            p.add_argument(flag, required=True, metavar='DIR', default=argparse.SUPPRESS, help=HELP[f.name])
         else:
             p.add_argument(flag, type=type(f.default), default=f.default, help=HELP[f.name])
     args = p.parse_args(argv)

@@ -196,8 +196,7 @@ def wait_drained(log_path, stream, n, timeout_s):
 # ---------------------------------------------------------------------------------------------- results
 def build_parser():
     p = argparse.ArgumentParser(prog='latency-bench', description=__doc__.split('\n')[0])
-    p.add_argument('--models', default=zoo.DEFAULT_MODEL, help='comma-separated bundled models (default: %(default)s, '
-                   'as edge-sender)')
+    p.add_argument('--models', default=zoo.DEFAULT_MODEL, help='comma-separated models (default: %(default)s, as edge-sender): ' + zoo.model_list())
     p.add_argument('--sizes', default='504,1008', help='comma-separated square frame sides (default: %(default)s)')
     p.add_argument('--frames', type=int, default=200, help='timed frames per row, T_N (default: %(default)s)')
     p.add_argument('--warmup', type=int, default=10, help='untimed frames first (default: %(default)s)')

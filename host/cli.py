@@ -17,7 +17,7 @@ shown as 0 ms, and one warning says how far ahead the sender's clock is.
 import argparse
 import sys
 
-from nanolink.common import wire
+from nanolink.common import wire, zoo
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common import cli as cliutil
@@ -49,7 +49,7 @@ def build_parser():
                         'ship one (the bundled cae, ae and ae-full do; for GPU hosts, with --device cuda), reading the same '
                         'bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
-                   help='decode only this bundled model (repeatable; default: all bundled models)')
+                   help='decode only this model (repeatable; default: all of them): ' + zoo.model_list())
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',
                    help='also load an exported model folder (from nanolink-export; repeatable)')
     p.add_argument('--threads', type=int, default=0, help='decoder CPU threads (default: runtime default)')

@@ -34,7 +34,8 @@ class ReceivedFrame(object):
     """A decoded frame: ``image`` (H, W, 3) BGR uint8 at the sender's size; ``stream`` (the id, or id~N for a later
     session of it), ``stream_id``, ``session``, ``seq``, ``t_cap`` (capture time, sender's clock), ``model``,
     ``decoder`` (fast | quality), ``bytes`` (message), ``bpp`` (codec bits per pixel, without a reference), ``stages``
-    (the sender's stage ms), ``timings`` (this host's: receive, deserialise, decode, postprocess), ``ref`` (a
+    (the sender's stage ms; a message carries the previous frame's serialise and send, so a session's first
+    frame has neither), ``timings`` (this host's: receive, deserialise, decode, postprocess), ``ref`` (a
     reference JPEG or None), ``stats`` (the stream's counters), ``message`` (the validated wire.Frame)."""
 
     def __init__(self, message, image, stream_id, data_bytes, timings, stats, decoder, peer):
@@ -144,6 +145,8 @@ class Receiver(object):
         return None
 
     def __iter__(self):
+        """Decoded frames as they come, until ``stop`` is set (or the caller breaks out); between frames it wakes
+        every 0.2 s to look at ``stop``. Rejected messages are counted and logged, never raised."""
         while not self.stop.is_set():
             f = self.recv(0.2)
             if f is not None:

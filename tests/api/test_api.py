@@ -98,6 +98,18 @@ def test_example_encode_to_files(tmp_path):
     assert (tmp_path / (name + '.nlk')).stat().st_size > 1000 and (tmp_path / (name + '.decoded.png')).exists()
 
 
+def test_example_encode_to_files_skips_what_is_not_an_image_and_bad_quality_is_one_line(tmp_path):
+    """The sample folder as a user globs it (its README.md among the photos), then a rate point that does not exist."""
+    (tmp_path / 'notes.txt').write_text('not a picture')
+    p = run_example('encode_to_files.py', tmp_path / 'notes.txt', SAMPLE[0], '--out', tmp_path / 'o')
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert out.count('PSNR') == 1 and 'notes.txt: not an image, skipped' in err
+    p = run_example('encode_to_files.py', SAMPLE[0], '--out', tmp_path / 'o', '--quality', 9)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and 'must be in 1..5' in err and 'Traceback' not in err, err
+
+
 @pytest.mark.parametrize('workers', [0, 3])
 def test_decode_workers_return_every_frame_in_arrival_order_bit_exact(workers):
     """Two edges' frames interleaved into one Receiver: with 3 decode threads (frames decoded at once, taken ahead

@@ -130,7 +130,7 @@ def test_arch_overrides_train_export_and_decode_like_the_float_model(tmp_path, s
                                            ('enc_widths=3;4', 'comma-separated integers')])
 def test_bad_arch_override_names_the_keys(arch, message, capsys):
     with pytest.raises(SystemExit) as e:
-        train.main(['--model', 'ae', '--arch', arch])
+        train.main(['--model', 'ae', '--data', 'nowhere', '--arch', arch])
     assert message in str(e.value)
 
 
