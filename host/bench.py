@@ -48,8 +48,7 @@ from nanolink.host.bench_streams import format_streams, run_streams
 from nanolink.host.compare import main as compare_main
 from nanolink.host.launch import HostProcess, tail as _tail
 
-# Published figures of the reference slides (R. Chavhan, "Image Compression using Deep Learning": a Lossy CAE on a
-# Jetson Nano; quoted in docs/latency.md), printed for comparison only.
+
 def parse_list(text, option, cast=str):
     try:
         items = [cast(x.strip()) for x in text.split(',') if x.strip()]

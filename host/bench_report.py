@@ -16,6 +16,8 @@ def stat(values):
     return {'median_ms': percentile(values, 50), 'p5_ms': percentile(values, 5), 'p95_ms': percentile(values, 95)}
 
 
+# Published figures of the reference slides (R. Chavhan, "Image Compression using Deep Learning": a Lossy CAE on a
+# Jetson Nano; quoted in docs/latency.md), printed for comparison only.
 SLIDES = [
     ('slides: Lossy CAE 2 MB, Nano', 504, 28.56, 'encode 7-15, misc 0.2-1, GPU->CPU 1-3, pickle 1-3, send 10-15, '
                                                  'T_200 4.845 s, avg 24 ms, host CPU decode > 10 s'),
