@@ -301,6 +301,9 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
     if model.wire_dtype == 'jpeg':
         export_onnx(model.decoder_module().eval(), torch.randint(0, 256, (1, 32, 48, 3)).float(),
                     os.path.join(out_dir, files['decoder']), 'code', 'image', meta, dyn_in={1: 'height', 2: 'width'})
+    elif model.wire_dtype == 'rans':                 # as _export_rans_model's decoder: dequantised latents in
+        export_onnx(model.decoder_module().eval(), torch.zeros(1, model.config.channels, 4, 6),
+                    os.path.join(out_dir, files['decoder']), 'latents', 'image', meta)
     else:
         meta['code_channels'] = model.config.channels
         export_onnx(model.decoder_module().eval(), torch.zeros(1, model.config.channels, 16, 24),

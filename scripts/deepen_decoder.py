@@ -3,8 +3,12 @@
     python scripts/deepen_decoder.py runs/cae-bin/last.pt --add 1 --out runs/cae-L2-init.pt
     python scripts/deepen_decoder.py nanolink/common/weights/ae/ae.pt --add 4 --width 32 --out runs/ae-q-init.pt
     nanolink-train --model cae-bin --init runs/cae-L2-init.pt --arch dec_layers=2 ...
+    python scripts/deepen_decoder.py runs/cae/last.pt --dec-widths 192,128,96 --out runs/cae-q-init.pt
+    nanolink-train --model cae --init runs/cae-q-init.pt --arch dec_widths=192,128,96 --train-only decoder ...
 
-The decoders of ``cae-bin`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``.
+The decoders of ``cae-bin`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``;
+``cae``'s (export/models/cae.py, Synthesis) has three widths, at H/16, H/8 and H/4, and ``--dec-widths`` widens them
+(convolutions, transposed convolutions and the depthwise layer alike; its linear block path is copied).
 
 - ``--add N``: each added 3x3 convolution is the identity (a Dirac kernel, zero bias) inserted after the existing
   middle layers; its input is a ReLU output (>= 0), so conv + ReLU returns its input unchanged (Net2DeeperNet).
@@ -42,6 +46,42 @@ def _copy_into(dst, src):
         dst.bias[:o] = src.bias
 
 
+def _widen_into(dst, src):
+    """Like _copy_into for any layer of cae's Synthesis: Conv2d weights are (out, in, k, k), ConvTranspose2d ones
+    (in, out, k, k), a depthwise conv's (channels, 1, k, k)."""
+    with torch.no_grad():
+        if isinstance(dst, nn.ConvTranspose2d):
+            i, o = src.weight.shape[:2]
+            dst.weight[:i, :o] = src.weight
+            dst.weight[i:, :o] = 0
+        elif dst.groups > 1:
+            dst.weight[:src.weight.shape[0]] = src.weight
+        else:
+            _copy_into(dst, src)
+            return
+        dst.bias[:src.bias.shape[0]] = src.bias
+
+
+def widen_cae(model, widths):
+    """-> a cae model whose decoder has ``widths`` (d16, d8, d4) units, decoding exactly like ``model``; encoder,
+    gains and priors copied (the same bits on the wire)."""
+    old = tuple(model.config.dec_widths)
+    widths = tuple(widths)
+    if len(widths) != len(old) or any(w < o for w, o in zip(widths, old)) or widths == old:
+        raise ValueError('--dec-widths must be 3 widths, each at least the current {} and one larger, got {}'.format(
+            ','.join(map(str, old)), ','.join(map(str, widths))))
+    new = build_model('cae', **dict(dataclasses.asdict(model.config), dec_widths=widths))
+    new.eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith('decoder.body.')}
+    missing = new.load_state_dict(state, strict=False).missing_keys
+    assert all(k.startswith('decoder.body.') for k in missing), missing
+    layers = [(a, b) for a, b in zip(model.decoder.body, new.decoder.body) if isinstance(a, (nn.Conv2d,
+                                                                                           nn.ConvTranspose2d))]
+    for src, dst in layers:
+        _widen_into(dst, src)
+    return new
+
+
 def deepen(model, add, width=None):
     """-> a new model with ``add`` more identity 3x3 layers in its decoder and ``width`` hidden units per layer
     (default: unchanged), decoding exactly like ``model``."""
@@ -73,16 +113,24 @@ def main(argv=None):
     p.add_argument('checkpoint', help='a nanolink-train checkpoint (last.pt)')
     p.add_argument('--add', type=int, default=1, help='3x3 layers to add to the decoder (0 with --width)')
     p.add_argument('--width', type=int, default=None, help='new decoder width (default: unchanged)')
+    p.add_argument('--dec-widths', metavar='D16,D8,D4', help='cae: the new decoder widths at H/16, H/8, H/4')
     p.add_argument('--out', required=True, help='where to write the new checkpoint (for nanolink-train --init)')
     args = p.parse_args(argv)
     model, _ = load_checkpoint(args.checkpoint)
+    if (model.model_name == 'cae') != (args.dec_widths is not None):
+        p.error('--dec-widths is for cae checkpoints, --add / --width for cae-bin and ae; {} is {}'.format(
+            args.checkpoint, model.model_name))
     try:
-        new = deepen(model, args.add, args.width)
+        if args.dec_widths is not None:
+            new = widen_cae(model, [int(w) for w in args.dec_widths.split(',')])
+        else:
+            new = deepen(model, args.add, args.width)
     except ValueError as e:
         p.error(str(e))
     torch.manual_seed(0)
     s = torch.randn(2, model.config.channels, 24, 24)
-    s = torch.sign(s) if model.model_name == 'cae-bin' else s.sigmoid()
+    s = torch.sign(s) if model.model_name == 'cae-bin' else (torch.round(s * 4) if model.model_name == 'cae'
+                                                             else s.sigmoid())
     with torch.no_grad():
         a = model.synthesis(s) if hasattr(model, 'synthesis') else model.decode_symbols(s)
         b = new.synthesis(s) if hasattr(new, 'synthesis') else new.decode_symbols(s)
@@ -90,6 +138,10 @@ def main(argv=None):
     if diff > 1e-5:
         raise SystemExit('deepen_decoder: the new decoder differs by {:.3g}; not written'.format(diff))
     save_checkpoint(new, args.out)
+    if model.model_name == 'cae':
+        print('{}: decoder widths {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
+            args.checkpoint, model.config.dec_widths, new.config.dec_widths, diff, args.out))
+        return 0
     print('{}: decoder {} -> {} middle layers, width {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
         args.checkpoint, model.config.dec_layers, new.config.dec_layers, model.config.dec_width,
         new.config.dec_width, diff, args.out))

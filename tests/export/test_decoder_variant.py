@@ -116,3 +116,34 @@ def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder(name):
     assert quality.config.dec_layers == entry['architecture']['dec_layers'] > base.config.dec_layers
     meta = json.loads(__import__('onnx').load(info.decoder_file('quality')).metadata_props[0].value)
     assert meta['fingerprint'] == info.fingerprint and meta['weights_fingerprint'] == ident['fingerprint']
+
+
+def test_a_wider_cae_decoder_reads_the_bundled_cae_messages(tmp_path, sample_frame):
+    """cae's quality decoder path: scripts/deepen_decoder.py --dec-widths on the bundled checkpoint (the encoder,
+    gains and priors untouched), exported as a variant, decodes the bundled edge's rANS messages (ONNX = torch =
+    the checkpoint, and the same picture as the fast decoder before any training)."""
+    import subprocess
+    import sys
+    import nanolink
+    out = str(tmp_path / 'cae')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    ck = str(tmp_path / 'wide.pt')
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'scripts',
+                          'deepen_decoder.py')
+    r = subprocess.run([sys.executable, script, os.path.join(out, 'cae.pt'), '--dec-widths', '112,72,64', '--out', ck],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', out]) == 0
+    info = zoo.load_manifest(out)
+    assert info.fingerprint == zoo.bundled_model('cae').fingerprint
+    assert info.manifest['decoder_variants']['hq']['architecture']['dec_widths'] == [112, 72, 64]
+    frame = sample_frame[:128, :192]
+    with nanolink.open_codec('cae', quality=2) as codec:          # the bundled edge
+        data = codec.encode(frame)
+    fast, hq = HostDecoder.open(info), HostDecoder.open(info, variant='hq')
+    hq_torch = HostDecoder.open(info, 'torch', variant='hq')
+    f = wire.unpack(data, {'cae': {info.fingerprint: hq}})
+    a, b, c = [d.postprocess(d.decode(f), f) for d in (hq, hq_torch, fast)]
+    assert a.shape == c.shape == frame.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(a.astype(int) - c.astype(int)).max() <= 1        # widened, not yet trained: the same picture

@@ -69,3 +69,34 @@ def test_deepen_refuses_zero_layers(tmp_path):
     r = _run(src, '--add', '1', '--width', '8', '--out', str(tmp_path / 'x.pt'))
     assert r.returncode == 2 and '--width must be at least the current decoder width 16' in r.stderr
     assert not os.path.exists(str(tmp_path / 'x.pt'))
+
+
+def test_widened_cae_decoder_decodes_like_the_original_and_keeps_the_bits(tmp_path):
+    """The warm start of cae's quality decoder: wider at H/16, H/8 and H/4, the same picture from the same symbols,
+    the encoder, gains and priors untouched (so the bits on the wire and the fingerprint's inputs do not change)."""
+    torch.manual_seed(2)
+    old = build_model('cae', dec_widths=(24, 16, 48))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    src, dst = str(tmp_path / 'old.pt'), str(tmp_path / 'wide.pt')
+    torch.save({'model': old.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(old.config)}, src)
+    r = _run(src, '--dec-widths', '40,24,56', '--out', dst)
+    assert r.returncode == 0, r.stderr
+    a, _ = load_checkpoint(src)
+    b, _ = load_checkpoint(dst)
+    assert tuple(b.config.dec_widths) == (40, 24, 56)
+    for key, value in a.state_dict().items():
+        if not key.startswith('decoder.body.'):
+            assert torch.equal(value, b.state_dict()[key]), key
+    first = b.decoder.body[0]
+    assert first.weight[24:].abs().sum() > 0                              # the new units are live
+    y = torch.round(torch.randn(1, a.config.channels, 3, 4) * 3)
+    with torch.no_grad():
+        ya, yb = a.synthesis(y), b.synthesis(y)
+    assert (ya - yb).abs().max() < 1e-5 and (ya - ya.mean()).abs().max() > 1e-2
+    for bad, words in ((['--dec-widths', '24,16'], 'must be 3 widths'), (['--dec-widths', '24,8,48'], 'at least'),
+                       (['--add', '1'], '--dec-widths is for cae')):
+        r = _run(src, *bad, '--out', str(tmp_path / 'x.pt'))
+        assert r.returncode == 2 and words in r.stderr, (bad, r.stderr)
+    assert not os.path.exists(str(tmp_path / 'x.pt'))
