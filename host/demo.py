@@ -46,7 +46,8 @@ def stream(args, out):
                               ('--quality', args.quality), ('--size', args.size), ('--fps', args.fps)):
             if value is not None:
                 edge_cmd += [option, str(value)]
-        print('demo: host-receiver {}\ndemo: {}'.format(' '.join(host_args), ' '.join(edge_cmd[2:])), flush=True)
+        print('demo: host-receiver {}\ndemo: edge-sender {}'.format(' '.join(host_args), ' '.join(edge_cmd[3:])),
+              flush=True)                       # both run as python -m, the interpreter of this demo
         with open(edge_err, 'w') as eerr:
             rc_edge = subprocess.call(edge_cmd, stderr=eerr, timeout=args.timeout * 4 + 60)
         if rc_edge != 0:
