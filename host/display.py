@@ -96,8 +96,16 @@ class Window(object):
         paths = []
         for stream, (seq, image) in sorted(self._shown.items()):
             path = os.path.join(self.snapshot_dir, '{}-{:08d}.png'.format(stream, seq))
-            if not cv2.imwrite(path, image):
-                raise NanolinkError('snapshot: cannot write {} (disk full? permissions?)'.format(path))
+            ok, png = cv2.imencode('.png', image)
+            try:                                # written whole, then renamed: a watcher never sees half a PNG
+                if not ok:
+                    raise OSError('PNG encoding failed')
+                with open(path + '.part', 'wb') as f:
+                    f.write(png.tobytes())
+                os.replace(path + '.part', path)
+            except OSError as e:
+                raise NanolinkError('snapshot: cannot write {} ({}; disk full? permissions?)'.format(
+                    path, getattr(e, 'strerror', None) or e))
             paths.append(path)
         return paths
 

@@ -128,7 +128,7 @@ def test_show_keys_snapshot_pause_and_quit(tmp_path, display):
             return lambda: any(words in l for l in err_lines)
 
         def pngs():
-            return sorted(os.listdir(str(snaps))) if snaps.is_dir() else []
+            return sorted(f for f in os.listdir(str(snaps)) if f.endswith('.png')) if snaps.is_dir() else []
 
         def frames_logged():
             return len(open(str(tmp_path / 'host.jsonl')).readlines())
