@@ -50,13 +50,21 @@ class Hub(object):
             self.kill()
             raise NanolinkError('imagezmq hub did not start: {}'.format(self.proc.stderr.read()[-500:]))
         self.done = {}
+        self.odd_lines = 0
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self):
+        # Only whole "name time" lines count: a hub killed mid-stream may leave a partial last line behind.
         for line in self.proc.stdout:
-            name, t = line.split()
-            self.done[name] = float(t)
+            parts = line.split()
+            if len(parts) == 2 and line.endswith('\n'):
+                try:
+                    self.done[parts[0]] = float(parts[1])
+                except ValueError:
+                    self.odd_lines += 1
+            else:
+                self.odd_lines += 1
 
     def kill(self):
         if self.proc.poll() is None:
