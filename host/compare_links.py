@@ -93,7 +93,7 @@ def _pace(t0, i, fps):
 
 def imagezmq_run(frames, qualities, fps=None, restart_after=None, wait_s=10.0):
     """Send frames through imagezmq as JPEGs of the given qualities (chosen beforehand: JPEG at nanolink's bytes),
-    at most fps a second. With restart_after=N: kill the hub (SIGKILL) once it has decoded N frames, while the
+    at most fps a second. With restart_after=N: kill the hub (SIGKILL) once the sender has N replies, while the
     sender streams on, start a new one on the port and see whether the sender goes on within wait_s.
     Returns {'latency_ms', 'fps', 'bytes'} or {'sent', 'after_restart', 'hung', 'waited_s'}."""
     import imagezmq
@@ -127,8 +127,10 @@ def imagezmq_run(frames, qualities, fps=None, restart_after=None, wait_s=10.0):
             return {'latency_ms': lat, 'fps': len(lat) / span, 'bytes': sizes}
         t = threading.Thread(target=loop, args=(0, 10 ** 6), daemon=True)
         t.start()                                          # a daemon: a hung REQ socket cannot be interrupted
+        # Wait on the sender's side (replies received), not on the hub's log: the hub prints a frame before it
+        # replies, so a kill timed on its log can beat the reply and leave one frame fewer answered.
         deadline = time.time() + 60
-        while len(hub.done) < restart_after and time.time() < deadline:
+        while len(answered) < restart_after and time.time() < deadline:
             time.sleep(0.001)
         hub.kill()                                         # mid-stream, as a crash would: a request in flight
         before = len(answered)
