@@ -7,15 +7,13 @@ import sys
 import time
 
 import cv2
-import msgpack
 import numpy as np
 import pytest
 import zmq
 
-
 from conftest import HostProcess, cli
 from nanolink.common import metrics, wire, zoo
-from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
+from nanolink.common.stages import END_TO_END
 from nanolink.common.sender import Sender
 
 STREAM_PSNR_FLOOR = 21.0   # dB, the default bundled model on natural 768x512 frames (ae q75 measures ~28, cae-bin k8 ~24)
