@@ -2,6 +2,7 @@
 because the package's runtime OpenCV is headless. scripts/test.sh prepares both when it can and exports
 NANOLINK_GUI_PYTHON."""
 import os
+import select
 import shutil
 import subprocess
 import threading
@@ -21,17 +22,27 @@ pytestmark = [
 
 
 @pytest.fixture
-def display():
-    for n in range(90, 140):
-        if not os.path.exists('/tmp/.X11-unix/X{}'.format(n)) and not os.path.exists('/tmp/.X{}-lock'.format(n)):
-            break
-    proc = subprocess.Popen(['Xvfb', ':{}'.format(n), '-screen', '0', '1280x800x24', '-nolisten', 'tcp'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not os.path.exists('/tmp/.X11-unix/X{}'.format(n)):
-        assert proc.poll() is None and time.time() < deadline, 'Xvfb did not start'
-        time.sleep(0.1)
-    yield ':{}'.format(n)
+def display(tmp_path):
+    """A private Xvfb. -displayfd lets the server itself take the first display number it can bind (file and
+    abstract socket both), so a display left behind or held by another process never collides with ours."""
+    rfd, wfd = os.pipe()
+    log = open(str(tmp_path / 'xvfb.log'), 'w')
+    proc = subprocess.Popen(['Xvfb', '-displayfd', str(wfd), '-screen', '0', '1280x800x24', '-nolisten', 'tcp'],
+                            stdout=subprocess.DEVNULL, stderr=log, pass_fds=(wfd,))
+    os.close(wfd)
+    log.close()
+    got, deadline = b'', time.time() + 60
+    with os.fdopen(rfd, 'rb', buffering=0) as r:   # Xvfb writes "<n>\n" once it accepts connections, or exits
+        while not got.endswith(b'\n') and time.time() < deadline:
+            if select.select([r], [], [], 1)[0]:
+                chunk = r.read(16)
+                if not chunk:
+                    break
+                got += chunk
+    if not got.strip().isdigit():
+        proc.kill()
+    assert got.strip().isdigit(), 'Xvfb did not start: ' + open(str(tmp_path / 'xvfb.log')).read()[-1000:]
+    yield ':' + got.decode().strip()
     proc.terminate()
     proc.wait(10)
 
@@ -98,21 +109,38 @@ def test_show_keys_snapshot_pause_and_quit(tmp_path, display):
         line = host.stdout.readline().strip()
         assert line.startswith('listening on '), line
         reader.start()
+        edge_err = open(str(tmp_path / 'edge.err'), 'w')
         edge = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://320x240',
                                  '--fps', '8', '--connect', line.split()[-1], '--stream-id', 'cam', '--quiet'],
-                                stderr=subprocess.DEVNULL)
+                                stderr=edge_err)
+        edge_err.close()
         xenv = dict(os.environ, DISPLAY=display)
 
         def xdo(*args):
             return subprocess.run(['xdotool'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   universal_newlines=True, env=xenv, timeout=30)
 
-        deadline = time.time() + 60
-        wid = ''
-        while not wid and time.time() < deadline:
-            wid = xdo('search', '--name', 'nanolink - cam').stdout.split()
+        def frames_logged():
+            path = tmp_path / 'host.jsonl'
+            return len(open(str(path)).readlines()) if path.exists() else 0
+
+        def state():
+            return 'host rc {}, edge rc {}, {} frames logged\nhost stderr:\n{}\nedge stderr:\n{}\nwindows:\n{}'.format(
+                host.poll(), edge.poll(), frames_logged(), ''.join(err_lines)[-2000:],
+                open(str(tmp_path / 'edge.err')).read()[-2000:], window_names(display)[-1500:])
+
+        # the window opens on the first decoded frame: wait for that event first, then for the window itself
+        deadline = time.time() + 120
+        while frames_logged() == 0 and host.poll() is None and edge.poll() is None and time.time() < deadline:
             time.sleep(0.3)
-        assert wid, 'no window'
+        assert frames_logged() > 0, 'no frame decoded: ' + state()
+        deadline = time.time() + 60
+        wid = []
+        while not wid and host.poll() is None and time.time() < deadline:
+            r = xdo('search', '--name', 'nanolink - cam')
+            wid = r.stdout.split()
+            time.sleep(0.3)
+        assert wid, 'no window (xdotool: {!r}): {}'.format(r.stderr, state())
 
         def press(key, until, what):
             xdo('windowfocus', '--sync', wid[-1])
@@ -129,9 +157,6 @@ def test_show_keys_snapshot_pause_and_quit(tmp_path, display):
 
         def pngs():
             return sorted(f for f in os.listdir(str(snaps)) if f.endswith('.png')) if snaps.is_dir() else []
-
-        def frames_logged():
-            return len(open(str(tmp_path / 'host.jsonl')).readlines())
 
         press('s', lambda: len(pngs()) == 1, 'snapshot')
         img = cv2.imread(str(snaps / pngs()[0]))
