@@ -24,7 +24,7 @@ def rss_mb(pid):
         for line in f:
             if line.startswith('VmRSS:'):
                 return int(line.split()[1]) / 1024.0
-    return float('nan')
+    raise OSError('no VmRSS in /proc/{}/status (the process has exited)'.format(pid))
 
 
 def count_lines(path):

@@ -187,10 +187,15 @@ def test_quality_decoder_variant_decodes_the_same_stream_better(tmp_path, host_p
 def test_ctrl_c_stops_an_edge_that_waits_for_its_host(tmp_path):
     """--send-timeout 0 waits for the host as long as it takes -- but Ctrl-C still stops it, with a summary."""
     import signal
+    log = tmp_path / 'edge.jsonl'
     p = subprocess.Popen([sys.executable, '-m', 'nanolink.edge.cli', '--camera', 'synthetic://64x48', '--send-timeout',
-                          '0', '--connect', 'tcp://127.0.0.1:9', '--quiet'], stderr=subprocess.PIPE,
-                         universal_newlines=True)
-    time.sleep(3.0)                                   # the queue (64 frames) is full: the sender is waiting
+                          '0', '--buffer', '4', '--connect', 'tcp://127.0.0.1:9', '--quiet', '--log', str(log)],
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    deadline = time.time() + 120                      # start-up (imports, ONNX Runtime) can take long under load
+    while p.poll() is None and time.time() < deadline and not (
+            log.exists() and log.read_text().count('\n') >= 4):
+        time.sleep(0.1)
+    time.sleep(1.0)                                   # 4 frames buffered: the 5th is encoded and its send waits
     assert p.poll() is None
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)                # a sender that ignored Ctrl-C would wait forever: it fails here

@@ -118,10 +118,10 @@ def test_an_acknowledgement_is_for_its_frame_only_and_a_frame_passed_over_goes_a
     ctx = zmq.Context()
     with Receiver('tcp://127.0.0.1:*', context=ctx) as rx, Sender(rx.endpoint, context=ctx, session=SESSION,
                                                                     linger_ms=0) as tx:
-        tx.RESEND_AFTER_S = 0.5
         for i in range(3):
             assert tx.send(frame(i), i)
         assert take(rx, ack=False, tx=tx) == [0, 1, 2]
+        tx.RESEND_AFTER_S = 0.5          # only now: set before, the unacknowledged window went again inside take()
         rx.ack(SESSION, 2)
         deadline = time.time() + 30
         while tx.acked < 1 and time.time() < deadline:
@@ -143,7 +143,9 @@ def test_acknowledgements_of_another_session_are_ignored():
         assert take(rx, ack=False, tx=tx) == [0]
         rx.ack(SESSION + 1, 0)
         rx.socket.send_multipart([rx.peer, b'not an acknowledgement'])
-        tx.wait_acknowledged(500)
+        deadline = time.time() + 30
+        while tx.bad_acks < 2 and time.time() < deadline:
+            tx.wait_acknowledged(50)
         assert tx.pending == 1 and tx.bad_acks == 2
     ctx.term()
 
@@ -168,8 +170,11 @@ def test_receive_times_out_and_multipart_and_junk_are_passed_on():
         assert rx.recv(0.2) is None and 0.15 < time.time() - t < 30            # it waited its timeout, and did not hang
         assert tx.send(b'not a frame')                 # sent once connected, never waited for
         assert take(rx, 5, tx=tx)[:1] == [b'not a frame']
-        tx.socket.send_multipart([b'a', b'b'])
+        raw = ctx.socket(zmq.DEALER)                   # not tx.socket: its I/O thread owns that one
+        raw.connect(rx.endpoint)
+        raw.send_multipart([b'a', b'b'])
         assert rx.recv(10) is MULTIPART
+        raw.close(0)
     assert tx.undelivered == 0
     ctx.term()
 

@@ -41,7 +41,7 @@ def test_ten_thousand_malformed_messages_then_valid_frames(host_process, tmp_pat
         sent.append(os.urandom(len(sent) % 300))
     h = host_process('--frames', 3, '--timeout', 60, '--log', tmp_path / 'host.jsonl')
     ctx = zmq.Context()
-    with Sender(h.endpoint, hwm=100000, context=ctx) as tx:
+    with Sender(h.endpoint, hwm=100000, context=ctx, send_timeout_ms=-1) as tx:
         for m in sent:
             assert tx.send(m)
         for seq in range(3):

@@ -27,6 +27,7 @@ def edge(endpoint, log):
 
 def test_receiver_restart_and_sender_restart(tmp_path, host_process):
     h1 = host_process('--log', tmp_path / 'h1.jsonl')
+    e1 = e2 = None
     e1 = edge(h1.endpoint, tmp_path / 'e1.jsonl')
     try:
         wait_for(lambda: lines(tmp_path / 'h1.jsonl') >= 5, 60)
@@ -43,13 +44,13 @@ def test_receiver_restart_and_sender_restart(tmp_path, host_process):
         assert e1.wait(30) == 0
         before = lines(tmp_path / 'h2.jsonl')
         e2 = edge(h1.endpoint, tmp_path / 'e2.jsonl')
-        wait_for(lambda: lines(tmp_path / 'h2.jsonl') >= before + 5, 30)
+        wait_for(lambda: lines(tmp_path / 'h2.jsonl') >= before + 5, 120)      # a new edge's start-up
         e2.send_signal(signal.SIGINT)
         assert e2.wait(30) == 0
         h2.proc.send_signal(signal.SIGTERM)
         rc, err = h2.wait(30)
         assert rc == 0 and 'Traceback' not in err
     finally:
-        for p in (e1,):
-            if p.poll() is None:
+        for p in (e1, e2):
+            if p is not None and p.poll() is None:
                 p.kill()
