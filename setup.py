@@ -6,5 +6,6 @@ extension only to put the shared library inside the package. Metadata lives in s
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension('nanolink.common._rans', sources=['common/csrc/rans.c'], depends=['common/csrc/rans.h'],
-                             extra_compile_args=['-O2', '-std=c99', '-Wall'])])
+setup(ext_modules=[Extension('nanolink.common._rans', sources=['common/csrc/rans.c', 'common/csrc/rans_ctx.c'],
+                             depends=['common/csrc/rans.h', 'common/csrc/rans_le.h'],
+                             extra_compile_args=['-O3', '-std=c99', '-Wall'])])

@@ -159,10 +159,9 @@ class RansEncoder(EdgeEncoder):
     at one rate point; the ``entropy`` stage codes them with rANS under that rate point's integer tables."""
 
     def __init__(self, backend, info, rate, tables, size=None):
-        from nanolink.common.rans import RansTables
         EdgeEncoder.__init__(self, backend, info, info.channels, size)
         self.rate = rate
-        self.tables = RansTables(tables['lo'], tables['freqs'])
+        self.tables = zoo.rans_tables(tables)
 
     @classmethod
     def for_engine(cls, backend, info, engine, channels, quality, rate, size):
@@ -179,14 +178,14 @@ class RansEncoder(EdgeEncoder):
         return cls(backend, info, meta['quality'], meta['tables'], size)
 
     def fetch(self, out):
-        """Device output -> (symbol indices uint8 (C, h * w), shape [C, h, w])."""
+        """Device output -> (symbol indices uint8 (C, h, w), shape [C, h, w])."""
         sym = self.backend.to_host(out)                          # uint8 (1, M, h, w)
         if sym.dtype != np.uint8:                                # float16 engines (TensorRT 8.2): exact integers
             sym = sym.astype(np.uint8)
         else:                                                    # a TensorRT backend reuses its host buffer: the
             sym = sym.copy()                                     # pipelined edge codes it while the next encodes
         _, c, h, w = sym.shape
-        return sym.reshape(c, h * w), (c, h, w)
+        return sym.reshape(c, h, w), (c, h, w)
 
     def entropy_code(self, payload, mode='zlib'):
         """Symbols -> the "rans" payload (nanolink.common.wire): rate point, coded-channel bitmap, rANS stream."""
@@ -269,10 +268,9 @@ class HostDecoder(object):
         self.stride, self.multiple, self.channels, self.dtype = info.stride, info.multiple, info.channels, info.dtype
         self.tables, self.inv_gain = {}, {}          # entropy-coded models: per rate point (wire.unpack decodes)
         if info.dtype == 'rans':
-            from nanolink.common.rans import RansTables
             for q in info.rate_points:
                 t = zoo.rate_tables(info.manifest, q)
-                self.tables[q] = RansTables(t['lo'], t['freqs'])
+                self.tables[q] = zoo.rans_tables(t)
                 self.inv_gain[q] = np.asarray(t['inv_gain'], dtype=np.float32).reshape(-1, 1, 1)
 
     @classmethod

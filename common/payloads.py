@@ -51,7 +51,7 @@ def unpack_rans(payload, shape, tables, stream_id=None):
     if np.any(np.unpackbits(np.frombuffer(payload, dtype=np.uint8, count=nb, offset=1))[c:]):
         raise WireError('the rans channel bitmap sets padding bits past channel {}'.format(c), stream_id)
     try:
-        symbols = tables[q].decode(payload[1 + nb:], coded, h * w)
+        symbols = tables[q].decode(payload[1 + nb:], coded, h * w, w)
     except RansError as e:
         raise WireError('rans payload does not decode: {}'.format(e), stream_id)
     return q, symbols.reshape(c, h, w)

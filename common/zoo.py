@@ -114,6 +114,14 @@ def rate_tables(manifest, rate):
                             'nanolink-export'.format(manifest.get('name'), rate))
 
 
+def rans_tables(tables):
+    """nanolink.common.rans.RansTables of one rate point's manifest (or encoder metadata) tables, with their context
+    tables when the model has them."""
+    from nanolink.common.rans import RansTables, unpack_context
+    ctx = tables.get('context')
+    return RansTables(tables['lo'], tables['freqs'], unpack_context(ctx) if ctx else None)
+
+
 def info_from_metadata(meta, source):
     """ModelInfo-like identity of an exported encoder from its ``nanolink`` metadata JSON."""
     if METADATA_KEY not in meta:

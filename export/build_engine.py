@@ -124,6 +124,8 @@ def _metadata_from_manifest(path):
     if m['dtype'] == 'rans' and code_channels != m['channels']:   # entropy-coded encoders: rate point and tables
         t = m['entropy']['rates'][str(code_channels)]
         ident.update(quality=code_channels, tables={'lo': t['lo'], 'freqs': t['freqs']})
+        if 'context' in t:                        # context tables (nanolink-fit-context) go with them
+            ident['tables']['context'] = t['context']
     return json.dumps(ident, sort_keys=True)
 
 

@@ -72,6 +72,8 @@ def load_checkpoint(path, trusted=None):
             cfg.setdefault(k, v)                 # a checkpoint older than the field
         model = build_model(ck['model_name'], **cfg)
         model.load_state_dict(ck['model'])
+        if ck.get('context'):                    # rANS context tables (nanolink-fit-context)
+            model.context = {int(q): dict(v) for q, v in ck['context'].items()}
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise NanolinkError('{}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from nanolink-train or '
                             'an exported NAME.pt'.format(path, type(e).__name__, str(e).splitlines()[0][:200]))
@@ -99,9 +101,13 @@ def entropy_section(model):
         t = model.tables(i)
         rates[str(q)] = {'lambda': model.config.lambdas[i], 'lo': t['lo'], 'freqs': t['freqs'],
                          'inv_gain': [float(v) for v in model.inv_gain[i].detach().exp().numpy()]}
+        if getattr(model, 'context', None):
+            rates[str(q)]['context'] = model.context[q]
     return {'coder': 'rans', 'prob_bits': PROB_BITS, 'states': 2, 'rates': rates,
             'note': 'channel c of rate q codes the integers lo[c] .. lo[c] + len(freqs[c]) - 1; frequencies sum to '
-                    '2^prob_bits; a channel with one symbol is constant at that rate and never coded'}
+                    '2^prob_bits; a channel with one symbol is constant at that rate and never coded. With '
+                    '"context" (nanolink-fit-context), each channel has ks * ka tables over those symbols, chosen '
+                    'per symbol from decoded neighbours (common/csrc/rans.h); freqs then gives the fill symbol'}
 
 
 def identity(model):
@@ -120,13 +126,18 @@ def encoder_identity(model, k):
     elif model.wire_dtype == 'rans':
         t = model.tables(k - 1)
         ident.update(quality=k, tables={'lo': t['lo'], 'freqs': t['freqs']})
+        if getattr(model, 'context', None):
+            ident['tables']['context'] = model.context[k]
     return ident
 
 
 def save_checkpoint(model, path):
     """The torch checkpoint that load_checkpoint reads: weights, model name and Config."""
-    torch.save({'model': model.state_dict(), 'model_name': model.model_name,
-                'model_config': dataclasses.asdict(model.config)}, path)
+    ck = {'model': model.state_dict(), 'model_name': model.model_name,
+          'model_config': dataclasses.asdict(model.config)}
+    if getattr(model, 'context', None):
+        ck['context'] = {int(q): v for q, v in model.context.items()}
+    torch.save(ck, path)
 
 
 def write_manifest(out_dir, manifest):

@@ -10,8 +10,11 @@
        slot = x & 0x7fff;  s = the symbol with cum[s] <= slot < cum[s] + freq[s]
        x = freq[s] * (x >> 15) + slot - cum[s];  if x < 2^15: x = (x << 16) | next u16 word
    Both states end at 2^15 (the encoder's initial state) with every word read: anything else is a corrupt or
-   foreign stream and is rejected. Every read is bounds-checked against len. */
+   foreign stream and is rejected. Every read is bounds-checked against len.
+   nl_encode_ctx / nl_decode_ctx (rans_ctx.c) write and read the same layout with context tables (rans.h):
+   position-major symbol order, and each symbol's table chosen from symbols the decoder has already decoded. */
 #include "rans.h"
+#include "rans_le.h"
 
 #include <string.h>
 
@@ -95,15 +98,6 @@ int64_t nl_varying_channels(const uint8_t *sym, uint32_t n, uint32_t C, const in
     return count;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
 
 int64_t nl_encode(const uint8_t *sym, uint32_t n, uint32_t C, const int32_t *nsym, const int32_t *off,
                   const uint32_t *freq, const uint32_t *rcp, const uint32_t *shift, const uint32_t *bias,

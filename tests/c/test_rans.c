@@ -1,12 +1,15 @@
 /* C-level round trip of nanolink's rANS coder (common/csrc/rans.c), for the platforms Python tests cannot reach:
    CI builds it natively and cross-compiled for aarch64 (the Jetson's CPU) and runs it under qemu-user.
 
-       gcc -O2 -Wall -Werror -std=c99 -Icommon/csrc tests/c/test_rans.c common/csrc/rans.c -o test_rans && ./test_rans
+       gcc -O2 -Wall -Werror -std=c99 -Icommon/csrc tests/c/test_rans.c common/csrc/rans.c common/csrc/rans_ctx.c \
+           -o test_rans && ./test_rans
 
    Random tables (1..256 symbols a channel, frequencies >= 1 summing to 2^15, constant channels) and symbols,
    including all-fill frames (no channel coded), the largest symbol index and one-position channels; every stream
    must decode to its symbols, and every truncation, extension and byte flip of it must be rejected or decode to
    symbols within the tables (never read out of bounds: run it under valgrind or -fsanitize=address to check).
+   The context coder (nl_*_ctx) gets the same treatment with random ks x ka tables per channel, random activity
+   thresholds and random grid shapes.
    Prints "ok: N cases" and exits 0, or names the failing case and exits 1. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +172,165 @@ static int check_case(uint32_t C, uint32_t n, int all_fill, int k)
     return 0;
 }
 
+/* ---- context coding ---- */
+#define MAXK 12
+static int32_t cnsym[MAXC], tnsym[MAXC * MAXK], toff[MAXC * MAXK], thr[MAXK];
+static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_SYMBOLS];
+static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
+static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
+static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
+static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + 17 * MAXC + 4];
+
+/* K tables of n symbols for each of C channels: table t = c * K + j */
+static void random_ctx_tables(uint32_t C, uint32_t K)
+{
+    uint32_t c, j;
+    int32_t o = 0;
+    for (c = 0; c < C; c++) {
+        int32_t n;
+        switch (rnd() % 5) {
+        case 0: n = 1; break;
+        case 1: n = NL_MAX_SYMBOLS; break;
+        default: n = 2 + (int32_t)(rnd() % 30); break;
+        }
+        cnsym[c] = n;
+        for (j = 0; j < K; j++) {
+            uint32_t t = c * K + j, total = 0, w[NL_MAX_SYMBOLS], wsum = 0;
+            int32_t s, best = 0;
+            tnsym[t] = n;
+            toff[t] = o;
+            for (s = 0; s < n; s++) {
+                w[s] = 1 + (rnd() % 1000) * (rnd() % 4 == 0 ? 200u : 1u);
+                wsum += w[s];
+            }
+            for (s = 0; s < n; s++) {
+                uint32_t f = n == 1 ? NL_PROB_SCALE : 1 + (uint32_t)((uint64_t)w[s] * (NL_PROB_SCALE - n) / wsum);
+                tfreq[o + s] = f;
+                total += f;
+            }
+            if (n > 1)
+                tfreq[o] += NL_PROB_SCALE - total;
+            total = 0;
+            for (s = 0; s < n; s++) {
+                tcum[o + s] = total;
+                total += tfreq[o + s];
+                if (tfreq[o + s] > tfreq[o + best])
+                    best = s;
+            }
+            if (j == 0)
+                fill[c] = (uint8_t)best;
+            o += n;
+        }
+    }
+}
+
+static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int k)
+{
+    uint32_t KS = 1 + rnd() % 4, KA = 1 + rnd() % 3, K = KS * KA, n = h * w, c, p, i, badc = 0;
+    int64_t len, r;
+    for (i = 0; i + 1 < KA; i++)
+        thr[i] = (int32_t)(i == 0 ? rnd() % 8 : (uint32_t)thr[i - 1] + rnd() % 40);
+    random_ctx_tables(C, K);
+    if (nl_check_tables(C * K, tnsym, toff, tfreq, tcum) != 0) {
+        printf("ctx case %d: generated tables rejected\n", k);
+        return 1;
+    }
+    nl_encoder_tables(C * K, tnsym, toff, tfreq, tcum, trcp, tshift, tbias);
+    nl_decoder_lut(C * K, tnsym, toff, tcum, tlut);
+    for (i = 0; i < C * K; i++) {                    /* the packed forms the coder reads (rans.h) */
+        int32_t s;
+        for (s = 0; s < tnsym[i]; s++) {
+            uint32_t src = (uint32_t)(toff[i] + s), d = (uint32_t)toff[(i / K) * K] + (uint32_t)s * K + i % K;
+            tenc4[4 * d] = tfreq[src];
+            tenc4[4 * d + 1] = tbias[src];
+            tenc4[4 * d + 2] = trcp[src];
+            tenc4[4 * d + 3] = tshift[src];
+            tdec2[src] = tfreq[src] | (tcum[src] << 16);
+        }
+    }
+    for (c = 0; c < C; c++)
+        for (p = 0; p < n; p++) {
+            uint32_t x = rnd() % 8;         /* mostly the fill symbol, as latents are */
+            int32_t s = x < 4 ? fill[c] : (int32_t)(rnd() % (uint32_t)cnsym[c]);
+            sym[c * n + p] = (uint8_t)(all_fill ? fill[c] : s);
+        }
+    r = nl_varying_channels(sym, n, C, cnsym, fill, coded, &badc);
+    if (r < 0) {
+        printf("ctx case %d: varying channels %lld\n", k, (long long)r);
+        return 1;
+    }
+    if (nl_contexts(sym, n, w, C, fill, KS, KA, thr, act, scratch, ctx) != 0) {
+        printf("ctx case %d: contexts failed\n", k);
+        return 1;
+    }
+    for (i = 0; i < C * n; i++)
+        if (ctx[i] >= K) {
+            printf("ctx case %d: context %u >= %u\n", k, ctx[i], K);
+            return 1;
+        }
+    len = nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act, scratch, out,
+                        sizeof out);
+    if (len < 8) {
+        printf("ctx case %d: encode returned %lld\n", k, (long long)len);
+        return 1;
+    }
+    memset(back, 0xee, sizeof back);
+    r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, act,
+                      scratch, back);
+    if (r != 0 || memcmp(back, sym, (size_t)C * n) != 0) {
+        printf("ctx case %d: round trip failed (%lld), C=%u h=%u w=%u KS=%u KA=%u\n", k, (long long)r, C, h, w,
+               KS, KA);
+        return 1;
+    }
+    if (len > 8 && nl_decode_ctx(out, (uint64_t)len - 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS,
+                                 KA, thr, act, scratch, back) == 0) {
+        printf("ctx case %d: truncated stream accepted\n", k);
+        return 1;
+    }
+    memcpy(bad, out, (size_t)len);
+    bad[len] = 0;
+    bad[len + 1] = 0;
+    if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+                      act, scratch, back) == 0) {
+        printf("ctx case %d: extended stream accepted\n", k);
+        return 1;
+    }
+    for (i = 0; i < 20; i++) {
+        memcpy(bad, out, (size_t)len);
+        bad[rnd() % (uint32_t)len] ^= (uint8_t)(1 + rnd() % 255);
+        if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+                          act, scratch, back) == 0)
+            for (c = 0; c < C; c++)
+                for (p = 0; p < n; p++)
+                    if (back[c * n + p] >= cnsym[c]) {
+                        printf("ctx case %d: a corrupt stream decoded to a symbol past its table\n", k);
+                        return 1;
+                    }
+    }
+    /* a grid whose width does not divide it, or no width, is refused on both sides */
+    if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, act,
+                      scratch, back) != NL_ERR_SHAPE ||
+        (w > 1 && n % (w + 1) != 0 &&
+         nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act, scratch, out,
+                       sizeof out) != NL_ERR_SHAPE)) {
+        printf("ctx case %d: a bad grid width was accepted\n", k);
+        return 1;
+    }
+    /* a symbol past its table is refused by the encoder */
+    for (c = 0; c < C; c++)
+        if (cnsym[c] > 1 && cnsym[c] < NL_MAX_SYMBOLS) {
+            sym[c * n] = (uint8_t)cnsym[c];
+            coded[c] = 1;
+            if (nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act,
+                              scratch, out, sizeof out) != NL_ERR_SYMBOL) {
+                printf("ctx case %d: encoder took a symbol past its table\n", k);
+                return 1;
+            }
+            break;
+        }
+    return 0;
+}
+
 int main(void)
 {
     int k, cases = 0;
@@ -181,6 +343,14 @@ int main(void)
     for (k = 0; k < 400; k++) {
         uint32_t C = 1 + rnd() % MAXC, n = (k % 7 == 0) ? 1 : 1 + rnd() % MAXN;
         if (check_case(C, n, k % 11 == 0, k))
+            return 1;
+        cases++;
+    }
+    for (k = 0; k < 200; k++) {
+        uint32_t C = 1 + rnd() % MAXC, h = 1 + rnd() % 20, w = 1 + rnd() % 30;
+        while (h * w > MAXN)
+            h--;
+        if (check_ctx_case(C, h, w, k % 13 == 0, k))
             return 1;
         cases++;
     }

@@ -14,7 +14,7 @@ from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.metrics import psnr
 from nanolink.common.rans import PROB_SCALE
-from nanolink.export import entropy_model, onnx_export, train
+from nanolink.export import context_model, entropy_model, onnx_export, train
 from nanolink.export.budget import ENCODER_MAC_PER_PX, onnx_macs
 from nanolink.export.models import build_model
 
@@ -71,6 +71,31 @@ def test_manifest_tables_are_valid_integer_cdfs(info):
         assert len(t['lo']) == len(t['freqs']) == len(t['inv_gain']) == info.channels
         for f in t['freqs']:
             assert 1 <= len(f) <= 256 and (len(f) == 1 or (min(f) >= 1 and sum(f) == PROB_SCALE))
+        tables = zoo.rans_tables(t)                    # the shipped model codes with context tables
+        assert tables.context and tables.ks * tables.ka == len(tables.nsym) // info.channels > 1
+        for c in np.nonzero(~tables.constant)[0]:
+            k = tables.ks * tables.ka
+            for j in range(c * k, (c + 1) * k):
+                f = tables.freq[tables.offset[j]:tables.offset[j] + tables.nsym[j]]
+                assert f.min() >= 1 and f.sum() == PROB_SCALE
+
+
+def test_context_tables_cut_the_bytes_of_a_photo_they_were_not_fitted_on(info, sample_frame):
+    """The context tables were counted on the training images; on the sample photo (not among them) every rate
+    point's stream is exact and at least 5 % shorter than the factorized prior's for the same symbols (measured:
+    about 12 %)."""
+    from nanolink.common.rans import RansTables
+    for q in info.rate_points:
+        enc = EdgeEncoder.open('cae', rate=q)
+        blob, _ = enc.preprocess(sample_frame)
+        sym, (c, h, w) = enc.fetch(enc.backend.forward(blob))
+        t = zoo.rate_tables(info.manifest, q)
+        ctx, plain = zoo.rans_tables(t), RansTables(t['lo'], t['freqs'])
+        s1, m1 = ctx.encode(sym)
+        s0, m0 = plain.encode(sym.reshape(c, -1))
+        assert np.array_equal(ctx.decode(s1, m1, h * w, w), sym.reshape(c, -1))
+        assert np.array_equal(plain.decode(s0, m0, h * w), sym.reshape(c, -1))
+        assert len(s1) <= 0.95 * len(s0), (q, len(s1), len(s0))
 
 
 def test_symbols_are_deterministic_and_the_same_in_torch_and_onnxruntime(info, sample_frame):
@@ -122,7 +147,12 @@ def test_fingerprint_covers_the_tables(monkeypatch):
     fp = onnx_export.model_fingerprint(model)
     assert fp != weights_only
     monkeypatch.setattr(entropy_model, 'TAIL_MASS', 1e-3)         # other tables from the very same weights
-    assert onnx_export.model_fingerprint(model) != fp
+    fp2 = onnx_export.model_fingerprint(model)
+    assert fp2 != fp
+    rng = np.random.RandomState(0)
+    images = [cv2.GaussianBlur(rng.randint(0, 255, (64, 80, 3)).astype(np.uint8), (5, 5), 2) for _ in range(2)]
+    model.context = context_model.fit(model, images, ks=2, ka=2)   # context tables: yet another fingerprint
+    assert onnx_export.model_fingerprint(model) not in (fp, fp2)
 
 
 def test_quantize_pmf_keeps_every_symbol_and_sums_exactly():
@@ -155,6 +185,27 @@ def test_training_a_small_cae_checkpoints_resumes_and_logs_bpp(tmp_path):
     assert onnx_export.main(['--checkpoint', os.path.join(out, 'last.pt'), '--out', exported]) == 0
     m = zoo.load_manifest(exported)
     assert m.dtype == 'rans' and m.channels == 8 and sorted(m.encoders) == [1, 2, 3, 4, 5]
+    assert 'context' not in m.manifest['entropy']['rates']['3']
+    # context tables fitted on the training folder, into a checkpoint that nanolink-export takes
+    with_ctx = str(tmp_path / 'ctx.pt')
+    assert context_model.main([os.path.join(out, 'last.pt'), '--data', str(data), '--out', with_ctx,
+                               '--ks', '3', '--ka', '2']) == 0
+    assert onnx_export.main(['--checkpoint', with_ctx, '--out', exported]) == 0
+    m2 = zoo.load_manifest(exported)
+    assert m2.fingerprint != m.fingerprint
+    model, _ = onnx_export.load_checkpoint(with_ctx)
+    img = cv2.cvtColor(cv2.imread(str(data / '0.png')), cv2.COLOR_BGR2RGB)[:96, :112]
+    for q in m2.rate_points:
+        tables = zoo.rans_tables(zoo.rate_tables(m2.manifest, q))
+        assert tables.context and tables.ks == 3
+        sym = context_model.symbols_of(model, torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255,
+                                       q - 1)
+        stream, coded = tables.encode(sym)
+        assert np.array_equal(tables.decode(stream, coded, sym[0].size, sym.shape[2]), sym.reshape(8, -1))
+    with pytest.raises(SystemExit) as e:                                               # over 256 tables a channel
+        context_model.main([os.path.join(out, 'last.pt'), '--data', str(data), '--out', with_ctx, '--ks', '20',
+                            '--ka', '20'])
+    assert e.value.code == 2
 
 
 def test_build_engine_picks_the_float16_encoder_of_a_quality(capsys):
@@ -186,6 +237,7 @@ def test_an_engine_file_carries_its_quality_and_tables(info, q, tmp_path, sample
     assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta)
     ident = json.loads(meta)
     assert ident['quality'] == q and ident['tables']['freqs'] == info.manifest['entropy']['rates'][str(q)]['freqs']
+    assert ident['tables']['context'] == info.manifest['entropy']['rates'][str(q)]['context']
     enc = EdgeEncoder.open(engine=path)                     # an encoder file, as --engine gives it
     assert enc.rate == q and enc.info.name == 'cae'
     blob, _ = enc.preprocess(sample_frame)
@@ -203,5 +255,6 @@ def test_every_encoder_points_into_one_shared_weights_file(info):
         for fn in info.manifest['files'][key].values():
             m = onnx.load(os.path.join(folder, fn), load_external_data=False)
             locations = {e.value for t in m.graph.initializer for e in t.external_data if e.key == 'location'}
-            assert locations == {shared} and os.path.getsize(os.path.join(folder, fn)) < 100000, fn
+            meta = sum(len(p.value) for p in m.metadata_props)          # the rate point's tables ride along
+            assert locations == {shared} and os.path.getsize(os.path.join(folder, fn)) - meta < 100000, fn
     assert os.path.getsize(os.path.join(folder, shared)) > 1000000

@@ -1,0 +1,274 @@
+/* nanolink rANS with context tables: nl_contexts, nl_encode_ctx, nl_decode_ctx (the rule and the tables' layout
+   are in rans.h; the stream layout is rans.c's). Plain C99 plus __builtin_prefetch where the compiler has it. */
+#include "rans.h"
+#include "rans_le.h"
+
+#include <string.h>
+
+/* ---- context coding (see rans.h): the same states, words and stream layout, other tables and symbol order ----
+
+   Both sides work on position-major copies of the coded channels only (symT[p * Cc + j] is coded channel j =
+   clist[j] at position p): a position's symbols and its neighbours' are then contiguous, which keeps the coder
+   inside the cache and lets the context loops vectorise. Channels that are not coded hold their fill symbol, at
+   distance 0, so leaving them out changes no context. */
+
+static uint8_t ctx_dist(uint8_t s, uint8_t f)       /* bytes throughout: the loops using it vectorise */
+{
+    uint8_t d = (uint8_t)(s > f ? s - f : f - s);
+    return (uint8_t)(d < NL_CTX_DCLIP ? d : NL_CTX_DCLIP);
+}
+
+static uint32_t ctx_activity_bucket(const uint32_t *act, uint32_t p, uint32_t w, uint32_t KA, const int32_t *thr)
+{
+    uint32_t x = p % w, t = 0, j, ka = 0;
+    if (x > 0)
+        t += 2 * act[p - 1];
+    if (p >= w)
+        t += 2 * act[p - w];
+    if (x > 0 && p >= w)
+        t += act[p - w - 1];
+    for (j = 0; j + 1 < KA; j++)
+        ka += (uint32_t)((int64_t)thr[j] <= (int64_t)t);
+    return ka;
+}
+
+static int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA)
+{
+    return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS * KA <= NL_CTX_MAX;
+}
+
+/* Working memory carved from the caller's scratch (rans.h gives its size). */
+typedef struct {
+    uint8_t *symT, *ctxT, *fillc;        /* n x Cc, n x Cc, Cc */
+    uint32_t *clist, *base, *eidx[2];    /* Cc each */
+    uint32_t Cc;
+} ctx_work;
+
+static void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uint8_t *coded, const uint8_t *fill,
+                      const int32_t *off, uint32_t K, ctx_work *wk)
+{
+    uint64_t a = ((uint64_t)2 * n * C + C + 3) & ~(uint64_t)3;
+    uint32_t c;
+    wk->symT = scratch;
+    wk->clist = (uint32_t *)(void *)(scratch + a);
+    wk->base = wk->clist + C;
+    wk->eidx[0] = wk->base + C;
+    wk->eidx[1] = wk->eidx[0] + C;
+    wk->Cc = 0;
+    for (c = 0; c < C; c++)
+        if (!coded || coded[c])
+            wk->clist[wk->Cc++] = c;
+    wk->ctxT = scratch + (uint64_t)n * wk->Cc;
+    wk->fillc = scratch + (uint64_t)2 * n * C;
+    for (c = 0; c < wk->Cc; c++) {
+        wk->fillc[c] = fill[wk->clist[c]];
+        wk->base[c] = off ? (uint32_t)off[wk->clist[c] * K] : 0;
+    }
+}
+
+/* symT from the coded rows of sym (C x n), in tiles of 64 positions (reads and writes stay in a few lines) */
+static void ctx_gather(const uint8_t *sym, uint32_t n, const ctx_work *wk)
+{
+    uint32_t j, p, p0, Cc = wk->Cc;
+    for (p0 = 0; p0 < n; p0 += 64) {
+        uint32_t p1 = p0 + 64 < n ? p0 + 64 : n;
+        for (j = 0; j < Cc; j++) {
+            const uint8_t *row = sym + (uint64_t)wk->clist[j] * n;
+            for (p = p0; p < p1; p++)
+                wk->symT[(uint64_t)p * Cc + j] = row[p];
+        }
+    }
+}
+
+/* the contexts of position p's Cc symbols into ctxp; a neighbour outside the grid reads as the fill row */
+static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t Cc, const uint8_t *fillc,
+                         uint32_t KS, uint32_t ka, uint8_t *ctxp)
+{
+    const uint8_t *cur = symT + (uint64_t)p * Cc;
+    const uint8_t *left = p % w > 0 ? cur - Cc : fillc, *up = p >= w ? cur - (uint64_t)w * Cc : fillc;
+    uint32_t j;
+    uint8_t top = (uint8_t)(KS - 1), base = (uint8_t)ka;     /* KS * KA <= 256: ka + top fits a byte */
+    for (j = 0; j < Cc; j++) {
+        uint8_t d = (uint8_t)(ctx_dist(left[j], fillc[j]) + ctx_dist(up[j], fillc[j]));
+        ctxp[j] = (uint8_t)(base + (d < top ? d : top));
+    }
+}
+
+static uint32_t ctx_sum(const uint8_t *symTp, uint32_t Cc, const uint8_t *fillc)
+{
+    uint32_t j, a = 0;
+    for (j = 0; j < Cc; j++)
+        a += ctx_dist(symTp[j], fillc[j]);
+    return a;
+}
+
+/* act[p] for every p, then every symbol's context into ctxT */
+static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, const int32_t *thr,
+                    uint32_t *act)
+{
+    uint32_t p, Cc = wk->Cc;
+    for (p = 0; p < n; p++)
+        act[p] = ctx_sum(wk->symT + (uint64_t)p * Cc, Cc, wk->fillc);
+    for (p = 0; p < n; p++)
+        ctx_position(wk->symT, p, w, Cc, wk->fillc, KS, ctx_activity_bucket(act, p, w, KA, thr) * KS,
+                     wk->ctxT + (uint64_t)p * Cc);
+}
+
+int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const uint8_t *fill, uint32_t KS,
+                    uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *ctx)
+{
+    ctx_work wk;
+    uint32_t j, p;
+    if (!ctx_shape_ok(n, w, KS, KA))
+        return NL_ERR_SHAPE;
+    ctx_carve(scratch, n, C, NULL, fill, NULL, 1, &wk);
+    ctx_gather(sym, n, &wk);
+    ctx_all(&wk, n, w, KS, KA, thr, act);
+    for (j = 0; j < C; j++)
+        for (p = 0; p < n; p++)
+            ctx[(uint64_t)j * n + p] = wk.ctxT[(uint64_t)p * C + j];
+    return 0;
+}
+
+/* The enc4 entry index of each coded symbol of position p (rans.h: off[c K] + s K + context), prefetched: the
+   coder reaches them one position later. */
+static void ctx_entries(const ctx_work *wk, uint32_t p, uint32_t K, const uint32_t *enc4, uint32_t *eidx)
+{
+    const uint8_t *sp = wk->symT + (uint64_t)p * wk->Cc, *cp = wk->ctxT + (uint64_t)p * wk->Cc;
+    uint32_t j;
+    for (j = 0; j < wk->Cc; j++)
+        eidx[j] = wk->base[j] + (uint32_t)sp[j] * K + cp[j];
+#if defined(__GNUC__)
+    for (j = 0; j < wk->Cc; j++)
+        __builtin_prefetch(enc4 + 4 * (uint64_t)eidx[j]);
+#else
+    (void)enc4;
+#endif
+}
+
+int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
+                      const int32_t *off, const uint32_t *enc4, const uint8_t *coded, const uint8_t *fill,
+                      uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *out,
+                      uint64_t capacity)
+{
+    uint64_t wp = capacity;
+    uint32_t K = KS * KA, xa = NL_RANS_L, xb = NL_RANS_L, c;
+    int64_t p;
+    ctx_work wk;
+    if (!ctx_shape_ok(n, w, KS, KA))
+        return NL_ERR_SHAPE;
+    for (c = 0; c < C; c++) {
+        if (coded[c] && nsym[c * K] < 2)
+            return NL_ERR_CODED;
+    }
+    if (capacity < 8)
+        return NL_ERR_CAPACITY;
+    for (c = 0; c < C; c++) {            /* every index in range before contexts read them */
+        const uint8_t *row = sym + (uint64_t)c * n;
+        uint8_t over = 0, lim = (uint8_t)(nsym[c * K] - 1);
+        uint32_t q;
+        for (q = 0; q < n; q++)
+            over |= (uint8_t)(row[q] > lim);
+        if (over || fill[c] > lim)
+            return NL_ERR_SYMBOL;
+    }
+    ctx_carve(scratch, n, C, coded, fill, off, K, &wk);
+    ctx_gather(sym, n, &wk);
+    ctx_all(&wk, n, w, KS, KA, thr, act);
+    if (n > 0)
+        ctx_entries(&wk, n - 1, K, enc4, wk.eidx[(n - 1) & 1]);
+    /* Pushed in reverse, so that the decoder pops position by position. Symbol i (in decoding order) uses state
+       i % 2; the two states swap after every symbol, which keeps both in registers (x[i & 1] would put a
+       store-to-load round trip in the critical path). xa is the state of the next symbol pushed. */
+    for (p = (int64_t)n - 1; p >= 0; p--) {
+        const uint32_t *ep = wk.eidx[p & 1];
+        int64_t j;
+        if (p > 0)
+            ctx_entries(&wk, (uint32_t)p - 1, K, enc4, wk.eidx[(p - 1) & 1]);
+        for (j = (int64_t)wk.Cc - 1; j >= 0; j--) {
+            const uint32_t *e = enc4 + 4 * (uint64_t)ep[j];     /* freq, bias, rcp, shift */
+            uint32_t xs = xa, q;
+            if (xs >= (e[0] << 16)) {    /* renormalise: at most one word, since x < 2^31 */
+                if (wp < 10)
+                    return NL_ERR_CAPACITY;
+                wp -= 2;
+                out[wp] = (uint8_t)xs;
+                out[wp + 1] = (uint8_t)(xs >> 8);
+                xs >>= 16;
+            }
+            q = (uint32_t)(((uint64_t)xs * e[2]) >> 32) >> e[3];
+            xa = xb;
+            xb = xs + e[1] + q * (NL_PROB_SCALE - e[0]);
+        }
+    }
+    if (wp < 8)
+        return NL_ERR_CAPACITY;
+    wp -= 8;                             /* xa is the state "symbol -1" would use, state 1; xb is state 0 */
+    put32(out + wp, xb);
+    put32(out + wp + 4, xa);
+    memmove(out, out + wp, (size_t)(capacity - wp));
+    return (int64_t)(capacity - wp);
+}
+
+int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
+                      const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
+                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act,
+                      uint8_t *scratch, uint8_t *sym)
+{
+    uint32_t x[2];
+    uint64_t rp = 8, i = 0;
+    uint32_t c, p, j, K = KS * KA;
+    uint8_t *ctxp;
+    ctx_work wk;
+    if (!ctx_shape_ok(n, w, KS, KA))
+        return NL_ERR_SHAPE;
+    if (len < 8 || (len & 1))
+        return NL_ERR_SHORT;
+    x[0] = get32(in);
+    x[1] = get32(in + 4);
+    if (x[0] < NL_RANS_L || x[0] >= (1u << 31) || x[1] < NL_RANS_L || x[1] >= (1u << 31))
+        return NL_ERR_STATE;
+    for (c = 0; c < C; c++)
+        if (coded[c] && nsym[c * K] < 2)
+            return NL_ERR_CODED;
+    ctx_carve(scratch, n, C, coded, fill, NULL, K, &wk);
+    ctxp = wk.ctxT;                      /* one position's contexts */
+    for (p = 0; p < n; p++) {
+        uint8_t *sp = wk.symT + (uint64_t)p * wk.Cc;
+        ctx_position(wk.symT, p, w, wk.Cc, wk.fillc, KS, ctx_activity_bucket(act, p, w, KA, thr) * KS, ctxp);
+        for (j = 0; j < wk.Cc; j++) {
+            uint32_t t = wk.clist[j] * K + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
+            const uint32_t *fc = dec1 + off[t];     /* freq | cum << 16 of each symbol of the table */
+            unsigned k = (unsigned)(i & 1);
+            xs = x[k];
+            slot = xs & (NL_PROB_SCALE - 1);
+            s = lut[(uint64_t)t * NL_LUT_SIZE + (slot >> NL_LUT_SHIFT)];
+            while (s + 1 < ns && (fc[s + 1] >> 16) <= slot)
+                s++;
+            xs = (fc[s] & 0xffffu) * (xs >> NL_PROB_BITS) + slot - (fc[s] >> 16);
+            if (xs < NL_RANS_L) {
+                if (rp + 2 > len)
+                    return NL_ERR_TRUNCATED;
+                xs = (xs << 16) | (uint32_t)in[rp] | ((uint32_t)in[rp + 1] << 8);
+                rp += 2;
+            }
+            x[k] = xs;
+            i++;
+            sp[j] = (uint8_t)s;
+        }
+        act[p] = ctx_sum(sp, wk.Cc, wk.fillc);
+    }
+    if (rp != len || x[0] != NL_RANS_L || x[1] != NL_RANS_L)
+        return NL_ERR_TRAILING;
+    for (c = 0, j = 0; c < C; c++) {     /* back to channel-major; channels left out are their fill symbol */
+        uint8_t *row = sym + (uint64_t)c * n;
+        if (j < wk.Cc && wk.clist[j] == c) {
+            for (p = 0; p < n; p++)
+                row[p] = wk.symT[(uint64_t)p * wk.Cc + j];
+            j++;
+        } else {
+            memset(row, fill[c], n);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,150 @@
+"""The rANS coder's context tables (common/csrc/rans.h, nanolink-fit-context): the documented context rule and
+stream order, exact round trips on grids of any shape, refusal of corrupt streams and bad tables."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nanolink.common.errors import NanolinkError
+from nanolink.common.rans import (CTX_DCLIP, PROB_BITS, PROB_SCALE, RansError, RansTables, pack_context,
+                                  unpack_context)
+from tests.common.test_rans import random_freqs
+
+
+def context_case(seed, channels=None, h=None, w=None):
+    """Random tables with context (ks x ka tables a channel) and symbols of an h x w grid that are mostly each
+    channel's fill symbol, as latents are. -> (tables, symbols (C, h, w))."""
+    rng = np.random.RandomState(seed)
+    c = channels or rng.randint(1, 16)
+    h, w = h or rng.randint(1, 12), w or rng.randint(1, 15)
+    ks, ka = rng.randint(1, 5), rng.randint(1, 4)
+    nsym = [int(rng.choice([1, 2, 3, 17, 256])) if rng.rand() < 0.4 else rng.randint(2, 40) for _ in range(c)]
+    base = [random_freqs(rng, n) for n in nsym]
+    ctx = np.concatenate([random_freqs(rng, n) for n in nsym for _ in range(ks * ka)])
+    thresholds = np.cumsum(rng.randint(0, 30, ka - 1))
+    tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, thresholds, ctx)))
+    sym = np.stack([np.where(rng.rand(h, w) < 0.5, tables.fill[i], rng.randint(0, n, (h, w)))
+                    for i, n in enumerate(nsym)]).astype(np.uint8)
+    return tables, sym
+
+
+def reference_contexts(tables, sym):
+    """The context rule of csrc/rans.h, written from its description: (C, h, w) -> context indices (C, h, w)."""
+    c_, h, w = sym.shape
+    d = np.minimum(np.abs(sym.astype(int) - tables.fill.astype(int)[:, None, None]), CTX_DCLIP)
+    a = d.sum(0)
+    ctx = np.zeros(sym.shape, dtype=int)
+    for y in range(h):
+        for x in range(w):
+            t = (2 * a[y, x - 1] if x else 0) + (2 * a[y - 1, x] if y else 0) + (a[y - 1, x - 1] if x and y else 0)
+            ka = int(np.sum(tables.thresholds[:tables.ka - 1] <= t))
+            for c in range(c_):
+                own = (d[c, y, x - 1] if x else 0) + (d[c, y - 1, x] if y else 0)
+                ctx[c, y, x] = ka * tables.ks + min(own, tables.ks - 1)
+    return ctx
+
+
+def reference_encode(tables, sym, coded):
+    """The stream of csrc/rans.c with context tables, from its description: position-major, coded channels of a
+    position in ascending order, the i-th coded symbol on state i % 2 (plain Python, slow)."""
+    c_, h, w = sym.shape
+    ctx = reference_contexts(tables, np.where(coded[:, None, None].astype(bool), sym, tables.fill[:, None, None]))
+    k = tables.ks * tables.ka
+    order = [(c, y, x) for y in range(h) for x in range(w) for c in range(c_) if coded[c]]
+    st_ = [1 << 15, 1 << 15]
+    words = []
+    for i in reversed(range(len(order))):
+        c, y, x = order[i]
+        o = int(tables.offset[c * k + ctx[c, y, x]])
+        s = int(sym[c, y, x])
+        f, b = int(tables.freq[o + s]), int(tables.cum[o + s])
+        j = i % 2
+        if st_[j] >= f << 16:
+            words.append(st_[j] & 0xffff)
+            st_[j] >>= 16
+        st_[j] = ((st_[j] // f) << PROB_BITS) + st_[j] % f + b
+    out = b''.join(int(v).to_bytes(4, 'little') for v in st_)
+    return out + b''.join(int(v).to_bytes(2, 'little') for v in reversed(words))
+
+
+@pytest.mark.parametrize('seed', range(10))
+def test_context_round_trip_and_the_documented_rule_and_order(seed):
+    tables, sym = context_case(seed)
+    c, h, w = sym.shape
+    assert np.array_equal(tables.contexts(sym.reshape(c, -1), w).reshape(sym.shape), reference_contexts(tables, sym))
+    stream, coded = tables.encode(sym)
+    assert stream == reference_encode(tables, sym, coded)            # byte for byte what rans.h describes
+    back = tables.decode(stream, coded, h * w, w)
+    assert np.array_equal(back.reshape(sym.shape), sym)
+    again, _ = tables.encode(sym.reshape(c, -1), width=w)             # deterministic, either call form
+    assert again == stream
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (1, 37), (29, 1), (3, 3), (16, 24)])
+def test_context_round_trip_on_edge_shapes_all_fill_and_max_symbols(shape):
+    h, w = shape
+    tables, sym = context_case(3, channels=9, h=h, w=w)
+    for s in (sym, np.broadcast_to(tables.fill[:, None, None], sym.shape).copy(),      # nothing to code
+              np.broadcast_to((tables.channel_nsym - 1)[:, None, None], sym.shape).astype(np.uint8)):  # max index
+        stream, coded = tables.encode(s)
+        assert np.array_equal(tables.decode(stream, coded, h * w, w).reshape(s.shape), s)
+
+
+def test_context_decoder_refuses_truncated_extended_and_wrong_shapes():
+    tables, sym = context_case(4, channels=10, h=8, w=9)
+    stream, coded = tables.encode(sym)
+    n = sym.shape[1] * sym.shape[2]
+    for bad in (stream[:-2], stream + b'\0\0', stream[:7], b''):
+        with pytest.raises(RansError):
+            tables.decode(bad, coded, n, 9)
+    with pytest.raises(RansError):
+        tables.decode(stream, coded, n, 7)              # 7 does not divide 72: not this grid
+    with pytest.raises(RansError, match='width'):
+        tables.decode(stream, coded, n)                 # context tables need the grid
+    with pytest.raises(RansError, match='width'):
+        tables.encode(sym.reshape(10, -1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=0, max_size=600), mask=st.integers(0, 1023), h=st.integers(1, 9),
+       w=st.integers(1, 9))
+def test_garbage_never_crashes_the_context_decoder(data, mask, h, w):
+    tables, _ = context_case(6, channels=10, h=3, w=3)
+    coded = np.array([(mask >> c) & 1 for c in range(10)], dtype=np.uint8) & ~tables.constant
+    try:
+        out = tables.decode(data, coded, h * w, w)
+    except RansError:
+        return
+    assert out.shape == (10, h * w) and np.all(out < tables.channel_nsym[:, None])
+
+
+def test_context_cost_is_within_a_few_bytes_of_the_context_entropy():
+    tables, sym = context_case(8, channels=12, h=30, w=40)
+    c, h, w = sym.shape
+    stream, coded = tables.encode(sym)
+    ctx = tables.contexts(sym.reshape(c, -1), w)
+    k = tables.ks * tables.ka
+    ideal = 0.0
+    for i in np.nonzero(coded)[0]:
+        for p, s in enumerate(sym[i].ravel()):
+            ideal -= np.log2(tables.freq[tables.offset[i * k + ctx[i, p]] + s] / float(PROB_SCALE))
+    assert ideal / 8 - 8 <= len(stream) <= ideal / 8 * 1.002 + 16     # the final states hold up to 8 bytes
+
+
+def test_bad_context_sections_are_refused_with_a_reason():
+    rng = np.random.RandomState(0)
+    base = [random_freqs(rng, 5), random_freqs(rng, 1)]
+    good = np.concatenate([random_freqs(rng, n) for n in (5, 1) for _ in range(4)])
+    RansTables([0, 0], base, unpack_context(pack_context(2, 2, [3], good)))
+    for ks, ka, thr, freqs, clip in ((2, 2, [3], good[:-1], CTX_DCLIP),          # one frequency short
+                                     (2, 2, [], good, CTX_DCLIP),                # ka - 1 thresholds needed
+                                     (2, 2, [3], good, CTX_DCLIP + 1),           # another distance clip
+                                     (16, 17, [0] * 16, good, CTX_DCLIP)):       # more than 256 tables
+        ctx = dict(unpack_context(pack_context(ks, ka, thr, freqs)), clip=clip)
+        with pytest.raises(NanolinkError, match='context'):
+            RansTables([0, 0], base, ctx)
+    broken = np.concatenate([random_freqs(rng, n) for n in (5, 1) for _ in range(4)])
+    broken[0] += 1                                                               # a table not summing to 2^15
+    with pytest.raises(NanolinkError):
+        RansTables([0, 0], base, unpack_context(pack_context(2, 2, [3], broken)))
+    with pytest.raises(NanolinkError, match='unpack'):
+        unpack_context({'ks': 2, 'ka': 2, 'thresholds': [3], 'clip': CTX_DCLIP, 'freqs_b64z': 'not base64 zlib'})
