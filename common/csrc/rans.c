@@ -132,25 +132,13 @@ int64_t nl_encode(const uint8_t *sym, uint32_t n, uint32_t C, const int32_t *nsy
                 return NL_ERR_SYMBOL;
             e = (uint32_t)o + s;
             xs = x[k];
-            if (xs >= (freq[e] << 16)) { /* renormalise: at most one word, since x < 2^31 */
-                if (wp < 10)
-                    return NL_ERR_CAPACITY;
-                wp -= 2;
-                out[wp] = (uint8_t)xs;
-                out[wp + 1] = (uint8_t)(xs >> 8);
-                xs >>= 16;
-            }
+            if (nl_flush(out, &wp, &xs, freq[e]))
+                return NL_ERR_CAPACITY;
             q = (uint32_t)(((uint64_t)xs * rcp[e]) >> 32) >> shift[e];
             x[k] = xs + bias[e] + q * (NL_PROB_SCALE - freq[e]);
         }
     }
-    if (wp < 8)
-        return NL_ERR_CAPACITY;
-    wp -= 8;
-    put32(out + wp, x[0]);
-    put32(out + wp + 4, x[1]);
-    memmove(out, out + wp, (size_t)(capacity - wp));
-    return (int64_t)(capacity - wp);
+    return nl_finish(out, capacity, wp, x[0], x[1]);
 }
 
 int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const int32_t *nsym, const int32_t *off,
@@ -159,13 +147,11 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
 {
     uint32_t x[2];
     uint64_t rp = 8, i = 0;
+    int r;
     uint32_t c, p;
-    if (len < 8 || (len & 1))
-        return NL_ERR_SHORT;
-    x[0] = get32(in);
-    x[1] = get32(in + 4);
-    if (x[0] < NL_RANS_L || x[0] >= (1u << 31) || x[1] < NL_RANS_L || x[1] >= (1u << 31))
-        return NL_ERR_STATE;
+    r = nl_start(in, len, x);
+    if (r)
+        return r;
     for (c = 0; c < C; c++) {
         uint8_t *row = sym + (uint64_t)c * n;
         const uint32_t *f = freq + off[c], *cu = cum + off[c];
@@ -183,17 +169,13 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
             while (s + 1 < (uint32_t)ns && cu[s + 1] <= slot)
                 s++;
             xs = f[s] * (xs >> NL_PROB_BITS) + slot - cu[s];
-            if (xs < NL_RANS_L) {
-                if (rp + 2 > len)
-                    return NL_ERR_TRUNCATED;
-                xs = (xs << 16) | (uint32_t)in[rp] | ((uint32_t)in[rp + 1] << 8);
-                rp += 2;
-            }
+            if (nl_refill(in, len, &rp, &xs))
+                return NL_ERR_TRUNCATED;
             x[k] = xs;
             row[p] = (uint8_t)s;
         }
     }
-    if (rp != len || x[0] != NL_RANS_L || x[1] != NL_RANS_L)
+    if (!nl_stream_done(rp, len, x))
         return NL_ERR_TRAILING;
     return 0;
 }

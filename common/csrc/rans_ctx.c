@@ -188,26 +188,14 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
         for (j = (int64_t)wk.Cc - 1; j >= 0; j--) {
             const uint32_t *e = enc4 + 4 * (uint64_t)ep[j];     /* freq, bias, rcp, shift */
             uint32_t xs = xa, q;
-            if (xs >= (e[0] << 16)) {    /* renormalise: at most one word, since x < 2^31 */
-                if (wp < 10)
-                    return NL_ERR_CAPACITY;
-                wp -= 2;
-                out[wp] = (uint8_t)xs;
-                out[wp + 1] = (uint8_t)(xs >> 8);
-                xs >>= 16;
-            }
+            if (nl_flush(out, &wp, &xs, e[0]))
+                return NL_ERR_CAPACITY;
             q = (uint32_t)(((uint64_t)xs * e[2]) >> 32) >> e[3];
             xa = xb;
             xb = xs + e[1] + q * (NL_PROB_SCALE - e[0]);
         }
     }
-    if (wp < 8)
-        return NL_ERR_CAPACITY;
-    wp -= 8;                             /* xa is the state "symbol -1" would use, state 1; xb is state 0 */
-    put32(out + wp, xb);
-    put32(out + wp + 4, xa);
-    memmove(out, out + wp, (size_t)(capacity - wp));
-    return (int64_t)(capacity - wp);
+    return nl_finish(out, capacity, wp, xb, xa);   /* xa: the state "symbol -1" would use, state 1 */
 }
 
 int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
@@ -217,17 +205,15 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
 {
     uint32_t x[2];
     uint64_t rp = 8, i = 0;
+    int r;
     uint32_t c, p, j, K = KS * KA;
     uint8_t *ctxp;
     ctx_work wk;
     if (!ctx_shape_ok(n, w, KS, KA))
         return NL_ERR_SHAPE;
-    if (len < 8 || (len & 1))
-        return NL_ERR_SHORT;
-    x[0] = get32(in);
-    x[1] = get32(in + 4);
-    if (x[0] < NL_RANS_L || x[0] >= (1u << 31) || x[1] < NL_RANS_L || x[1] >= (1u << 31))
-        return NL_ERR_STATE;
+    r = nl_start(in, len, x);
+    if (r)
+        return r;
     for (c = 0; c < C; c++)
         if (coded[c] && nsym[c * K] < 2)
             return NL_ERR_CODED;
@@ -246,19 +232,15 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
             while (s + 1 < ns && (fc[s + 1] >> 16) <= slot)
                 s++;
             xs = (fc[s] & 0xffffu) * (xs >> NL_PROB_BITS) + slot - (fc[s] >> 16);
-            if (xs < NL_RANS_L) {
-                if (rp + 2 > len)
-                    return NL_ERR_TRUNCATED;
-                xs = (xs << 16) | (uint32_t)in[rp] | ((uint32_t)in[rp + 1] << 8);
-                rp += 2;
-            }
+            if (nl_refill(in, len, &rp, &xs))
+                return NL_ERR_TRUNCATED;
             x[k] = xs;
             i++;
             sp[j] = (uint8_t)s;
         }
         act[p] = ctx_sum(sp, wk.Cc, wk.fillc);
     }
-    if (rp != len || x[0] != NL_RANS_L || x[1] != NL_RANS_L)
+    if (!nl_stream_done(rp, len, x))
         return NL_ERR_TRAILING;
     for (c = 0, j = 0; c < C; c++) {     /* back to channel-major; channels left out are their fill symbol */
         uint8_t *row = sym + (uint64_t)c * n;
