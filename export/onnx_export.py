@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import re
+import struct
 import sys
 import warnings
 
@@ -74,9 +75,11 @@ def load_checkpoint(path, trusted=None):
         model.load_state_dict(ck['model'])
         if ck.get('context'):                    # rANS context tables (nanolink-fit-context)
             model.context = {int(q): dict(v) for q, v in ck['context'].items()}
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError,
+            IndexError, OverflowError, struct.error) as e:        # what the unpickler raises on garbage bytes
         raise NanolinkError('{}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from nanolink-train or '
-                            'an exported NAME.pt'.format(path, type(e).__name__, str(e).splitlines()[0][:200]))
+                            'an exported NAME.pt'.format(path, type(e).__name__,
+                                                         (str(e).splitlines() or [''])[0][:200]))
     model.eval()
     return model, identity(model)
 

@@ -307,9 +307,10 @@ def test_ipv6_endpoints(host_process):
 def test_a_torch_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
     torch = pytest.importorskip('torch')
     (tmp_path / 'rand.pt').write_bytes(os.urandom(5000))
+    (tmp_path / 'memo.pt').write_bytes(b'\x80\x02q\x00.')     # BINPUT on an empty stack: the unpickler's IndexError
     torch.save({'x': 1}, str(tmp_path / 'dict.pt'))
     torch.save([1, 2], str(tmp_path / 'list.pt'))
-    for name in ('rand.pt', 'dict.pt', 'list.pt'):
+    for name in ('rand.pt', 'memo.pt', 'dict.pt', 'list.pt'):
         r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--engine', tmp_path / name, '--frames', 1)
         assert r.returncode == 1 and 'not a nanolink checkpoint' in r.stderr and 'Traceback' not in r.stderr, name
         r = cli('nanolink.export.onnx_export', '--checkpoint', tmp_path / name, '--out', tmp_path / 'x')
