@@ -261,7 +261,14 @@ def train(cfg):
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0
     if cfg.init and not os.path.exists(ckpt_path):
-        model.load_state_dict(torch_load(cfg.init)['model'])
+        ck = torch_load(cfg.init)
+        if hasattr(model, 'load_init'):             # e.g. cae: fork new rate points from the checkpoint's last
+            try:
+                model.load_init(ck['model'], ck.get('model_config'))
+            except ValueError as e:
+                raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
+        else:
+            model.load_state_dict(ck['model'])
         print('initialised from {}'.format(cfg.init), flush=True)
     if os.path.exists(ckpt_path):
         ck = torch_load(ckpt_path)

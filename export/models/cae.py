@@ -31,10 +31,12 @@ rate sees additive uniform noise, the decoder the rounded latents through a stra
 ``noise`` (both see the noise, Ballé 2017): --arch quant=noise.
 """
 import dataclasses
+import math
 from typing import Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from nanolink.export.entropy_model import FactorizedPrior, integer_tables, table_bits
 from nanolink.export.models.layers import DisplayBytes, display_conv, display_order
@@ -135,6 +137,40 @@ class EntropyCAE(nn.Module):
             bpp[qual] = table_bits(t['freqs'], idx) / px
             out[qual] = self.synthesis(sym * ig)
         return out, {'bpp': bpp}
+
+    @torch.no_grad()
+    def load_init(self, state, config):
+        """Start from a checkpoint's weights (``nanolink-train --init``). When this model has more rate points than
+        the checkpoint, whose lambdas must be the first of this one's, each new point is forked from the last: its
+        log gains continue the last two points' per-channel line, in log lambda, and its prior is the last one's
+        density stretched by the gain ratio. Training then fits every point jointly."""
+        old = tuple(config.get('lambdas', ())) if config else ()
+        new = tuple(self.config.lambdas)
+        n = state['gain'].shape[0]
+        if n == len(new):
+            self.load_state_dict(state)
+            return
+        if n < 2 or old[:n] != new[:n] or len(old) != n:
+            raise ValueError('cannot fork rate points: the checkpoint has lambdas {}, this model {}; the new lambdas '
+                             'must start with the checkpoint\'s (at least two of them)'.format(old, new))
+        state = dict(state)
+        gain, inv = state['gain'], state['inv_gain']
+        step = math.log(new[n - 1] / new[n - 2])
+        rows, inv_rows = [gain], [inv]
+        for j in range(n, len(new)):
+            t = math.log(new[j] / new[n - 1]) / step
+            rows.append((gain[n - 1] + t * (gain[n - 1] - gain[n - 2]))[None])
+            inv_rows.append((inv[n - 1] + t * (inv[n - 1] - inv[n - 2]))[None])
+            shift = rows[-1][0] - gain[n - 1]                               # log of the per-channel stretch
+            for key, value in list(state.items()):
+                prefix = 'priors.{}.'.format(n - 1)
+                if key.startswith(prefix):
+                    v = value.clone()
+                    if key == prefix + 'matrices.0':                            # (C, f, 1): cdf(v) -> cdf(v / s)
+                        v = torch.log(torch.expm1(F.softplus(v) / shift.exp().view(-1, 1, 1)).clamp_min(1e-12))
+                    state['priors.{}.'.format(j) + key[len(prefix):]] = v
+        state['gain'], state['inv_gain'] = torch.cat(rows), torch.cat(inv_rows)
+        self.load_state_dict(state)
 
     def tables(self, i):
         """Integer tables {'lo', 'freqs'} of quality index i (0-based) from its prior as it is now."""

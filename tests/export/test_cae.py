@@ -155,6 +155,36 @@ def test_fingerprint_covers_the_tables(monkeypatch):
     assert onnx_export.model_fingerprint(model) not in (fp, fp2)
 
 
+def test_a_checkpoint_forks_new_rate_points_from_its_last_two():
+    torch.manual_seed(0)
+    small = dict(channels=8, enc_widths=(8, 8), dec_widths=(8, 8, 8))
+    old = build_model('cae', lambdas=(0.001, 0.004), **small)
+    with torch.no_grad():
+        old.gain.add_(torch.randn_like(old.gain) * 0.1)           # per-channel gains that differ
+        old.inv_gain.add_(torch.randn_like(old.inv_gain) * 0.1)
+    state, config = old.state_dict(), {'lambdas': (0.001, 0.004)}
+    new = build_model('cae', lambdas=(0.001, 0.004, 0.016), **small)
+    new.load_init(state, config)
+    g, ig = old.gain.detach(), old.inv_gain.detach()
+    assert torch.equal(new.gain[:2], g) and torch.equal(new.inv_gain[:2], ig)
+    assert torch.allclose(new.gain[2], 2 * g[1] - g[0]) and torch.allclose(new.inv_gain[2], 2 * ig[1] - ig[0])
+    for key, value in state.items():                               # everything else is the checkpoint's
+        if not key.startswith(('gain', 'inv_gain', 'priors.2.')):
+            assert torch.equal(new.state_dict()[key], value), key
+    # the new prior is the last one's density, stretched by the gain ratio s: cdf_new(v) = cdf_last(v / s)
+    s = (new.gain[2] - g[1]).exp().detach()
+    v = torch.linspace(-20, 20, 41).repeat(8, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(new.priors[2].logits_cdf(v), old.priors[1].logits_cdf(v / s.view(-1, 1, 1)),
+                              atol=1e-4)
+    same = build_model('cae', lambdas=(0.001, 0.004), **small)
+    same.load_init(state, config)                                  # as many points: a plain load
+    assert torch.equal(same.gain, g)
+    for lambdas in [(0.002, 0.004, 0.016), (0.001,)]:              # not a continuation of the checkpoint's
+        with pytest.raises(ValueError, match='must start with'):
+            build_model('cae', lambdas=lambdas, **small).load_init(state, config)
+
+
 def test_quantize_pmf_keeps_every_symbol_and_sums_exactly():
     for p in ([1.0], [1e-12, 1 - 1e-12], [0.5, 0.5], list(np.random.RandomState(0).dirichlet(np.ones(256) * 0.05))):
         f = entropy_model.quantize_pmf(p)
