@@ -302,7 +302,7 @@ def run(args):
         len(rows), args.frames, args.warmup, ', '.join(r.stream for r in rows)), flush=True)
     if args.role == 'edge':
         offset, half_rtt = clock_offset(time_endpoint(args.connect))
-        print('clock offset to the host: {:+.2f} ms (+/- {:.2f} ms, half the fastest round trip)'.format(
+        print('clock offset to the host: {:+.2f} ms (+/- {:.2f} ms: half a round trip, the error bound)'.format(
             offset * 1000, half_rtt * 1000), flush=True)
         for row in rows:
             run_edge(args, out, row, args.connect, offset)

@@ -42,7 +42,10 @@ class ClockServer(object):
 
 
 def clock_offset(endpoint, rounds=12, timeout_ms=2000):
-    """(offset s to add to local time to get the host's, half round trip s) from the fastest round trips."""
+    """(offset s to add to local time to get the host's, its error bound s) from the fastest round trips.
+
+    Each round trip brackets the host's reading: its offset estimate is off by at most half that round trip. The
+    offset is the median of the three fastest estimates, so half the slowest of those three bounds its error."""
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
     s.setsockopt(zmq.LINGER, 0)
@@ -64,7 +67,7 @@ def clock_offset(endpoint, rounds=12, timeout_ms=2000):
         s.close()
         ctx.term()
     best = sorted(samples)[:3]
-    return float(np.median([o for _, o in best])), best[0][0] / 2.0
+    return float(np.median([o for _, o in best])), best[-1][0] / 2.0
 
 
 def time_endpoint(data_endpoint):

@@ -3,6 +3,7 @@ baseline rows in the same run, and the two-machine roles with a clock-offset est
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -82,8 +83,11 @@ def test_bench_roles_on_two_processes_estimate_the_clock_offset(tmp_path):
         edge = cli('nanolink.host.bench', '--role', 'edge', '--connect', endpoint, '--sizes', 64, '--frames', 5,
                    '--warmup', 1, '--baselines', 'none', cwd=str(tmp_path), timeout=120)
         assert edge.returncode == 0, edge.stderr
-        offset_ms = float(edge.stdout.split('clock offset to the host: ')[1].split()[0])
-        assert abs(offset_ms) < 50                                      # one machine: the clocks agree
+        m = re.search(r'clock offset to the host: ([-+0-9.]+) ms \(\+/- ([0-9.]+) ms', edge.stdout)
+        offset_ms, bound_ms = float(m.group(1)), float(m.group(2))
+        # one machine, one clock: the true offset is 0, so the estimate lies within its own error bound (however
+        # slow a loaded machine made the round trips), plus the print's rounding
+        assert abs(offset_ms) <= bound_ms + 0.01, edge.stdout
         out, err = host.communicate(timeout=120)
     finally:
         if host.poll() is None:
