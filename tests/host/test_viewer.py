@@ -185,9 +185,10 @@ def test_record_writes_a_video_that_opencv_reads_back(tmp_path, host_process, vi
     assert cap.isOpened()
     from nanolink.host.record import ESTIMATE_FRAMES, estimate_fps, writable_fps
     t_cap = [x['t_cap'] for x in read_jsonl(str(tmp_path / 'host.jsonl'))][:ESTIMATE_FRAMES]
-    expected = writable_fps(estimate_fps(t_cap))          # the stream's rate, from capture times (a loaded machine
-    assert 1.0 <= expected <= 15.0                        # paces 768x512 below --fps 10: measured 7.8 under load;
-                                                          # 10 frames' jitter measured 10.7 once)
+    # the stream's rate, from its capture times: whatever a loaded machine made of --fps 10 (7.8 and 10.7 seen;
+    # the pacer catches up after a stall, so bursts can shorten the median interval), the file says the same
+    assert len(t_cap) == ESTIMATE_FRAMES
+    expected = writable_fps(estimate_fps(t_cap))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(expected, abs=0.02)
     frames = []
     while True:
