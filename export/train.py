@@ -99,14 +99,20 @@ HELP = {
 }
 
 
+def usage_error(message):
+    """A bad argument: one line on stderr, exit status 2 (as argparse and every nanolink CLI)."""
+    print('nanolink-train: error: {}'.format(message), file=sys.stderr)
+    raise SystemExit(2)
+
+
 def arch_overrides(model, items):
-    """['dec_width=16', 'enc_widths=32,24'] -> {field: typed value} for model's Config; SystemExit on a bad one."""
+    """['dec_width=16', 'enc_widths=32,24'] -> {field: typed value} for model's Config; exit status 2 on a bad one."""
     fields = {f.name: f for f in dataclasses.fields(MODELS[model].Config)}
     out = {}
     for item in items:
         key, sep, text = item.partition('=')
         if not sep or key not in fields:
-            raise SystemExit('nanolink-train: --arch {}: use KEY=VALUE with KEY one of {}'.format(
+            usage_error('--arch {}: use KEY=VALUE with KEY one of {}'.format(
                 item, ', '.join(sorted(fields))))
         default = fields[key].default
         try:
@@ -116,7 +122,7 @@ def arch_overrides(model, items):
             else:
                 out[key] = type(default)(text)
         except ValueError:
-            raise SystemExit('nanolink-train: --arch {}: {} must be {}'.format(
+            usage_error('--arch {}: {} must be {}'.format(
                 item, key, 'comma-separated integers' if isinstance(default, tuple) else type(default).__name__))
     return out
 
@@ -255,7 +261,7 @@ def train(cfg):
     os.makedirs(cfg.out, exist_ok=True)
     model = build_model(cfg.model, **arch_overrides(cfg.model, cfg.arch))
     if cfg.train_only not in ('', 'decoder'):
-        raise SystemExit('nanolink-train: --train-only must be "decoder" or empty, got "{}"'.format(cfg.train_only))
+        usage_error('--train-only must be "decoder" or empty, got "{}"'.format(cfg.train_only))
     params = model.decoder.parameters() if cfg.train_only == 'decoder' else model.parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
@@ -360,10 +366,14 @@ def main(argv=None):
         return cliutil.torch_missing('nanolink-train', MISSING)
     arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
     if cfg.schedule not in ('cosine', 'constant'):
-        raise SystemExit('nanolink-train: --schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
+        usage_error('--schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
     if cfg.crop <= 160 and cfg.alpha > 0 and not hasattr(MODELS[cfg.model], 'train_loss'):
-        raise SystemExit('nanolink-train: --crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(
-            cfg.crop))
+        usage_error('--crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(cfg.crop))
+    multiple = MODELS[cfg.model].multiple
+    if cfg.crop < multiple or cfg.crop % multiple:
+        usage_error('--crop must be a multiple of {} for {} (its latents are at 1/{} scale), got {}: try --crop '
+                    '{}'.format(multiple, cfg.model, getattr(MODELS[cfg.model], 'stride', multiple), cfg.crop,
+                                max(multiple, cfg.crop // multiple * multiple)))
     train(cfg)
     return 0
 

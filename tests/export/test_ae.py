@@ -131,7 +131,16 @@ def test_arch_overrides_train_export_and_decode_like_the_float_model(tmp_path, s
 def test_bad_arch_override_names_the_keys(arch, message, capsys):
     with pytest.raises(SystemExit) as e:
         train.main(['--model', 'ae', '--data', 'nowhere', '--arch', arch])
-    assert message in str(e.value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and err.startswith('nanolink-train: error: --arch ')
+
+
+@pytest.mark.parametrize('crop, words', [('200', 'a multiple of 16 for cae'), ('8', 'try --crop 16')])
+def test_a_crop_the_model_cannot_take_is_an_argument_error(crop, words, capsys):
+    with pytest.raises(SystemExit) as e:          # before loading any image: 'nowhere' is never read
+        train.main(['--model', 'cae', '--data', 'nowhere', '--crop', crop])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and 'Traceback' not in err
 
 
 def test_ceiling_script_decoder_beats_bilinear_on_the_sample():
