@@ -96,7 +96,7 @@ def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, progress=None):
         out[q] = pack_context(ks, kk, thresholds, np.concatenate(freqs))
         if progress:
             progress('rate point {}: {} activity buckets (thresholds {}), {} tables'.format(
-                q, kk, list(thresholds), len(freqs)))
+                q, kk, [int(v) for v in thresholds], len(freqs)))
     return out
 
 

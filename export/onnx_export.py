@@ -63,6 +63,9 @@ def torch_load(path, trusted=True):
 def load_checkpoint(path, trusted=None):
     """-> (model in eval mode, identity dict: name, fingerprint, stride, multiple, channels, rate_points).
     trusted (see torch_load): default, the files of the bundled weights and the user's own (tools given a path)."""
+    if not os.path.isfile(path):
+        raise NanolinkError('no such checkpoint: {}; give runs/NAME/last.pt from nanolink-train or an exported '
+                            'NAME.pt'.format(path))
     try:
         ck = torch_load(path, True if trusted is None else trusted)
         if not isinstance(ck, dict) or not {'model_config', 'model_name', 'model'} <= set(ck):

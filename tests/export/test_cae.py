@@ -185,6 +185,12 @@ def test_a_checkpoint_forks_new_rate_points_from_its_last_two():
             build_model('cae', lambdas=lambdas, **small).load_init(state, config)
 
 
+def test_fit_context_on_a_missing_checkpoint_is_one_line(tmp_path, capsys):
+    assert context_model.main([str(tmp_path / 'nope.pt'), '--data', str(tmp_path), '--out', str(tmp_path / 'x.pt')]) == 1
+    err = capsys.readouterr().err
+    assert 'no such checkpoint' in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+
+
 def test_quantize_pmf_keeps_every_symbol_and_sums_exactly():
     for p in ([1.0], [1e-12, 1 - 1e-12], [0.5, 0.5], list(np.random.RandomState(0).dirichlet(np.ones(256) * 0.05))):
         f = entropy_model.quantize_pmf(p)
