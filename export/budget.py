@@ -230,6 +230,12 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (default: all cores)')
     p.add_argument('--out', help='write the figures as JSON here')
     args = p.parse_args(argv)
+    try:
+        import onnx  # noqa: F401  (MACs are counted from the ONNX graph)
+    except ImportError:
+        print('{}: error: counting MACs from the ONNX graphs needs the onnx package: pip install onnx (or '
+              '"nanolink[train]")'.format(p.prog), file=sys.stderr)
+        return 1
     if args.runs < 1 or args.size < 16 or args.threads < 0:
         p.error('--runs must be >= 1, --size >= 16 and --threads >= 0')
     info = load_manifest(args.model_dir) if args.model_dir else bundled_model(args.model)

@@ -25,3 +25,19 @@ def test_help_works_and_a_run_names_what_to_install(module, args, tmp_path):
                        universal_newlines=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode == 1 and 'Traceback' not in r.stderr
     assert 'pip install "nanolink[train]"' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+try:
+    import onnx  # noqa: F401
+    HAVE_ONNX = True
+except ImportError:
+    HAVE_ONNX = False
+
+
+@pytest.mark.skipif(HAVE_ONNX, reason='onnx is installed here; the Python 3.6 leg (runtime install) runs this')
+def test_budget_without_onnx_names_what_to_install(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'nanolink.export.budget', '--model', 'cae', '--size', '64'],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                       cwd=str(tmp_path))
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert 'pip install onnx' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
