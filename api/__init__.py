@@ -12,7 +12,9 @@
 
     codec = nanolink.open_codec('cae', quality=3)  # no sockets: bytes = codec.encode(frame), codec.decode(bytes)
 
-Errors are NanolinkError (UsageError for a bad argument), with one line saying what to do. The CLIs (edge-sender,
+Errors are NanolinkError (UsageError for a bad argument), with one line saying what to do; Codec.decode refuses
+a malformed or foreign message with WireError (a ValueError: its ``reason`` says why), which a Receiver counts and
+logs instead of raising. The CLIs (edge-sender,
 host-receiver, nanolink-demo, latency-bench) are loops around these same objects.
 """
 import importlib
@@ -28,8 +30,10 @@ _EXPORTS = {
     'Receiver': 'nanolink.host.pipeline', 'ReceivedFrame': 'nanolink.host.pipeline',
     'Codec': 'nanolink.codec', 'open_codec': 'nanolink.codec',
     'NanolinkError': 'nanolink.common.errors', 'UsageError': 'nanolink.common.errors',
+    'WireError': 'nanolink.common.errors',
 }
-__all__ = ['Sender', 'SentFrame', 'Receiver', 'ReceivedFrame', 'Codec', 'open_codec', 'NanolinkError', 'UsageError']
+__all__ = ['Sender', 'SentFrame', 'Receiver', 'ReceivedFrame', 'Codec', 'open_codec', 'NanolinkError', 'UsageError',
+           'WireError']
 
 
 class _Package(types.ModuleType):

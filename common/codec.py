@@ -27,9 +27,7 @@ def rate_for(info, channels=None, quality=None, rate=None):
     """The rate point a bundled model sends: its JPEG quality (image codes), channel count (binary codes) or quality
     level (entropy-coded latents), the model's default for None; UsageError for an option the model does not take
     or a value it has no encoder for."""
-    if rate is not None and info.dtype != 'rans':
-        raise UsageError('--quality is for entropy-coded models (cae); {} takes {}'.format(
-            info.name, '--jpeg-quality' if info.dtype == 'jpeg' else '--channels'))
+    check_no_rate(info, rate)
     if info.dtype == 'rans':
         if channels or quality is not None:
             raise UsageError('{} sets its rate with --quality 1..{} (not --channels or --jpeg-quality)'.format(
@@ -46,6 +44,13 @@ def rate_for(info, channels=None, quality=None, rate=None):
         raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
             k, info.name, ', '.join(str(c) for c in sorted(info.encoders))))
     return k
+
+
+def check_no_rate(info, rate):
+    """UsageError for a --quality (rate point of entropy-coded models) given to a model that sets its rate otherwise."""
+    if rate is not None and info.dtype != 'rans':
+        raise UsageError('--quality is for entropy-coded models (cae); {} takes {}'.format(
+            info.name, '--jpeg-quality' if info.dtype == 'jpeg' else '--channels'))
 
 
 def rate_label(info, k):
@@ -106,6 +111,7 @@ class EdgeEncoder(object):
                                     '(an -enc ONNX file, or drop --engine for the bundled --model)'.format(
                                         engine, backend.input_name))
             info = zoo.info_from_metadata(backend.metadata, engine)
+            check_no_rate(info, rate)
             if info.dtype == 'rans':
                 return RansEncoder.for_engine(backend, info, engine, channels, quality, rate, size)
             if info.dtype == 'jpeg':
@@ -115,6 +121,7 @@ class EdgeEncoder(object):
                     engine, info.default_channels, channels))
             return cls(backend, info, info.default_channels, size)
         info = zoo.bundled_model(model)
+        check_no_rate(info, rate)
         if info.dtype == 'jpeg' and info.stride == 1:
             return FrameJpegEncoder(info, quality, size, channels, device)
         if info.dtype == 'jpeg':

@@ -64,6 +64,12 @@ def test_codec_encode_decode_without_sockets():
             data = codec.encode(img)
             out = codec.decode(data)
             assert isinstance(data, bytes) and out.shape == img.shape and metrics.psnr(img, out) > 24, model
+    with nanolink.open_codec('cae') as codec:                      # what is not a message is refused, by name
+        for bad in (b'xxxx', data[:len(data) // 2]):
+            with pytest.raises(nanolink.WireError) as e:
+                codec.decode(bad)
+            assert e.value.reason and isinstance(e.value, ValueError)
+    assert 'WireError' in nanolink.__all__
 
 
 def test_bad_arguments_are_usage_errors():
@@ -73,6 +79,8 @@ def test_bad_arguments_are_usage_errors():
         nanolink.Sender('tcp://127.0.0.1:9', model='jpeg', stream_id='no spaces')
     with pytest.raises(nanolink.UsageError, match='no bundled model'):
         nanolink.Receiver('tcp://127.0.0.1:*', models=['nope'])
+    with pytest.raises(nanolink.UsageError, match='ae takes --jpeg-quality'):
+        nanolink.open_codec('ae', quality=2)                       # cae's rate option, not ignored
 
 
 def run_example(name, *args, **kw):
