@@ -101,7 +101,8 @@ def parse_size(text, option='--size'):
     except ValueError:
         raise UsageError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
     if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise UsageError('{} {}: width and height must be between 8 and 4096'.format(option, text))
+        raise UsageError('{}{}{}: width and height must be between 8 and 4096'.format(
+            option, '' if option.endswith('//') else ' ', text))     # '--size 9000x9', '--camera synthetic://9000x9'
     return w, h
 
 

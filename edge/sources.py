@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import cv2
 import numpy as np
 
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import ImageTooLarge, opencv_path, parse_size, read_image
 
 log = logging.getLogger('nanolink.edge')
@@ -237,7 +237,7 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
     if spec.startswith('csi://'):
         sensor = spec[len('csi://'):]
         if not sensor.isdigit():
-            raise NanolinkError('--camera {}: a CSI camera is csi://N with N a sensor number, e.g. csi://0'.format(spec))
+            raise UsageError('--camera {}: a CSI camera is csi://N with N a sensor number, e.g. csi://0'.format(spec))
         if not _gstreamer_available():
             raise NanolinkError('--camera {}: this OpenCV was built without GStreamer (pip wheels are): on a Jetson '
                                 'use JetPack\'s OpenCV (apt python3-opencv) and do not pip-install opencv; see '

@@ -50,7 +50,8 @@ def build_parser():
     p.add_argument('--fps', type=float, default=30.0, help='frame rate the bit rates are planned at (default: 30)')
     p.add_argument('--gop', type=int, default=30, help='H.264 / H.265 keyframe interval (default: %(default)s)')
     p.add_argument('--preset', default='veryfast', choices=PRESETS, help='x264 / x265 preset (default: %(default)s)')
-    p.add_argument('--lose', type=int, help='the frame lost on purpose (default: a third into the first GOP)')
+    p.add_argument('--lose', type=int, help='the frame lost on purpose (default: a third into the first GOP, or into the clip when that is '
+                                                   'shorter)')
     p.add_argument('--link-frames', type=int, default=60, help='frames sent over each link (default: %(default)s)')
     p.add_argument('--link-fps', type=float, default=10.0, help='pace of the latency runs (default: %(default)s)')
     p.add_argument('--no-links', action='store_true', help='skip the imagezmq / nanolink link runs')
@@ -199,6 +200,15 @@ def format_links(res, n, link_fps):
     return '\n'.join(lines)
 
 
+def lost_frame(frames, gop, lose=None):
+    """The frame the lost-frame test drops: --lose, or a third into the first GOP (or into the clip when the clip
+    is shorter than a GOP); UsageError unless it lies inside the clip (not its first or last frame)."""
+    lose = max(1, min(gop, frames) // 3) if lose is None else lose
+    if not 1 <= lose < frames - 1:
+        raise UsageError('--lose must be in 1..{} (a frame inside the clip), got {}'.format(frames - 2, lose))
+    return lose
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='nanolink-compare: %(message)s')   # Ctrl-C: KeyboardInterrupt
@@ -226,9 +236,7 @@ def _main(args, argv):
             args.rate_sizes = [] if args.rate_sizes == 'none' else [parse_size(x) for x in args.rate_sizes.split(',')]
         except UsageError as e:
             raise UsageError('--rate-sizes: {}'.format(str(e).replace('--size ', '')))
-        lose = args.gop // 3 if args.lose is None else args.lose
-        if not 1 <= lose < args.frames - 1:
-            raise UsageError('--lose must be in 1..{} (a frame inside the clip), got {}'.format(args.frames - 2, lose))
+        lose = lost_frame(args.frames, args.gop, args.lose)
         ffmpeg = videocodec.find_ffmpeg(args.ffmpeg)
         if not args.no_links:
             try:

@@ -104,6 +104,15 @@ def test_compare_cli_measures_every_row_and_both_links(tmp_path):
     assert 'Traceback' not in r.stderr
 
 
+def test_the_default_lost_frame_lies_inside_a_clip_shorter_than_a_gop():
+    from nanolink.common.errors import UsageError
+    from nanolink.host.compare import lost_frame
+    assert lost_frame(90, 30) == 10 and lost_frame(12, 6) == 2
+    assert lost_frame(10, 30) == 3 and lost_frame(8, 10000) == 2          # --frames 10 with the default --gop 30
+    with pytest.raises(UsageError, match='--lose must be in 1..8'):
+        lost_frame(10, 30, 9)                                              # an explicit --lose is kept as given
+
+
 @pytest.mark.parametrize('args, words', [
     (['--frames', '3'], '--frames must be in 8..10000'),
     (['--lose', '0'], '--lose must be in 1..'),
