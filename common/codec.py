@@ -121,10 +121,10 @@ class EdgeEncoder(object):
                     engine, info.default_channels, channels))
             return cls(backend, info, info.default_channels, size)
         info = zoo.bundled_model(model)
-        check_no_rate(info, rate)
-        if info.dtype == 'jpeg' and info.stride == 1:
-            return FrameJpegEncoder(info, quality, size, channels, device)
-        if info.dtype == 'jpeg':
+        if info.dtype == 'jpeg':                # image codes check their own rate option, not through rate_for
+            check_no_rate(info, rate)
+            if info.stride == 1:
+                return FrameJpegEncoder(info, quality, size, channels, device)
             return JpegCodeEncoder(open_backend(info.encoder, 'encoder', None, device, threads), info, quality, size,
                                    channels)
         k = rate_for(info, channels, quality, rate)
