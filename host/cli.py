@@ -46,8 +46,8 @@ def build_parser():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
-                        'ship one (the bundled cae-bin, ae and ae-full do, cae not yet; for GPU hosts, with --device cuda), reading the same '
-                        'bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
+                        'ship one (the bundled cae-bin, ae and ae-full do, cae not yet; for GPU hosts, with --device '
+                        'cuda), reading the same bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
                    help='decode only this model (repeatable; default: all of them): ' + zoo.model_list())
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',

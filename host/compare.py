@@ -50,8 +50,8 @@ def build_parser():
     p.add_argument('--fps', type=float, default=30.0, help='frame rate the bit rates are planned at (default: 30)')
     p.add_argument('--gop', type=int, default=30, help='H.264 / H.265 keyframe interval (default: %(default)s)')
     p.add_argument('--preset', default='veryfast', choices=PRESETS, help='x264 / x265 preset (default: %(default)s)')
-    p.add_argument('--lose', type=int, help='the frame lost on purpose (default: a third into the first GOP, or into the clip when that is '
-                                                   'shorter)')
+    p.add_argument('--lose', type=int, help='the frame lost on purpose (default: a third into the first GOP, or '
+                                            'into the clip when that is shorter)')
     p.add_argument('--link-frames', type=int, default=60, help='frames sent over each link (default: %(default)s)')
     p.add_argument('--link-fps', type=float, default=10.0, help='pace of the latency runs (default: %(default)s)')
     p.add_argument('--no-links', action='store_true', help='skip the imagezmq / nanolink link runs')

@@ -157,18 +157,18 @@ class EntropyCAE(nn.Module):
         gain, inv = state['gain'], state['inv_gain']
         step = math.log(new[n - 1] / new[n - 2])
         rows, inv_rows = [gain], [inv]
+        prefix = 'priors.{}.'.format(n - 1)
+        last_prior = [(key[len(prefix):], value) for key, value in state.items() if key.startswith(prefix)]
         for j in range(n, len(new)):
             t = math.log(new[j] / new[n - 1]) / step
             rows.append((gain[n - 1] + t * (gain[n - 1] - gain[n - 2]))[None])
             inv_rows.append((inv[n - 1] + t * (inv[n - 1] - inv[n - 2]))[None])
             shift = rows[-1][0] - gain[n - 1]                               # log of the per-channel stretch
-            for key, value in list(state.items()):
-                prefix = 'priors.{}.'.format(n - 1)
-                if key.startswith(prefix):
-                    v = value.clone()
-                    if key == prefix + 'matrices.0':                            # (C, f, 1): cdf(v) -> cdf(v / s)
-                        v = torch.log(torch.expm1(F.softplus(v) / shift.exp().view(-1, 1, 1)).clamp_min(1e-12))
-                    state['priors.{}.'.format(j) + key[len(prefix):]] = v
+            for name, value in last_prior:
+                v = value.clone()
+                if name == 'matrices.0':                                        # (C, f, 1): cdf(v) -> cdf(v / s)
+                    v = torch.log(torch.expm1(F.softplus(v) / shift.exp().view(-1, 1, 1)).clamp_min(1e-12))
+                state['priors.{}.{}'.format(j, name)] = v
         state['gain'], state['inv_gain'] = torch.cat(rows), torch.cat(inv_rows)
         self.load_state_dict(state)
 
