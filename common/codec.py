@@ -172,17 +172,15 @@ class RansEncoder(EdgeEncoder):
 
     @classmethod
     def for_engine(cls, backend, info, engine, channels, quality, rate, size):
-        """An encoder file (.onnx / .trt / .pt) carries its rate point and tables in its metadata."""
+        """An encoder file (.onnx / .trt / .pt) carries its rate point in its metadata, and its tables there or (an
+        exported ONNX encoder) by digest, read from the manifest.json beside it."""
         meta = info.manifest
         if channels or quality is not None:
             raise UsageError('{} sets its rate with --quality (not --channels or --jpeg-quality)'.format(info.name))
         if rate is not None and rate != meta.get('quality'):
             raise NanolinkError('{} encodes quality {}, not {}: build an engine from the {} encoder of that quality'
                                 .format(engine, meta.get('quality'), rate, info.name))
-        if 'tables' not in meta:
-            raise NanolinkError('{}: its metadata has no rANS tables; export it again with nanolink-export'.format(
-                engine))
-        return cls(backend, info, meta['quality'], meta['tables'], size)
+        return cls(backend, info, meta['quality'], zoo.encoder_tables(meta, engine), size)
 
     def fetch(self, out):
         """Device output -> (symbol indices uint8 (C, h, w), shape [C, h, w])."""

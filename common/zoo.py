@@ -10,6 +10,7 @@ A model may also ship decoder variants (``decoder_variants``: a heavier ``qualit
 trained on the frozen encoder: they read the same bits, so frames keep the model's fingerprint whichever decoder
 the host runs; each variant records its own ``weights_fingerprint``.
 """
+import hashlib
 import json
 import os
 
@@ -112,6 +113,40 @@ def rate_tables(manifest, rate):
     except (KeyError, TypeError):
         raise NanolinkError('model {} has no rANS tables for rate point {} in its manifest: export it again with '
                             'nanolink-export'.format(manifest.get('name'), rate))
+
+
+def tables_digest(tables):
+    """SHA-256 (hex) of one rate point's coding tables -- 'lo', 'freqs' and, when present, 'context' -- as canonical
+    JSON. An exported encoder names its tables by this digest; they are stored once, in the manifest.json beside it
+    (five rate points' context tables would otherwise ride in the manifest and twice more in the encoder files)."""
+    core = {k: tables[k] for k in ('lo', 'freqs', 'context') if k in tables}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+
+
+def encoder_tables(meta, path):
+    """The rANS tables {'lo', 'freqs'[, 'context']} an entropy-coded encoder file codes with, from its identity
+    ``meta``: inline (engine sidecars, torch checkpoints), or named by ``tables_digest`` and read from the
+    manifest.json that nanolink-export wrote beside ``path`` (exported ONNX encoders), checked against the digest."""
+    if 'tables' in meta:
+        return meta['tables']
+    if 'tables_digest' not in meta:
+        raise NanolinkError('{}: its metadata has no rANS tables; export it again with nanolink-export'.format(path))
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), 'manifest.json')
+    fix = 'keep the manifest.json that nanolink-export wrote beside it (the encoder files, {}-enc.weights and ' \
+          'manifest.json travel together)'.format(meta.get('name', 'NAME'))
+    try:
+        with open(manifest) as f:
+            rates = json.load(f)['entropy']['rates']
+        t = rates[str(meta['quality'])]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NanolinkError('{}: its rANS tables are in the manifest.json beside it, which {}: {}'.format(
+            path, 'is missing' if isinstance(e, OSError) else 'has none for quality {}'.format(meta.get('quality')),
+            fix))
+    tables = {k: t[k] for k in ('lo', 'freqs', 'context') if k in t}
+    if tables_digest(tables) != meta['tables_digest']:
+        raise NanolinkError('{}: the manifest.json beside it holds other rANS tables than the encoder was exported '
+                            'with (digest {}...): {}'.format(path, meta['tables_digest'][:16], fix))
+    return tables
 
 
 def rans_tables(tables):

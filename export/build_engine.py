@@ -35,7 +35,7 @@ import sys
 
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
-from nanolink.common.zoo import METADATA_KEY, bundled_model
+from nanolink.common.zoo import METADATA_KEY, bundled_model, encoder_tables
 
 
 def parse_shape(text):
@@ -77,6 +77,17 @@ def onnx_metadata(path):
     if METADATA_KEY not in meta:
         raise NanolinkError('{} carries no nanolink metadata: export it with nanolink-export'.format(path))
     return meta[METADATA_KEY]
+
+
+def sidecar_metadata(path):
+    """What nanolink-build-engine writes to <engine>.json for the exported encoder ``path``: its identity, with an
+    entropy-coded encoder's rANS tables whole (an exported ONNX encoder names them by digest, in the manifest.json
+    beside it), so the engine and its sidecar need nothing else on the device."""
+    ident = json.loads(onnx_metadata(path))
+    if ident.get('dtype') == 'rans' and 'tables' not in ident:
+        ident['tables'] = encoder_tables(ident, path)
+        del ident['tables_digest']
+    return json.dumps(ident, sort_keys=True)
 
 
 def _manifest_beside(path):
@@ -265,7 +276,7 @@ def main(argv=None):
         if args.via == 'onnx':
             onnx_path = args.onnx or bundled_encoder(args.model, args.channels, args.quality)
             refuse_decoder(onnx_path)
-            meta = onnx_metadata(onnx_path)
+            meta = sidecar_metadata(onnx_path)
             check_frame_shape(shape, json.loads(meta).get('multiple'))
             print('equivalent: ' + trtexec_line(onnx_path, args.out, 'image' if shape[1] == 3 else 'symbols', shape,
                                                 args.fp16, args.workspace), flush=True)

@@ -24,7 +24,7 @@ import warnings
 
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError, UsageError
-from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest
+from nanolink.common.zoo import FAST, METADATA_KEY, bundled_model, load_manifest, tables_digest
 from nanolink.export.onnx_graph import drop_byte_concat_casts, share_weights
 try:                                    # --help works without torch; main() says what to install
     import torch
@@ -123,23 +123,53 @@ def identity(model):
             'default_channels': c.default_channels, 'dtype': model.wire_dtype}
 
 
-def encoder_identity(model, k):
+def encoder_identity(model, k, inline_tables=True):
     """The metadata an encoder file carries at rate point k: the model's identity, plus the channel count (binary
-    codes) or the quality and its rANS tables (entropy-coded latents), which the edge needs to send its frames."""
+    codes) or the quality and its rANS tables (entropy-coded latents), which the edge needs to send its frames.
+    Without ``inline_tables`` (exported ONNX encoders) the tables are named by their digest and live once, in the
+    manifest.json beside the files (nanolink.common.zoo.encoder_tables reads them back)."""
     ident = identity(model)
     if model.wire_dtype == 'bits':
         ident['code_channels'] = k
     elif model.wire_dtype == 'rans':
         t = model.tables(k - 1)
-        ident.update(quality=k, tables={'lo': t['lo'], 'freqs': t['freqs']})
+        tables = {'lo': t['lo'], 'freqs': t['freqs']}
         if getattr(model, 'context', None):
-            ident['tables']['context'] = model.context[k]
+            tables['context'] = model.context[k]
+        ident['quality'] = k
+        if inline_tables:
+            ident['tables'] = tables
+        else:
+            ident['tables_digest'] = tables_digest(tables)
     return ident
 
 
+def _float16_if_exact(t):
+    """t as float16 when that loses nothing (every value a float16 number), else t."""
+    if t.dtype == torch.float32 and t.numel() and bool(torch.isfinite(t).all()):
+        h = t.half()
+        if torch.equal(h.float(), t):
+            return h
+    return t
+
+
+def round_weights_to_float16(model):
+    """Round every float32 weight of the encoder and decoder networks to the nearest float16 number (kept as
+    float32), in place: the exported torch checkpoint then stores them as float16 at no loss (nearly half the bytes
+    of the bundle's NAME.pt), and the ONNX files hold the very same values. Costs nothing measurable (relative steps
+    of 2^-11, what a Nano's fp16 engine runs anyway). The priors are left alone: the integer tables, and the
+    context tables fitted against their symbol ranges, are derived from them. Tensors whose values exceed
+    float16's range are left alone too."""
+    with torch.no_grad():
+        for t in list(model.encoder.state_dict().values()) + list(model.decoder.state_dict().values()):
+            if t.dtype == torch.float32 and t.numel() and float(t.abs().max()) < 65504:
+                t.copy_(t.half().float())
+
+
 def save_checkpoint(model, path):
-    """The torch checkpoint that load_checkpoint reads: weights, model name and Config."""
-    ck = {'model': model.state_dict(), 'model_name': model.model_name,
+    """The torch checkpoint that load_checkpoint reads: weights (float16 where that is exact, see
+    round_weights_to_float16; load_state_dict casts them back to float32), model name and Config."""
+    ck = {'model': {k: _float16_if_exact(v) for k, v in model.state_dict().items()}, 'model_name': model.model_name,
           'model_config': dataclasses.asdict(model.config)}
     if getattr(model, 'context', None):
         ck['context'] = {int(q): v for q, v in model.context.items()}
@@ -186,7 +216,7 @@ def _export_encoders(model, out_dir, code_dtype, with_float16, tag, output, dyn_
         for k in model.config.rate_points:
             fn = '{}-enc-{}{}{}.onnx'.format(model.model_name, tag, k, '' if dtype == 'uint8' else '-' + dtype)
             export_onnx(model.encoder_module(k, CODE_DTYPES[dtype]).eval(), x, os.path.join(out_dir, fn), 'image',
-                        output, encoder_identity(model, k), dyn_out=dyn_out)
+                        output, encoder_identity(model, k, inline_tables=False), dyn_out=dyn_out)
             files[key][str(k)] = fn
     return files
 
@@ -232,7 +262,10 @@ def export(model, out_dir, extra_manifest=None, code_dtype='uint8', with_float16
 
 def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16):
     """cae: one encoder per rate point (image -> uint8 symbol indices at H/16, gain and clip inside), one decoder
-    (dequantised latents -> BGR bytes), the integer tables in the manifest and in each encoder's metadata."""
+    (dequantised latents -> BGR bytes), the integer tables in the manifest (each encoder's metadata names its rate
+    point's by digest). The weights are first rounded to float16 numbers (round_weights_to_float16), so the torch
+    checkpoint stores them in half the bytes; the model's fingerprint and tables are those of the rounded weights."""
+    round_weights_to_float16(model)
     ident = identity(model)
     name = ident['name']
     entropy = entropy_section(model)

@@ -266,10 +266,11 @@ def test_build_engine_picks_the_float16_encoder_of_a_quality(capsys):
 @pytest.mark.parametrize('q', [1, 3, 5])
 def test_an_engine_file_carries_its_quality_and_tables(info, q, tmp_path, sample_frame):
     """What nanolink-build-engine writes to <engine>.json without onnx on the Jetson (from manifest.json) is the
-    ONNX file's own metadata: the edge then codes an engine's symbols with the right tables."""
+    ONNX file's own metadata, with the tables it names by digest read from the manifest: the edge then codes an
+    engine's symbols with the right tables."""
     from nanolink.export import build_engine
     path = build_engine.bundled_encoder('cae', None, q)
-    meta = {p.key: p.value for p in onnx.load(path).metadata_props}[zoo.METADATA_KEY]
+    meta = build_engine.sidecar_metadata(path)                  # the ONNX file's identity, its tables made whole
     assert json.loads(build_engine._metadata_from_manifest(path)) == json.loads(meta)
     ident = json.loads(meta)
     assert ident['quality'] == q and ident['tables']['freqs'] == info.manifest['entropy']['rates'][str(q)]['freqs']
