@@ -48,6 +48,7 @@ ERRORS = {
     -9: 'the symbol grid\'s width does not divide its size, or the context counts are out of range',
 }
 CTX_DCLIP = 8           # NL_CTX_DCLIP in csrc/rans.h
+CTX_MAX_MIX = 1024      # NL_CTX_MAX_MIX
 
 
 class RansError(ValueError):
@@ -84,12 +85,13 @@ def _load():
     lib.nl_encode.restype = i64
     lib.nl_decode.argtypes = [ctypes.c_char_p, u64, u32, u32, i32p, i32p, u32p, u32p, u8p, u8p, u8p, u8p]
     lib.nl_decode.restype = i64
-    lib.nl_contexts.argtypes = [u8p, u32, u32, u32, u8p, u32, u32, i32p, u32p, u8p, u8p]
+    lib.nl_contexts.argtypes = [u8p, u32, u32, u32, u8p, u32, u32, i32p, u32, u32p, u8p, u8p]
     lib.nl_contexts.restype = i64
-    lib.nl_encode_ctx.argtypes = [u8p, u32, u32, u32, i32p, i32p, u32p, u8p, u8p, u32, u32, i32p, u32p, u8p, u8p, u64]
+    lib.nl_encode_ctx.argtypes = [u8p, u32, u32, u32, i32p, i32p, u32p, u8p, u8p, u32, u32, i32p, u32, u32p, u8p, u8p,
+                                  u64]
     lib.nl_encode_ctx.restype = i64
     lib.nl_decode_ctx.argtypes = [ctypes.c_char_p, u64, u32, u32, u32, i32p, i32p, u32p, u8p, u8p, u8p, u32, u32, i32p,
-                                  u32p, u8p, u8p]
+                                  u32, u32p, u8p, u8p]
     lib.nl_decode_ctx.restype = i64
     return lib
 
@@ -113,25 +115,33 @@ def unpack_context(entry):
     return out
 
 
-def pack_context(ks, ka, thresholds, freqs):
-    """The manifest form of context tables (see unpack_context): freqs (C * ka * ks tables, flattened)."""
+def pack_context(ks, ka, thresholds, freqs, mix=0):
+    """The manifest form of context tables (see unpack_context): freqs (C * ka * ks tables, flattened); thresholds
+    ka - 1 for every channel, or ka - 1 per channel (flattened); mix, the weight of this position's earlier channels
+    in the activity (csrc/rans.h), written only when it is not 0, so the first rule's sections stay as they were."""
     import base64
     import zlib
     f = np.asarray(freqs, dtype=np.int64)
     if f.size and (f.min() < 0 or f.max() > 0xffff):
         raise ValueError('context frequencies must fit 16 bits')
     raw = (f & 0xff).astype(np.uint8).tobytes() + (f >> 8).astype(np.uint8).tobytes()
-    return {'ks': int(ks), 'ka': int(ka), 'thresholds': [int(t) for t in thresholds], 'clip': CTX_DCLIP,
-            'freqs_b64z': base64.b64encode(zlib.compress(raw, 9)).decode('ascii')}
+    out = {'ks': int(ks), 'ka': int(ka), 'thresholds': [int(t) for t in np.asarray(thresholds).ravel()],
+           'clip': CTX_DCLIP, 'freqs_b64z': base64.b64encode(zlib.compress(raw, 9)).decode('ascii')}
+    if mix:
+        out['mix'] = int(mix)
+    return out
 
 
 class RansTables(object):
     """One rate point's integer tables: channel c codes the integers lo[c] .. lo[c] + len(freqs[c]) - 1 as symbol
     indices 0 .. len(freqs[c]) - 1 with frequencies freqs[c] (each >= 1, summing to 2^15; one symbol: constant).
 
-    With ``context`` (see csrc/rans.h and unpack_context: {'ks', 'ka', 'thresholds', 'clip', 'freqs'}), each channel
-    has ks * ka tables over the same symbols, chosen per symbol from its already coded neighbours; ``freqs`` then
-    only gives the symbol counts and the fill (most probable) symbol of each channel."""
+    With ``context`` (see csrc/rans.h and unpack_context: {'ks', 'ka', 'thresholds', 'mix', 'clip', 'freqs'}), each
+    channel has ks * ka tables over the same symbols, chosen per symbol from what is decoded before it: its left and
+    upper neighbours, the activity of the neighbouring positions and, weighted by ``mix`` (0 when absent), of this
+    position's earlier channels. ``thresholds`` holds ka - 1 values for every channel, or ka - 1 per channel (C * (ka
+    - 1), channel by channel). ``freqs`` then only gives the symbol counts and the fill (most probable) symbol of
+    each channel."""
 
     def __init__(self, lo, freqs, context=None):
         if len(lo) != len(freqs) or not freqs:
@@ -147,26 +157,31 @@ class RansTables(object):
         self.constant = nsym == 1
         self.channel_nsym = nsym
         self.ks = self.ka = 1
+        self.mix = 0
         self.thresholds = np.zeros(1, dtype=np.int32)
         if context is None:
             flat = np.concatenate([np.asarray(f, dtype=np.int64) for f in freqs])
         else:
             try:
                 self.ks, self.ka = int(context['ks']), int(context['ka'])
-                self.thresholds = np.asarray(context['thresholds'], dtype=np.int32).reshape(-1)
+                thr = np.asarray(context['thresholds'], dtype=np.int64).reshape(-1)
+                self.mix = int(context.get('mix', 0))
                 clip = int(context.get('clip', CTX_DCLIP))
                 flat = np.asarray(context['freqs'], dtype=np.int64).reshape(-1)
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, OverflowError) as e:
                 raise NanolinkError('rANS context tables: {} ({})'.format(type(e).__name__, e))
             k = self.ks * self.ka
-            if not (1 <= k <= 256 and len(self.thresholds) == self.ka - 1 and clip == CTX_DCLIP
-                    and flat.size == k * int(nsym.sum())):
-                raise NanolinkError('rANS context tables: need ks * ka in 1..256, ka - 1 thresholds, clip {} and '
-                                    '{} frequencies, got ks {} ka {}, {} thresholds, clip {}, {}'.format(
-                                        CTX_DCLIP, k * int(nsym.sum()), self.ks, self.ka, len(self.thresholds), clip,
-                                        flat.size))
-            if self.thresholds.size == 0:
-                self.thresholds = np.zeros(1, dtype=np.int32)
+            per_channel = len(thr) == self.channels * (self.ka - 1) and self.ka > 1
+            if not (1 <= k <= 256 and (len(thr) == self.ka - 1 or per_channel) and clip == CTX_DCLIP
+                    and flat.size == k * int(nsym.sum()) and 0 <= self.mix <= CTX_MAX_MIX
+                    and np.all(np.abs(thr) < 2 ** 31)):
+                raise NanolinkError('rANS context tables: need ks * ka in 1..256, ka - 1 thresholds (or ka - 1 per '
+                                    'channel), mix in 0..{}, clip {} and {} frequencies, got ks {} ka {}, {} thresholds, '
+                                    'mix {}, clip {}, {}'.format(CTX_MAX_MIX, CTX_DCLIP, k * int(nsym.sum()), self.ks,
+                                                                 self.ka, len(thr), self.mix, clip, flat.size))
+            if not per_channel:                       # one list for every channel (the first rule's form)
+                thr = np.tile(thr, self.channels)
+            self.thresholds = thr.astype(np.int32) if thr.size else np.zeros(1, dtype=np.int32)
             nsym = np.repeat(nsym, k)
         self.context = context is not None
         self.tables = len(nsym)                       # C, or C * ks * ka with context
@@ -213,7 +228,7 @@ class RansTables(object):
         ctx = np.empty_like(symbols)
         n = symbols.shape[1]
         r = self.lib.nl_contexts(symbols, n, width, self.channels, self.fill, self.ks, self.ka, self.thresholds,
-                                 *(self._scratch(n) + (ctx,)))
+                                 self.mix, *(self._scratch(n) + (ctx,)))
         if r < 0:
             raise RansError(ERRORS.get(r, 'error {}'.format(r)))
         return ctx
@@ -247,7 +262,7 @@ class RansTables(object):
             if not width:
                 raise RansError('context tables code a grid: give (C, h, w) symbols or width=')
             r = self.lib.nl_encode_ctx(symbols, n, width, self.channels, self.nsym, self.offset, self.enc4, coded,
-                                       self.fill, self.ks, self.ka, self.thresholds,
+                                       self.fill, self.ks, self.ka, self.thresholds, self.mix,
                                        *(self._scratch(n) + (self._out, self._out.size)))
         else:
             r = self.lib.nl_encode(symbols, n, self.channels, self.nsym, self.offset, self.freq, self.rcp,
@@ -273,7 +288,7 @@ class RansTables(object):
                 raise RansError('context tables decode a grid: give width=')
             r = self.lib.nl_decode_ctx(stream, len(stream), n, width, self.channels, self.nsym, self.offset,
                                        self.dec1, self.lut, coded, self.fill, self.ks, self.ka, self.thresholds,
-                                       *(self._scratch(n) + (out,)))
+                                       self.mix, *(self._scratch(n) + (out,)))
         else:
             r = self.lib.nl_decode(stream, len(stream), n, self.channels, self.nsym, self.offset, self.freq,
                                    self.cum, self.lut, coded, self.fill, out)

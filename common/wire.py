@@ -77,8 +77,9 @@ The symbols of the coded channels are in the stream channel by channel (c ascend
 (h rows of w); the i-th coded symbol uses state i % 2. Models whose rate point has context tables (manifest
 ``entropy.rates[q].context``, nanolink-fit-context) code position by position instead (raster order, the coded
 channels of a position in ascending c), each symbol with one of its channel's ks * ka tables chosen from symbols
-decoded before it (its channel's left and upper neighbours, and the activity of the left, upper and upper-left
-positions over all channels; the rule is in common/csrc/rans.h); the layout above is unchanged. Channel c's symbol s stands for the integer
+decoded before it (its channel's left and upper neighbours, the activity of the left, upper and upper-left
+positions over all channels and, weighted by the section's ``mix``, that of the position's channels before it; the
+rule is in common/csrc/rans.h); the layout above is unchanged. Channel c's symbol s stands for the integer
 tables[q].lo[c] + s, the host multiplies it by the rate point's inverse gain and runs the decoder. The receiver
 decodes into a C x h x w buffer it allocates from the validated shape, and rejects the payload unless the stream
 ends exactly where the last symbol does with both states back at 2^15 (truncated, padded, corrupt or foreign

@@ -6,9 +6,11 @@
 The learned factorized prior gives one table per channel. The coder can do better by choosing, for every symbol,
 one of ks * ka tables of its channel from what the decoder already knows (csrc/rans.h): how far the channel's
 left and upper neighbours are from its most probable symbol (``ks`` buckets), and how active the left, upper and
-upper-left positions are over all channels (``ka`` buckets, thresholds at quantiles of the training images). That
-is a cheap, backward-adaptive stand-in for a hyperprior: the local scale of the latents is predicted from decoded
-ones, at no cost to the encoder network.
+upper-left positions are over all channels plus, weighted by ``mix``, how active this position's channels before
+it are (``ka`` buckets, each channel's thresholds at quantiles of the training images). That is a cheap,
+backward-adaptive stand-in for a hyperprior: the local scale of the latents is predicted from decoded ones, at no
+cost to the encoder network. (``--mix 0`` fits the first rule: the neighbours alone, one threshold list for all
+channels.)
 
 The tables are symbol frequencies counted over the training images at every rate point (the symbols exactly as the
 exported encoders make them), smoothed towards the factorized prior (``alpha`` pseudo-counts), then quantised to
@@ -22,9 +24,10 @@ import numpy as np
 
 from nanolink.common import cli as cliutil
 from nanolink.common.errors import NanolinkError
-from nanolink.common.rans import CTX_DCLIP, RansTables, pack_context
+from nanolink.common.rans import CTX_DCLIP, CTX_MAX_MIX, RansTables, pack_context
 
-KS, KA, ALPHA = 4, 6, 20.0
+KS, KA, ALPHA, MIX = 4, 6, 20.0, 50
+QUANTILE_POSITIONS = 100000    # positions the per-channel thresholds are quantiles over (a fixed random subset)
 MAX_SIDE = 1024
 
 
@@ -52,8 +55,18 @@ def activity_terms(sym, fill):
     return t
 
 
-def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, progress=None):
-    """{rate point: context section (nanolink.common.rans.pack_context)} from RGB uint8 images (H, W, 3)."""
+def position_terms(sym, fill, mix):
+    """N(p) + mix * P(c, p) of rans.h for every symbol of (C, h, w): the neighbours' activity plus the weighted
+    activity of the channels before c at the same position; what a channel's ka thresholds bucket."""
+    d = np.minimum(np.abs(sym.astype(np.int32) - fill.astype(np.int32)[:, None, None]), CTX_DCLIP)
+    return activity_terms(sym, fill)[None] + mix * (np.cumsum(d, 0) - d)
+
+
+def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, mix=MIX, progress=None):
+    """{rate point: context section (nanolink.common.rans.pack_context)} from RGB uint8 images (H, W, 3).
+
+    Each channel's ka - 1 thresholds are quantiles of its N + mix * P over the images (so each activity bucket
+    holds about as many of that channel's symbols); with mix 0 the first rule's global thresholds are fitted."""
     import torch
     from nanolink.export.entropy_model import quantize_pmf
     tensors = []
@@ -71,13 +84,20 @@ def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, progress=None):
         t = model.tables(i)
         base = RansTables(t['lo'], t['freqs'])
         syms = [symbols_of(model, x, i) for x in tensors]
-        terms = np.concatenate([activity_terms(s, base.fill).ravel() for s in syms])
-        thresholds = np.unique(np.quantile(terms, np.linspace(0, 1, ka + 1)[1:-1]).round().astype(np.int64))
-        thresholds = thresholds[thresholds > 0]
-        kk = len(thresholds) + 1
+        if mix:                             # per channel: ka - 1 quantiles of N + mix * P (repeats allowed)
+            terms = np.concatenate([position_terms(s, base.fill, mix).reshape(len(base.fill), -1) for s in syms], 1)
+            if terms.shape[1] > QUANTILE_POSITIONS:     # C x positions would not fit memory for a large set
+                terms = terms[:, np.random.RandomState(0).choice(terms.shape[1], QUANTILE_POSITIONS, replace=False)]
+            thresholds = np.quantile(terms, np.linspace(0, 1, ka + 1)[1:-1], axis=1).T.round().astype(np.int64)
+            kk = ka
+        else:                               # the first rule: one list of N thresholds, repeats dropped
+            terms = np.concatenate([activity_terms(s, base.fill).ravel() for s in syms])
+            thresholds = np.unique(np.quantile(terms, np.linspace(0, 1, ka + 1)[1:-1]).round().astype(np.int64))
+            thresholds = thresholds[thresholds > 0]
+            kk = len(thresholds) + 1
         k = ks * kk
         counts = [np.zeros((k, n)) for n in base.channel_nsym]
-        probe = RansTables(t['lo'], t['freqs'], {'ks': ks, 'ka': kk, 'thresholds': thresholds,
+        probe = RansTables(t['lo'], t['freqs'], {'ks': ks, 'ka': kk, 'thresholds': thresholds, 'mix': mix,
                                                  'freqs': np.concatenate([np.tile(f, k) for f in t['freqs']])})
         for s in syms:
             c_, h, w = s.shape
@@ -93,10 +113,11 @@ def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, progress=None):
                     freqs.append(np.asarray(f))
                 else:
                     freqs.append(quantize_pmf((counts[c][j] + alpha * prior) / (counts[c][j].sum() + alpha)))
-        out[q] = pack_context(ks, kk, thresholds, np.concatenate(freqs))
+        out[q] = pack_context(ks, kk, thresholds, np.concatenate(freqs), mix)
         if progress:
-            progress('rate point {}: {} activity buckets (thresholds {}), {} tables'.format(
-                q, kk, [int(v) for v in thresholds], len(freqs)))
+            progress('rate point {}: {} activity buckets ({}), {} tables'.format(
+                q, kk, 'thresholds {}'.format([int(v) for v in thresholds]) if not mix else
+                'per-channel thresholds, mix {}'.format(mix), len(freqs)))
     return out
 
 
@@ -109,6 +130,9 @@ def main(argv=None):
                                                 'nanolink-export --checkpoint)')
     p.add_argument('--ks', type=int, default=KS, help='buckets of the channel\'s own neighbours (default %(default)s)')
     p.add_argument('--ka', type=int, default=KA, help='activity buckets (default %(default)s)')
+    p.add_argument('--mix', type=int, default=MIX,
+                   help='weight of this position\'s earlier channels in the activity a symbol\'s table is chosen by '
+                        '(0: the neighbours alone, one threshold list for all channels; default %(default)s)')
     p.add_argument('--alpha', type=float, default=ALPHA,
                    help='pseudo-counts of the factorized prior in each table (default %(default)s)')
     p.add_argument('--limit', type=int, default=0, help='use only the first N images (0: all)')
@@ -117,6 +141,8 @@ def main(argv=None):
         p.error('--ks and --ka must be >= 1 with ks * ka <= 256')
     if args.alpha <= 0:
         p.error('--alpha must be > 0')
+    if not 0 <= args.mix <= CTX_MAX_MIX:
+        p.error('--mix must be in 0..{}'.format(CTX_MAX_MIX))
     try:
         return _run(args)
     except NanolinkError as e:
@@ -140,9 +166,9 @@ def _run(args):
         paths = paths[:args.limit]
     images = [load_rgb(path) for path in paths]
     print('fitting context tables on {} images from {}'.format(len(images), args.data), file=sys.stderr)
-    model.context = fit(model, images, args.ks, args.ka, args.alpha, lambda s: print(s, file=sys.stderr))
+    model.context = fit(model, images, args.ks, args.ka, args.alpha, args.mix, lambda s: print(s, file=sys.stderr))
     save_checkpoint(model, args.out)
-    print('wrote {} (ks {}, ka up to {}, alpha {})'.format(args.out, args.ks, args.ka, args.alpha))
+    print('wrote {} (ks {}, ka up to {}, mix {}, alpha {})'.format(args.out, args.ks, args.ka, args.mix, args.alpha))
     return 0
 
 

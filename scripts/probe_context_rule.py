@@ -13,7 +13,7 @@ is coded the decoder also knows channels 0..j-1 of p. This probe replaces ka by 
 per-channel quantile thresholds, and keeps ks. Tables are counted on the first 150 training images (centre crops up
 to 512 x 512, shuffled with seed 0), smoothed towards the factorized prior with 20 pseudo-counts as
 nanolink-fit-context does, and measured as ideal code lengths on the next 50. W = 0 with per-channel thresholds is
-the shipped rule's information, as a check. The bundled cae weights; no Kodak image is used.
+the shipped rule's information, as a check. The bundled cae weights (or --checkpoint); no Kodak image is used.
 """
 import argparse
 import glob
@@ -46,10 +46,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data', required=True, help='training images (never the test set)')
     p.add_argument('--quality', type=int, default=3)
+    p.add_argument('--checkpoint', help='a cae checkpoint or exported cae.pt (default: the bundled weights)')
     p.add_argument('--weights', type=float, nargs='+', default=[0.0, 10.0], help='W values to try')
     args = p.parse_args()
     torch.set_num_threads(1)
-    model, _ = onnx_export.load_checkpoint(zoo.bundled_model('cae').torch)
+    model, _ = onnx_export.load_checkpoint(args.checkpoint or zoo.bundled_model('cae').torch)
     model.eval()
     qi = args.quality - 1
     paths = sorted(f for f in glob.glob(os.path.join(args.data, '**', '*'), recursive=True)

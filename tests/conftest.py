@@ -12,6 +12,7 @@ from nanolink.common.errors import NanolinkError
 from nanolink.host import launch
 
 SAMPLE = zoo.SAMPLE_DIR
+CAE_QUALITIES = '1..{}'.format(max(zoo.bundled_model('cae').rate_points))   # what cae's --quality takes
 
 
 def sample_images():

@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 
-from conftest import cli
+from conftest import CAE_QUALITIES, cli
 from nanolink.common import metrics, wire, zoo
 from nanolink.common.stages import EDGE_STAGES, END_TO_END, HOST_STAGES
 
@@ -45,7 +45,7 @@ def test_bad_edge_arguments_exit_2(args, words):
     (['--camera', 'synthetic', '--model', 'ae', '--channels', '8'], 'sets its rate with --jpeg-quality'),
     (['--camera', 'synthetic', '--model', 'ae', '--quality', '2'], 'ae takes --jpeg-quality'),
     (['--camera', 'synthetic', '--model', 'ae-full', '--quality', '2'], 'ae-full takes --jpeg-quality'),
-    (['--camera', 'synthetic', '--channels', '8'], 'cae sets its rate with --quality 1..5'),
+    (['--camera', 'synthetic', '--channels', '8'], 'cae sets its rate with --quality ' + CAE_QUALITIES),
     (['--camera', 'synthetic', '--fps', '1e-10'], '--fps must be a finite number of frames per second, at least'),
     (['--camera', 'csi://x'], 'a CSI camera is csi://N with N a sensor number'),
     (['--camera', 'synthetic://4104x64'], '--camera synthetic://4104x64: width and height must be'),

@@ -53,19 +53,25 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
    and 0 for a neighbour outside the grid:
        ks = min(d(c, left) + d(c, up), KS - 1)                             (the channel's own neighbours)
        A(q) = sum over all channels of d(c, q)                            (activity of a position)
-       ka = the number of thr[0 .. KA - 2] that are <= 2 A(left) + 2 A(up) + A(up-left)
-   The tables are given as T = C * K virtual channels (nsym, off, freq, cum, lut and encoder constants per table;
-   every table of channel c has nsym[c] symbols). Symbols are coded position by position (p ascending), the coded
-   channels of a position in ascending order; the i-th coded symbol uses state i % 2. */
+       N(p) = 2 A(left) + 2 A(up) + A(up-left)                            (the neighbours' activity)
+       P(c, p) = sum over the channels c' < c of d(c', p)                 (this position's channels before c)
+       ka = the number of thr[c * (KA - 1) + k], k = 0 .. KA - 2, that are <= N(p) + mix * P(c, p)
+   Channels not coded in a frame hold their fill symbol everywhere, so they add 0 to A and P. thr holds KA - 1
+   thresholds per channel (C * (KA - 1) in all); mix = 0 with the same thresholds for every channel is the first
+   rule nanolink shipped (the neighbours' activity alone). The tables are given as T = C * K virtual channels (nsym,
+   off, freq, cum, lut and encoder constants per table; every table of channel c has nsym[c] symbols). Symbols are
+   coded position by position (p ascending), the coded channels of a position in ascending order; the i-th coded
+   symbol uses state i % 2. */
 #define NL_CTX_DCLIP 8
 #define NL_CTX_MAX 256                       /* KS * KA */
+#define NL_CTX_MAX_MIX 1024                  /* mix: N + mix * P stays far inside 32 bits for C <= 4096 */
 
 /* Scratch the caller provides: act, n uint32; scratch, 2 * n * C + 17 * C + 4 bytes (position-major copies of the
    coded channels and per-position entry lists). */
 
 /* Context index ka * KS + ks of every symbol of sym (C x n) into ctx (C x n). */
 int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const uint8_t *fill, uint32_t KS,
-                    uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *ctx);
+                    uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch, uint8_t *ctx);
 
 /* As nl_encode, with context tables (T = C * KS * KA entries in nsym and off). enc4: the encoder constants of
    symbol s in context j of channel c (nl_encoder_tables' freq, bias, rcp, shift) at enc4[4e .. 4e + 3] with
@@ -73,15 +79,16 @@ int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, cons
    share a few cache lines whatever the context (K = KS * KA). */
 int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *enc4, const uint8_t *coded, const uint8_t *fill,
-                      uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *out,
-                      uint64_t capacity);
+                      uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,
+                      uint8_t *out, uint64_t capacity);
 
 /* As nl_decode, with context tables. dec1[e] = freq | cum << 16 of table entry e. Scratch: n * C + C bytes
    suffice. */
 int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
-                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act,
+                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act,
                       uint8_t *scratch, uint8_t *sym);
-#define NL_ERR_SHAPE     -9   /* context coding: w = 0, n not a multiple of w, or KS * KA outside 1..256 */
+#define NL_ERR_SHAPE     -9   /* context coding: w = 0, n not a multiple of w, KS * KA outside 1..256 or
+                                 mix over NL_CTX_MAX_MIX */
 
 #endif

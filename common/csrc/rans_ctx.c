@@ -18,23 +18,31 @@ static uint8_t ctx_dist(uint8_t s, uint8_t f)       /* bytes throughout: the loo
     return (uint8_t)(d < NL_CTX_DCLIP ? d : NL_CTX_DCLIP);
 }
 
-static uint32_t ctx_activity_bucket(const uint32_t *act, uint32_t p, uint32_t w, uint32_t KA, const int32_t *thr)
+/* N(p) of rans.h: the activity of the left, upper and upper-left positions */
+static uint32_t ctx_neighbours(const uint32_t *act, uint32_t p, uint32_t w)
 {
-    uint32_t x = p % w, t = 0, j, ka = 0;
+    uint32_t x = p % w, t = 0;
     if (x > 0)
         t += 2 * act[p - 1];
     if (p >= w)
         t += 2 * act[p - w];
     if (x > 0 && p >= w)
         t += act[p - w - 1];
-    for (j = 0; j + 1 < KA; j++)
-        ka += (uint32_t)((int64_t)thr[j] <= (int64_t)t);
+    return t;
+}
+
+/* ka of rans.h: how many of a channel's KA - 1 thresholds are <= u */
+static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, uint64_t u)
+{
+    uint32_t k, ka = 0;
+    for (k = 0; k < KA1; k++)
+        ka += (uint32_t)((int64_t)row[k] <= (int64_t)u);
     return ka;
 }
 
-static int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA)
+static int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, uint32_t mix)
 {
-    return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS * KA <= NL_CTX_MAX;
+    return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS * KA <= NL_CTX_MAX && mix <= NL_CTX_MAX_MIX;
 }
 
 /* Working memory carved from the caller's scratch (rans.h gives its size). */
@@ -80,17 +88,17 @@ static void ctx_gather(const uint8_t *sym, uint32_t n, const ctx_work *wk)
     }
 }
 
-/* the contexts of position p's Cc symbols into ctxp; a neighbour outside the grid reads as the fill row */
+/* ks of each of position p's Cc symbols into ctxp; a neighbour outside the grid reads as the fill row */
 static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t Cc, const uint8_t *fillc,
-                         uint32_t KS, uint32_t ka, uint8_t *ctxp)
+                         uint32_t KS, uint8_t *ctxp)
 {
     const uint8_t *cur = symT + (uint64_t)p * Cc;
     const uint8_t *left = p % w > 0 ? cur - Cc : fillc, *up = p >= w ? cur - (uint64_t)w * Cc : fillc;
     uint32_t j;
-    uint8_t top = (uint8_t)(KS - 1), base = (uint8_t)ka;     /* KS * KA <= 256: ka + top fits a byte */
+    uint8_t top = (uint8_t)(KS - 1);
     for (j = 0; j < Cc; j++) {
         uint8_t d = (uint8_t)(ctx_dist(left[j], fillc[j]) + ctx_dist(up[j], fillc[j]));
-        ctxp[j] = (uint8_t)(base + (d < top ? d : top));
+        ctxp[j] = (uint8_t)(d < top ? d : top);
     }
 }
 
@@ -102,28 +110,35 @@ static uint32_t ctx_sum(const uint8_t *symTp, uint32_t Cc, const uint8_t *fillc)
     return a;
 }
 
-/* act[p] for every p, then every symbol's context into ctxT */
+/* act[p] for every p, then every symbol's context ka * KS + ks into ctxT (the encoder knows every symbol) */
 static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, const int32_t *thr,
-                    uint32_t *act)
+                    uint32_t mix, uint32_t *act)
 {
-    uint32_t p, Cc = wk->Cc;
+    uint32_t p, j, Cc = wk->Cc, KA1 = KA - 1;
     for (p = 0; p < n; p++)
         act[p] = ctx_sum(wk->symT + (uint64_t)p * Cc, Cc, wk->fillc);
-    for (p = 0; p < n; p++)
-        ctx_position(wk->symT, p, w, Cc, wk->fillc, KS, ctx_activity_bucket(act, p, w, KA, thr) * KS,
-                     wk->ctxT + (uint64_t)p * Cc);
+    for (p = 0; p < n; p++) {
+        const uint8_t *sp = wk->symT + (uint64_t)p * Cc;
+        uint8_t *cp = wk->ctxT + (uint64_t)p * Cc;
+        uint64_t nb = ctx_neighbours(act, p, w), part = 0;
+        ctx_position(wk->symT, p, w, Cc, wk->fillc, KS, cp);
+        for (j = 0; j < Cc; j++) {
+            cp[j] = (uint8_t)(cp[j] + ctx_bucket(thr + (uint64_t)wk->clist[j] * KA1, KA1, nb + mix * part) * KS);
+            part += ctx_dist(sp[j], wk->fillc[j]);
+        }
+    }
 }
 
 int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const uint8_t *fill, uint32_t KS,
-                    uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *ctx)
+                    uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch, uint8_t *ctx)
 {
     ctx_work wk;
     uint32_t j, p;
-    if (!ctx_shape_ok(n, w, KS, KA))
+    if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
     ctx_carve(scratch, n, C, NULL, fill, NULL, 1, &wk);
     ctx_gather(sym, n, &wk);
-    ctx_all(&wk, n, w, KS, KA, thr, act);
+    ctx_all(&wk, n, w, KS, KA, thr, mix, act);
     for (j = 0; j < C; j++)
         for (p = 0; p < n; p++)
             ctx[(uint64_t)j * n + p] = wk.ctxT[(uint64_t)p * C + j];
@@ -148,14 +163,14 @@ static void ctx_entries(const ctx_work *wk, uint32_t p, uint32_t K, const uint32
 
 int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *enc4, const uint8_t *coded, const uint8_t *fill,
-                      uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act, uint8_t *scratch, uint8_t *out,
-                      uint64_t capacity)
+                      uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,
+                      uint8_t *out, uint64_t capacity)
 {
     uint64_t wp = capacity;
     uint32_t K = KS * KA, xa = NL_RANS_L, xb = NL_RANS_L, c;
     int64_t p;
     ctx_work wk;
-    if (!ctx_shape_ok(n, w, KS, KA))
+    if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
     for (c = 0; c < C; c++) {
         if (coded[c] && nsym[c * K] < 2)
@@ -174,7 +189,7 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
     }
     ctx_carve(scratch, n, C, coded, fill, off, K, &wk);
     ctx_gather(sym, n, &wk);
-    ctx_all(&wk, n, w, KS, KA, thr, act);
+    ctx_all(&wk, n, w, KS, KA, thr, mix, act);
     if (n > 0)
         ctx_entries(&wk, n - 1, K, enc4, wk.eidx[(n - 1) & 1]);
     /* Pushed in reverse, so that the decoder pops position by position. Symbol i (in decoding order) uses state
@@ -200,16 +215,16 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
 
 int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
-                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t *act,
+                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act,
                       uint8_t *scratch, uint8_t *sym)
 {
     uint32_t x[2];
     uint64_t rp = 8, i = 0;
     int r;
-    uint32_t c, p, j, K = KS * KA;
+    uint32_t c, p, j, K = KS * KA, KA1 = KA - 1;
     uint8_t *ctxp;
     ctx_work wk;
-    if (!ctx_shape_ok(n, w, KS, KA))
+    if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
     r = nl_start(in, len, x);
     if (r)
@@ -218,12 +233,14 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
         if (coded[c] && nsym[c * K] < 2)
             return NL_ERR_CODED;
     ctx_carve(scratch, n, C, coded, fill, NULL, K, &wk);
-    ctxp = wk.ctxT;                      /* one position's contexts */
+    ctxp = wk.ctxT;                      /* one position's ks */
     for (p = 0; p < n; p++) {
         uint8_t *sp = wk.symT + (uint64_t)p * wk.Cc;
-        ctx_position(wk.symT, p, w, wk.Cc, wk.fillc, KS, ctx_activity_bucket(act, p, w, KA, thr) * KS, ctxp);
-        for (j = 0; j < wk.Cc; j++) {
-            uint32_t t = wk.clist[j] * K + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
+        uint64_t nb = ctx_neighbours(act, p, w), part = 0;
+        ctx_position(wk.symT, p, w, wk.Cc, wk.fillc, KS, ctxp);
+        for (j = 0; j < wk.Cc; j++) {   /* ka needs this position's symbols before j: chosen as they decode */
+            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, nb + mix * part);
+            uint32_t t = wk.clist[j] * K + ka * KS + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
             const uint32_t *fc = dec1 + off[t];     /* freq | cum << 16 of each symbol of the table */
             unsigned k = (unsigned)(i & 1);
             xs = x[k];
@@ -237,8 +254,9 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
             x[k] = xs;
             i++;
             sp[j] = (uint8_t)s;
+            part += ctx_dist(sp[j], wk.fillc[j]);
         }
-        act[p] = ctx_sum(sp, wk.Cc, wk.fillc);
+        act[p] = (uint32_t)part;         /* A(p): every channel of p, the ones not coded adding 0 */
     }
     if (!nl_stream_done(rp, len, x))
         return NL_ERR_TRAILING;

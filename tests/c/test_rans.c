@@ -8,8 +8,9 @@
    including all-fill frames (no channel coded), the largest symbol index and one-position channels; every stream
    must decode to its symbols, and every truncation, extension and byte flip of it must be rejected or decode to
    symbols within the tables (never read out of bounds: run it under valgrind or -fsanitize=address to check).
-   The context coder (nl_*_ctx) gets the same treatment with random ks x ka tables per channel, random activity
-   thresholds and random grid shapes.
+   The context coder (nl_*_ctx) gets the same treatment with random ks x ka tables per channel, random per-channel
+   activity thresholds (or one list for all), random weights of the position's earlier channels (mix) and random
+   grid shapes.
    Prints "ok: N cases" and exits 0, or names the failing case and exits 1. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,7 +175,7 @@ static int check_case(uint32_t C, uint32_t n, int all_fill, int k)
 
 /* ---- context coding ---- */
 #define MAXK 12
-static int32_t cnsym[MAXC], tnsym[MAXC * MAXK], toff[MAXC * MAXK], thr[MAXK];
+static int32_t cnsym[MAXC], tnsym[MAXC * MAXK], toff[MAXC * MAXK], thr[MAXC * MAXK];
 static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
@@ -227,9 +228,11 @@ static void random_ctx_tables(uint32_t C, uint32_t K)
 static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int k)
 {
     uint32_t KS = 1 + rnd() % 4, KA = 1 + rnd() % 3, K = KS * KA, n = h * w, c, p, i, badc = 0;
+    uint32_t mix = k % 3 == 0 ? 0 : (k % 5 == 0 ? NL_CTX_MAX_MIX : rnd() % 64);
     int64_t len, r;
-    for (i = 0; i + 1 < KA; i++)
-        thr[i] = (int32_t)(i == 0 ? rnd() % 8 : (uint32_t)thr[i - 1] + rnd() % 40);
+    for (c = 0; c < C; c++)        /* per-channel thresholds (every third case: the same list for all, mix 0) */
+        for (i = 0; i + 1 < KA; i++)
+            thr[c * (KA - 1) + i] = k % 3 == 0 && c > 0 ? thr[i] : (int32_t)(rnd() % 300) - 20;
     random_ctx_tables(C, K);
     if (nl_check_tables(C * K, tnsym, toff, tfreq, tcum) != 0) {
         printf("ctx case %d: generated tables rejected\n", k);
@@ -259,7 +262,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         printf("ctx case %d: varying channels %lld\n", k, (long long)r);
         return 1;
     }
-    if (nl_contexts(sym, n, w, C, fill, KS, KA, thr, act, scratch, ctx) != 0) {
+    if (nl_contexts(sym, n, w, C, fill, KS, KA, thr, mix, act, scratch, ctx) != 0) {
         printf("ctx case %d: contexts failed\n", k);
         return 1;
     }
@@ -268,14 +271,14 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
             printf("ctx case %d: context %u >= %u\n", k, ctx[i], K);
             return 1;
         }
-    len = nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act, scratch, out,
+    len = nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scratch, out,
                         sizeof out);
     if (len < 8) {
         printf("ctx case %d: encode returned %lld\n", k, (long long)len);
         return 1;
     }
     memset(back, 0xee, sizeof back);
-    r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, act,
+    r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
                       scratch, back);
     if (r != 0 || memcmp(back, sym, (size_t)C * n) != 0) {
         printf("ctx case %d: round trip failed (%lld), C=%u h=%u w=%u KS=%u KA=%u\n", k, (long long)r, C, h, w,
@@ -283,14 +286,14 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         return 1;
     }
     if (len > 8 && nl_decode_ctx(out, (uint64_t)len - 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS,
-                                 KA, thr, act, scratch, back) == 0) {
+                                 KA, thr, mix, act, scratch, back) == 0) {
         printf("ctx case %d: truncated stream accepted\n", k);
         return 1;
     }
     memcpy(bad, out, (size_t)len);
     bad[len] = 0;
     bad[len + 1] = 0;
-    if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+    if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
                       act, scratch, back) == 0) {
         printf("ctx case %d: extended stream accepted\n", k);
         return 1;
@@ -298,7 +301,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     for (i = 0; i < 20; i++) {
         memcpy(bad, out, (size_t)len);
         bad[rnd() % (uint32_t)len] ^= (uint8_t)(1 + rnd() % 255);
-        if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+        if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
                           act, scratch, back) == 0)
             for (c = 0; c < C; c++)
                 for (p = 0; p < n; p++)
@@ -308,10 +311,12 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
                     }
     }
     /* a grid whose width does not divide it, or no width, is refused on both sides */
-    if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, act,
+    if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
                       scratch, back) != NL_ERR_SHAPE ||
+        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+                      NL_CTX_MAX_MIX + 1, act, scratch, back) != NL_ERR_SHAPE ||
         (w > 1 && n % (w + 1) != 0 &&
-         nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act, scratch, out,
+         nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scratch, out,
                        sizeof out) != NL_ERR_SHAPE)) {
         printf("ctx case %d: a bad grid width was accepted\n", k);
         return 1;
@@ -321,7 +326,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         if (cnsym[c] > 1 && cnsym[c] < NL_MAX_SYMBOLS) {
             sym[c * n] = (uint8_t)cnsym[c];
             coded[c] = 1;
-            if (nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, act,
+            if (nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act,
                               scratch, out, sizeof out) != NL_ERR_SYMBOL) {
                 printf("ctx case %d: encoder took a symbol past its table\n", k);
                 return 1;

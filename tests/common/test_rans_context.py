@@ -20,8 +20,11 @@ def context_case(seed, channels=None, h=None, w=None):
     nsym = [int(rng.choice([1, 2, 3, 17, 256])) if rng.rand() < 0.4 else rng.randint(2, 40) for _ in range(c)]
     base = [random_freqs(rng, n) for n in nsym]
     ctx = np.concatenate([random_freqs(rng, n) for n in nsym for _ in range(ks * ka)])
-    thresholds = np.cumsum(rng.randint(0, 30, ka - 1))
-    tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, thresholds, ctx)))
+    if seed % 3 == 0:                        # the first rule: one threshold list for every channel, mix 0
+        thresholds, mix = np.cumsum(rng.randint(0, 30, ka - 1)), 0
+    else:                                    # per-channel thresholds (any order, even negative), this position too
+        thresholds, mix = rng.randint(-5, 200, (c, ka - 1)), int(rng.choice([0, 1, 7, 50, 1024]))
+    tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, thresholds, ctx, mix)))
     sym = np.stack([np.where(rng.rand(h, w) < 0.5, tables.fill[i], rng.randint(0, n, (h, w)))
                     for i, n in enumerate(nsym)]).astype(np.uint8)
     return tables, sym
@@ -32,12 +35,13 @@ def reference_contexts(tables, sym):
     c_, h, w = sym.shape
     d = np.minimum(np.abs(sym.astype(int) - tables.fill.astype(int)[:, None, None]), CTX_DCLIP)
     a = d.sum(0)
+    thr = tables.thresholds[:c_ * (tables.ka - 1)].reshape(c_, tables.ka - 1)
     ctx = np.zeros(sym.shape, dtype=int)
     for y in range(h):
         for x in range(w):
-            t = (2 * a[y, x - 1] if x else 0) + (2 * a[y - 1, x] if y else 0) + (a[y - 1, x - 1] if x and y else 0)
-            ka = int(np.sum(tables.thresholds[:tables.ka - 1] <= t))
+            n = (2 * a[y, x - 1] if x else 0) + (2 * a[y - 1, x] if y else 0) + (a[y - 1, x - 1] if x and y else 0)
             for c in range(c_):
+                ka = int(np.sum(thr[c] <= n + tables.mix * d[:c, y, x].sum()))
                 own = (d[c, y, x - 1] if x else 0) + (d[c, y - 1, x] if y else 0)
                 ctx[c, y, x] = ka * tables.ks + min(own, tables.ks - 1)
     return ctx
@@ -108,7 +112,7 @@ def test_context_decoder_refuses_truncated_extended_and_wrong_shapes():
 @given(data=st.binary(min_size=0, max_size=600), mask=st.integers(0, 1023), h=st.integers(1, 9),
        w=st.integers(1, 9))
 def test_garbage_never_crashes_the_context_decoder(data, mask, h, w):
-    tables, _ = context_case(6, channels=10, h=3, w=3)
+    tables, _ = context_case(7, channels=10, h=3, w=3)       # per-channel thresholds, mix
     coded = np.array([(mask >> c) & 1 for c in range(10)], dtype=np.uint8) & ~tables.constant
     try:
         out = tables.decode(data, coded, h * w, w)
@@ -135,11 +139,16 @@ def test_bad_context_sections_are_refused_with_a_reason():
     base = [random_freqs(rng, 5), random_freqs(rng, 1)]
     good = np.concatenate([random_freqs(rng, n) for n in (5, 1) for _ in range(4)])
     RansTables([0, 0], base, unpack_context(pack_context(2, 2, [3], good)))
-    for ks, ka, thr, freqs, clip in ((2, 2, [3], good[:-1], CTX_DCLIP),          # one frequency short
-                                     (2, 2, [], good, CTX_DCLIP),                # ka - 1 thresholds needed
-                                     (2, 2, [3], good, CTX_DCLIP + 1),           # another distance clip
-                                     (16, 17, [0] * 16, good, CTX_DCLIP)):       # more than 256 tables
-        ctx = dict(unpack_context(pack_context(ks, ka, thr, freqs)), clip=clip)
+    RansTables([0, 0], base, unpack_context(pack_context(2, 2, [[3], [9]], good, mix=1024)))   # per channel
+    for ks, ka, thr, freqs, clip, mix in ((2, 2, [3], good[:-1], CTX_DCLIP, 0),        # one frequency short
+                                          (2, 2, [], good, CTX_DCLIP, 0),              # ka - 1 thresholds needed
+                                          (2, 2, [3, 4, 5], good, CTX_DCLIP, 0),       # neither 1 nor C lists
+                                          (2, 2, [3], good, CTX_DCLIP + 1, 0),         # another distance clip
+                                          (2, 2, [3], good, CTX_DCLIP, 1025),          # mix past 1024
+                                          (2, 2, [3], good, CTX_DCLIP, -1),
+                                          (2, 2, [2 ** 31], good, CTX_DCLIP, 0),       # not an int32
+                                          (16, 17, [0] * 16, good, CTX_DCLIP, 0)):     # more than 256 tables
+        ctx = dict(unpack_context(pack_context(ks, ka, thr, freqs)), clip=clip, mix=mix)
         with pytest.raises(NanolinkError, match='context'):
             RansTables([0, 0], base, ctx)
     broken = np.concatenate([random_freqs(rng, n) for n in (5, 1) for _ in range(4)])

@@ -47,7 +47,7 @@ def test_the_vendored_operator_list_is_tensorrt_82s():
 def test_encoders_use_only_tensorrt_82_operators_and_fit_the_mac_budget(info):
     ops = tensorrt82_operators()
     files = info.manifest['files']
-    assert sorted(files['encoders']) == sorted(files['encoders_float16']) == ['1', '2', '3', '4', '5']
+    assert sorted(files['encoders']) == sorted(files['encoders_float16']) == [str(q) for q in info.rate_points]
     for key in ('encoders', 'encoders_float16'):
         for q, fn in files[key].items():
             path = os.path.join(os.path.dirname(info.decoder), fn)
@@ -256,7 +256,9 @@ def test_build_engine_picks_the_float16_encoder_of_a_quality(capsys):
     out, err = capsys.readouterr()
     assert 'cae-enc-q2-float16.onnx --saveEngine=never.trt --shapes=image:1x3x720x1280 --fp16' in out
     assert 'TensorRT is not installed here' in err
-    for bad, words in ((['--quality', '6'], '--quality must be in 1..5'), (['--channels', '8'], 'takes --quality'),
+    top = len(zoo.bundled_model('cae').rate_points)
+    for bad, words in ((['--quality', '9'], '--quality must be in 1..{}'.format(top)),
+                       (['--channels', '8'], 'takes --quality'),
                        (['--shape', '1x3x504x504'], 'build for 1x3x512x512')):
         args = ['--model', 'cae', '--out', 'x.trt', '--shape', '1x3x64x64'] + bad
         assert build_engine.main(args) == 2
@@ -281,7 +283,7 @@ def test_an_engine_file_carries_its_quality_and_tables(info, q, tmp_path, sample
     payload, dtype = enc.entropy_code(enc.fetch(enc.backend.forward(blob))[0])
     assert dtype == 'rans' and payload[0] == q
     with pytest.raises(Exception, match='encodes quality {}, not'.format(q)):
-        EdgeEncoder.open(engine=path, rate=q % 5 + 1)
+        EdgeEncoder.open(engine=path, rate=q % len(info.rate_points) + 1)
 
 
 def test_every_encoder_points_into_one_shared_weights_file(info):

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nanolink.common import zoo
 from nanolink.common.codec import EdgeEncoder
@@ -142,6 +141,17 @@ def test_encoders_name_their_tables_by_digest_and_the_manifest_holds_them_once(e
     side = json.loads(build_engine.sidecar_metadata(path))
     assert side == json.loads(build_engine._metadata_from_manifest(path))
     assert side['tables']['context'] == m.manifest['entropy']['rates']['2']['context']
+    ctx = m.manifest['entropy']['rates']['2']['context']              # the default rule: this position's channels
+    assert ctx['mix'] == context_model.MIX and len(ctx['thresholds']) == 12 * (ctx['ka'] - 1)
+
+
+def test_fit_context_with_mix_0_fits_the_first_rule():
+    torch.manual_seed(0)
+    model = build_model('cae', channels=8, **SMALL)
+    with torch.no_grad():
+        model.data_init(_batch(16))
+    first = context_model.fit(model, _images(2), ks=2, ka=3, mix=0)
+    assert all('mix' not in c and len(c['thresholds']) == c['ka'] - 1 for c in first.values())
 
 
 def test_an_exported_encoder_codes_with_the_manifests_tables_and_says_when_they_are_missing(exported, tmp_path):

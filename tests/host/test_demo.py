@@ -2,8 +2,9 @@ import json
 import os
 
 import cv2
+import pytest
 
-from conftest import cli
+from conftest import CAE_QUALITIES, cli
 from nanolink.common.stages import EDGE_STAGES, HOST_STAGES
 
 
@@ -37,11 +38,11 @@ def test_demo_on_frames_too_small_for_ms_ssim_writes_strict_json(tmp_path, sampl
 def test_demo_refuses_values_the_edge_would_refuse(tmp_path):
     for args, words in ((['--channels', '0', '--model', 'cae-bin'], '--channels must be at least 1'),
                         (['--jpeg-quality', '0', '--model', 'ae'], '--jpeg-quality must be in 1..100'),
-                        (['--quality', '6'], '--quality'),
+                        (['--quality', '9'], '--quality must be in ' + CAE_QUALITIES),
                         (['--fps', '0'], '--fps must be > 0'),
                         (['--model', 'jpeg'], 'a bundled learned model: one of ae, ae-full, cae, cae-bin'),
                         (['--channels', '8', '--model', 'ae'], 'ae sets its rate with --jpeg-quality'),
-                        (['--channels', '8'], 'cae sets its rate with --quality 1..5'),
+                        (['--channels', '8'], 'cae sets its rate with --quality ' + CAE_QUALITIES),
                         (['--model', 'cae-bin', '--channels', '5'], 'has encoders for 4, 8, 16 channels'),
                         (['--size', '0x0'], 'width and height must be between 8 and 4096')):
         r = cli('nanolink.host.demo', '--out', tmp_path / 'd', *args)
