@@ -1,5 +1,7 @@
-"""python -m nanolink.export.models: each registered model's size and MAC budget."""
+"""python -m nanolink.export.models: each registered model's size, MAC budget and architecture keys (nanolink-train
+--arch KEY=VALUE) with their defaults."""
 import argparse
+import dataclasses
 import sys
 
 from nanolink.export.models import MODELS, budget, build_model
@@ -13,6 +15,9 @@ def main(argv=None):
         b = budget(build_model(name), args.size)
         print('{:6s} encoder {:7.0f} MAC/px {:8d} params | decoder {:7.0f} MAC/px {:8d} params'.format(
             name, b['encoder_mac_per_px'], b['encoder_params'], b['decoder_mac_per_px'], b['decoder_params']))
+        keys = ['{}={}'.format(f.name, ','.join(str(v) for v in f.default) if isinstance(f.default, tuple)
+                               else f.default) for f in dataclasses.fields(MODELS[name].Config)]
+        print('       --arch keys: ' + ' '.join(keys))
     return 0
 
 
