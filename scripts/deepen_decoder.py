@@ -5,10 +5,12 @@
     nanolink-train --model cae-bin --init runs/cae-L2-init.pt --arch dec_layers=2 ...
     python scripts/deepen_decoder.py runs/cae/last.pt --dec-widths 192,128,96 --out runs/cae-q-init.pt
     nanolink-train --model cae --init runs/cae-q-init.pt --arch dec_widths=192,128,96 --train-only decoder ...
+    python scripts/deepen_decoder.py common/weights/cae/cae.pt --dec-res 3,2 --out runs/cae-res-init.pt
 
 The decoders of ``cae-bin`` and ``ae`` are ``conv 3x3 -> ReLU -> [conv 3x3 -> ReLU] x dec_layers -> rest``;
 ``cae``'s (export/models/cae.py, Synthesis) has three widths, at H/16, H/8 and H/4, and ``--dec-widths`` widens them
-(convolutions, transposed convolutions and the depthwise layer alike; its linear block path is copied).
+(convolutions, transposed convolutions and the depthwise layer alike; its linear block path is copied) and
+``--dec-res`` adds residual blocks at H/16 and H/8, each starting as the identity (its second convolution is zero).
 
 - ``--add N``: each added 3x3 convolution is the identity (a Dirac kernel, zero bias) inserted after the existing
   middle layers; its input is a ReLU output (>= 0), so conv + ReLU returns its input unchanged (Net2DeeperNet).
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from nanolink.export.models import build_model
+from nanolink.export.models.cae import ResBlock
 from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
 
 
@@ -62,24 +65,48 @@ def _widen_into(dst, src):
         dst.bias[:src.bias.shape[0]] = src.bias
 
 
-def widen_cae(model, widths):
-    """-> a cae model whose decoder has ``widths`` (d16, d8, d4) units, decoding exactly like ``model``; encoder,
-    gains and priors copied (the same bits on the wire)."""
-    old = tuple(model.config.dec_widths)
-    widths = tuple(widths)
-    if len(widths) != len(old) or any(w < o for w, o in zip(widths, old)) or widths == old:
-        raise ValueError('--dec-widths must be 3 widths, each at least the current {} and one larger, got {}'.format(
+def widen_cae(model, widths=None, res=None):
+    """-> a cae model whose decoder has ``widths`` (d16, d8, d4) units and ``res`` (r16, r8) residual blocks,
+    decoding exactly like ``model``; encoder, gains and priors copied (the same bits on the wire). The old layers
+    keep their place in the new body; the new residual blocks start as the identity (ResBlock's zero second
+    convolution)."""
+    old, old_res = tuple(model.config.dec_widths), tuple(model.config.dec_res)
+    widths = old if widths is None else tuple(widths)
+    res = old_res if res is None else tuple(res)
+    if len(widths) != len(old) or any(w < o for w, o in zip(widths, old)):
+        raise ValueError('--dec-widths must be 3 widths, each at least the current {}, got {}'.format(
             ','.join(map(str, old)), ','.join(map(str, widths))))
-    new = build_model('cae', **dict(dataclasses.asdict(model.config), dec_widths=widths))
+    if len(res) != 2 or any(r < o for r, o in zip(res, old_res)):
+        raise ValueError('--dec-res must be 2 counts, each at least the current {}, got {}'.format(
+            ','.join(map(str, old_res)), ','.join(map(str, res))))
+    if widths == old and res == old_res:
+        raise ValueError('give --dec-widths or --dec-res larger than the current {} / {}'.format(
+            ','.join(map(str, old)), ','.join(map(str, old_res))))
+    new = build_model('cae', **dict(dataclasses.asdict(model.config), dec_widths=widths, dec_res=res))
     new.eval()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith('decoder.body.')}
     missing = new.load_state_dict(state, strict=False).missing_keys
     assert all(k.startswith('decoder.body.') for k in missing), missing
-    layers = [(a, b) for a, b in zip(model.decoder.body, new.decoder.body) if isinstance(a, (nn.Conv2d,
-                                                                                           nn.ConvTranspose2d))]
-    for src, dst in layers:
-        _widen_into(dst, src)
+    olds = [m for m in model.decoder.body if not isinstance(m, ResBlock)]
+    for src, dst in zip(olds, [m for m in new.decoder.body if not isinstance(m, ResBlock)]):
+        if isinstance(src, (nn.Conv2d, nn.ConvTranspose2d)):
+            _widen_into(dst, src)
+    for scale in (0, 1):                              # a scale's old blocks become its first new ones
+        for src, dst in zip(_blocks(model.decoder.body, scale), _blocks(new.decoder.body, scale)):
+            _widen_into(dst.conv1, src.conv1)
+            _widen_into(dst.conv2, src.conv2)
     return new
+
+
+def _blocks(body, scale):
+    """The residual blocks of a cae decoder body at a scale: 0 before the first transposed convolution (H/16), 1
+    after it (H/8)."""
+    out, ups = [], 0
+    for layer in body:
+        ups += isinstance(layer, nn.ConvTranspose2d)
+        if isinstance(layer, ResBlock) and ups == scale:
+            out.append(layer)
+    return out
 
 
 def deepen(model, add, width=None):
@@ -114,15 +141,17 @@ def main(argv=None):
     p.add_argument('--add', type=int, default=1, help='3x3 layers to add to the decoder (0 with --width)')
     p.add_argument('--width', type=int, default=None, help='new decoder width (default: unchanged)')
     p.add_argument('--dec-widths', metavar='D16,D8,D4', help='cae: the new decoder widths at H/16, H/8, H/4')
+    p.add_argument('--dec-res', metavar='R16,R8', help='cae: residual blocks in the decoder at H/16, H/8')
     p.add_argument('--out', required=True, help='where to write the new checkpoint (for nanolink-train --init)')
     args = p.parse_args(argv)
     model, _ = load_checkpoint(args.checkpoint)
-    if (model.model_name == 'cae') != (args.dec_widths is not None):
-        p.error('--dec-widths is for cae checkpoints, --add / --width for cae-bin and ae; {} is {}'.format(
-            args.checkpoint, model.model_name))
+    if (model.model_name == 'cae') != (args.dec_widths is not None or args.dec_res is not None):
+        p.error('--dec-widths / --dec-res are for cae checkpoints, --add / --width for cae-bin and ae; {} is {}'
+                .format(args.checkpoint, model.model_name))
     try:
-        if args.dec_widths is not None:
-            new = widen_cae(model, [int(w) for w in args.dec_widths.split(',')])
+        if model.model_name == 'cae':
+            new = widen_cae(model, [int(w) for w in args.dec_widths.split(',')] if args.dec_widths else None,
+                            [int(r) for r in args.dec_res.split(',')] if args.dec_res else None)
         else:
             new = deepen(model, args.add, args.width)
     except ValueError as e:
@@ -139,8 +168,9 @@ def main(argv=None):
         raise SystemExit('deepen_decoder: the new decoder differs by {:.3g}; not written'.format(diff))
     save_checkpoint(new, args.out)
     if model.model_name == 'cae':
-        print('{}: decoder widths {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
-            args.checkpoint, model.config.dec_widths, new.config.dec_widths, diff, args.out))
+        print('{}: decoder widths {} -> {}, residual blocks {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
+            args.checkpoint, model.config.dec_widths, new.config.dec_widths, model.config.dec_res,
+            new.config.dec_res, diff, args.out))
         return 0
     print('{}: decoder {} -> {} middle layers, width {} -> {}, same output (max diff {:.1e}); wrote {}'.format(
         args.checkpoint, model.config.dec_layers, new.config.dec_layers, model.config.dec_width,

@@ -31,7 +31,6 @@ rate sees additive uniform noise, the decoder the rounded latents through a stra
 ``noise`` (both see the noise, Ballé 2017): --arch quant=noise.
 """
 import dataclasses
-import math
 from typing import Tuple
 
 import torch
@@ -56,6 +55,7 @@ class EntropyCAE(nn.Module):
         body_channels: int = 0                            # of them, fed by the non-linear branch too (0: all M)
         enc_widths: Tuple[int, int] = (64, 112)           # encoder widths at H/4, H/8
         dec_widths: Tuple[int, int, int] = (96, 64, 64)   # decoder widths at H/16, H/8, H/4
+        dec_res: Tuple[int, int] = (0, 0)                 # decoder residual blocks at H/16, H/8 (a quality decoder)
         lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024)   # one per quality 1..5: ~0.25..1 bpp
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
@@ -78,7 +78,7 @@ class EntropyCAE(nn.Module):
         if not 0 <= c.body_channels <= c.channels:
             raise ValueError('body_channels must be 0..channels ({}), got {}'.format(c.channels, c.body_channels))
         self.encoder = Analysis(c.channels, *c.enc_widths, body_m=c.body_channels or c.channels)
-        self.decoder = Synthesis(c.channels, *c.dec_widths)
+        self.decoder = Synthesis(c.channels, *c.dec_widths, res=c.dec_res)
         n = len(c.lambdas)
         mid = n // 2
         init = torch.tensor([0.5 * torch.log(torch.tensor(l / c.lambdas[mid])).item() for l in c.lambdas])
@@ -142,108 +142,10 @@ class EntropyCAE(nn.Module):
         return out, {'bpp': bpp}
 
     def load_init(self, state, config, sample=None):
-        """Start from a checkpoint's weights (``nanolink-train --init``), growing what this model has more of.
-
-        * More rate points (this model's lambdas must start with the checkpoint's, at least two of them): each new
-          point is forked from the last: its log gains continue the last two points' per-channel line, in log
-          lambda, and its prior is the last one's density stretched by the gain ratio.
-        * More latent channels (this model's non-linear branch must feed exactly the checkpoint's channels): the
-          new channels are linear-only, their encoder rows the top block components of ``sample()`` (a batch of
-          crops) outside the span of the old rows; the decoder starts with zero weights on them, so the picture
-          is the checkpoint's until training teaches it to use them; their gains are each rate point's median,
-          their priors fitted to the sample's latents (a fresh prior at the training learning rate would take
-          thousands of steps to reach their scale, while its rate term pushed the new channels to zero).
-        Training then fits everything jointly."""
-        config = config or {}
-        with torch.no_grad():
-            state = self._fork_rate_points(dict(state), tuple(config.get('lambdas', ())))
-            old_m = state['gain'].shape[1]
-            if old_m == self.config.channels:
-                self.load_state_dict(state)
-                return
-            x = sample() if sample is not None else None
-            state = self._widen(state, old_m, x)
-            self.load_state_dict(state)
-        self._fit_priors(x, range(old_m, self.config.channels))
-
-    def _fork_rate_points(self, state, old):
-        new = tuple(self.config.lambdas)
-        n = state['gain'].shape[0]
-        if n == len(new):
-            return state
-        if n < 2 or old[:n] != new[:n] or len(old) != n:
-            raise ValueError('cannot fork rate points: the checkpoint has lambdas {}, this model {}; the new lambdas '
-                             'must start with the checkpoint\'s (at least two of them)'.format(old, new))
-        gain, inv = state['gain'], state['inv_gain']
-        step = math.log(new[n - 1] / new[n - 2])
-        rows, inv_rows = [gain], [inv]
-        prefix = 'priors.{}.'.format(n - 1)
-        last_prior = [(key[len(prefix):], value) for key, value in state.items() if key.startswith(prefix)]
-        for j in range(n, len(new)):
-            t = math.log(new[j] / new[n - 1]) / step
-            rows.append((gain[n - 1] + t * (gain[n - 1] - gain[n - 2]))[None])
-            inv_rows.append((inv[n - 1] + t * (inv[n - 1] - inv[n - 2]))[None])
-            shift = rows[-1][0] - gain[n - 1]                               # log of the per-channel stretch
-            for name, value in last_prior:
-                v = value.clone()
-                if name == 'matrices.0':                                        # (C, f, 1): cdf(v) -> cdf(v / s)
-                    v = torch.log(torch.expm1(F.softplus(v) / shift.exp().view(-1, 1, 1)).clamp_min(1e-12))
-                state['priors.{}.{}'.format(j, name)] = v
-        state['gain'], state['inv_gain'] = torch.cat(rows), torch.cat(inv_rows)
-        return state
-
-    def _widen(self, state, old_m, x):
-        m, body_m = self.config.channels, self.encoder.body_m
-        if old_m > m or body_m != old_m or state['encoder.body.4.weight'].shape[0] != old_m:
-            raise ValueError('cannot widen {} latent channels to {}: the non-linear branch must feed exactly the '
-                             'checkpoint\'s channels (--arch body_channels={})'.format(old_m, m, old_m))
-        if x is None:
-            raise ValueError('widening the latents needs training images for the new channels\' block components')
-        fresh = self.state_dict()
-        old_rows = state['encoder.linear.weight'].reshape(old_m, -1).double()       # (old_m, 768)
-        blocks = F.unfold(x - 0.5, 16, stride=16).permute(0, 2, 1).reshape(-1, old_rows.shape[1]).double()
-        q, _ = torch.linalg.qr(old_rows.T)                                          # orthonormal basis of the rows
-        rest = blocks - (blocks @ q) @ q.T
-        new_rows = _top_components(rest, m - old_m)                                 # unit rows outside that span
-        scale = old_rows.norm(dim=1).median()
-        lin = torch.cat([old_rows, new_rows * scale]).float().view(m, *state['encoder.linear.weight'].shape[1:])
-        state['encoder.linear.weight'] = lin
-        state['encoder.linear.bias'] = torch.cat([state['encoder.linear.bias'], torch.zeros(m - old_m)])
-        for key in ('decoder.body.0.weight', 'decoder.linear.weight'):              # zero weights on the new inputs
-            w = fresh[key].clone().zero_()
-            dim = 1 if key.startswith('decoder.body') else 0
-            w.narrow(dim, 0, old_m).copy_(state[key])
-            state[key] = w
-        for key in ('gain', 'inv_gain'):
-            g = state[key]
-            state[key] = torch.cat([g, g.median(dim=1, keepdim=True).values.expand(-1, m - old_m)], 1)
-        for key, value in fresh.items():
-            if key.startswith('priors.'):
-                state[key] = torch.cat([state[key], value[old_m:]])
-        return state
-
-    def _fit_priors(self, x, channels, steps=300, lr=1e-2, values=4096):
-        """Fit the priors of ``channels`` (at every rate point) to the noisy latents of the crops x by maximum
-        likelihood (up to ``values`` latents a channel), through a prior of those channels alone; the others'
-        parameters are not touched."""
-        channels = list(channels)
-        with torch.no_grad():
-            y = self.analysis(x)[:, channels]
-            y = y.permute(1, 0, 2, 3).reshape(len(channels), -1)[:, :values]     # (k, n)
-            y = y.T.reshape(-1, len(channels), 1, 1)                               # (n, k, 1, 1)
-        for i, prior in enumerate(self.priors):
-            with torch.no_grad():
-                v = y * self.gain[i, channels].exp().view(1, -1, 1, 1)
-            part = FactorizedPrior(len(channels))
-            opt = torch.optim.Adam(part.parameters(), lr=lr)
-            for _ in range(steps):
-                loss = -torch.log2(part.likelihood(v + torch.empty_like(v).uniform_(-0.5, 0.5))).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                for dst, src in zip(prior.parameters(), part.parameters()):
-                    dst[channels] = src
+        """Start from a checkpoint's weights (``nanolink-train --init``), growing the rate points and the latent
+        channels it has fewer of (nanolink.export.models.cae_grow; ``sample()`` gives a batch of training crops)."""
+        from nanolink.export.models import cae_grow
+        cae_grow.load_init(self, state, config, sample)
 
     def tables(self, i):
         """Integer tables {'lo', 'freqs'} of quality index i (0-based) from its prior as it is now."""
@@ -318,24 +220,42 @@ class Analysis(nn.Module):
         nn.init.zeros_(self.body[-1].bias)
 
 
+class ResBlock(nn.Module):
+    """x + conv 3x3 (ReLU (conv 3x3 (x))): depth where the decoder's features are few, for a quality decoder. Its
+    second convolution starts at zero, so a block added to a trained decoder changes nothing until trained."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.conv1, self.conv2 = _conv(width, width, 3), _conv(width, width, 3)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x):
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
 class Synthesis(nn.Module):
     """The decoder transform: a non-linear branch plus a linear block transform, summed before the shuffle.
 
-        body:   conv 3x3 (M -> d16) -> ReLU -> conv 3x3 (d16 -> d16) -> ReLU -> convT 2x2/2 (d16 -> d8) -> ReLU
-                -> conv 3x3 (d8 -> d8) -> ReLU -> convT 2x2/2 (d8 -> d4) -> ReLU -> depthwise 3x3 (d4) -> ReLU
+        body:   conv 3x3 (M -> d16) -> ReLU -> conv 3x3 (d16 -> d16) -> ReLU [-> r16 ResBlocks (d16)]
+                -> convT 2x2/2 (d16 -> d8) -> ReLU -> conv 3x3 (d8 -> d8) -> ReLU [-> r8 ResBlocks (d8)]
+                -> convT 2x2/2 (d8 -> d4) -> ReLU -> depthwise 3x3 (d4) -> ReLU
                 -> conv 1x1 (d4 -> 48)                           (B, 48, H/4, W/4)
         linear: convT 4x4/4 (M -> 48)                            (B, 48, H/4, W/4): a 16 x 16 block per latent
         -> PixelShuffle(4)                                       (B, 3, H, W)
     Each 4 x 4 x 3 output block comes from d4 >= 48 features (a 24-wide layer there capped a first run at ~25 dB),
-    mixed with its neighbours by the depthwise 3x3."""
+    mixed with its neighbours by the depthwise 3x3. The fast decoder has no residual blocks (res = (0, 0))."""
 
-    def __init__(self, m, d16, d8, d4):
+    def __init__(self, m, d16, d8, d4, res=(0, 0)):
         super().__init__()
+        r16, r8 = res
         self.body = nn.Sequential(
             _conv(m, d16, 3), nn.ReLU(inplace=True),
             _conv(d16, d16, 3), nn.ReLU(inplace=True),
+            *[ResBlock(d16) for _ in range(r16)],
             nn.ConvTranspose2d(d16, d8, 2, 2), nn.ReLU(inplace=True),
             _conv(d8, d8, 3), nn.ReLU(inplace=True),
+            *[ResBlock(d8) for _ in range(r8)],
             nn.ConvTranspose2d(d8, d4, 2, 2), nn.ReLU(inplace=True),
             nn.Conv2d(d4, d4, 3, 1, 1, groups=d4), nn.ReLU(inplace=True),
             nn.Conv2d(d4, 48, 1),

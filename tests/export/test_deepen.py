@@ -96,7 +96,41 @@ def test_widened_cae_decoder_decodes_like_the_original_and_keeps_the_bits(tmp_pa
         ya, yb = a.synthesis(y), b.synthesis(y)
     assert (ya - yb).abs().max() < 1e-5 and (ya - ya.mean()).abs().max() > 1e-2
     for bad, words in ((['--dec-widths', '24,16'], 'must be 3 widths'), (['--dec-widths', '24,8,48'], 'at least'),
-                       (['--add', '1'], '--dec-widths is for cae')):
+                       (['--add', '1'], '--dec-widths / --dec-res are for cae')):
         r = _run(src, *bad, '--out', str(tmp_path / 'x.pt'))
         assert r.returncode == 2 and words in r.stderr, (bad, r.stderr)
     assert not os.path.exists(str(tmp_path / 'x.pt'))
+
+
+def test_residual_blocks_added_to_a_cae_decoder_start_as_the_identity(tmp_path):
+    """The warm start of a deeper cae quality decoder: residual blocks at H/16 and H/8 (and wider layers) that
+    leave the picture as it was; a second deepening keeps the first one's blocks where they were."""
+    torch.manual_seed(3)
+    old = build_model('cae', dec_widths=(24, 16, 48))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    src, mid, dst = (str(tmp_path / n) for n in ('old.pt', 'res.pt', 'res2.pt'))
+    torch.save({'model': old.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(old.config)}, src)
+    r = _run(src, '--dec-res', '2,1', '--out', mid)
+    assert r.returncode == 0, r.stderr
+    a, _ = load_checkpoint(src)
+    b, _ = load_checkpoint(mid)
+    assert tuple(b.config.dec_res) == (2, 1)
+    assert len(list(b.decoder.parameters())) == len(list(a.decoder.parameters())) + 3 * 4
+    with torch.no_grad():                                             # train the blocks a little: not identities
+        for name, p in b.named_parameters():
+            if 'conv2' in name:
+                p.add_(torch.randn_like(p) * 0.05)
+    torch.save({'model': b.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(b.config)}, mid)
+    r = _run(mid, '--dec-res', '3,2', '--dec-widths', '32,16,48', '--out', dst)
+    assert r.returncode == 0, r.stderr
+    c, _ = load_checkpoint(dst)
+    y = torch.round(torch.randn(1, a.config.channels, 3, 4) * 3)
+    with torch.no_grad():
+        ya, yb, yc = a.synthesis(y), b.synthesis(y), c.synthesis(y)
+    assert (ya - yb).abs().max() > 1e-3                               # the trained blocks do change the picture
+    assert (yb - yc).abs().max() < 1e-5                               # ... and the deeper, wider copy keeps it
+    for bad, words in ((['--dec-res', '1'], 'must be 2 counts'), (['--dec-res', '1,1'], 'at least the current 2,1')):
+        r = _run(mid, *bad, '--out', str(tmp_path / 'x.pt'))
+        assert r.returncode == 2 and words in r.stderr, (bad, r.stderr)
