@@ -297,3 +297,22 @@ def test_every_encoder_points_into_one_shared_weights_file(info):
             meta = sum(len(p.value) for p in m.metadata_props)          # the rate point's tables ride along
             assert locations == {shared} and os.path.getsize(os.path.join(folder, fn)) - meta < 100000, fn
     assert os.path.getsize(os.path.join(folder, shared)) > 1000000
+
+
+def test_latents_past_the_reach_of_a_byte_symbol_cost_in_training():
+    """A table holds 256 symbols and clips the rest; training charges every scaled latent beyond +-SYMBOL_REACH
+    its excess, so the gains keep each channel inside its table (none past it: no charge)."""
+    from nanolink.export.models.cae import SYMBOL_REACH
+    torch.manual_seed(0)
+    model = build_model('cae', channels=8, enc_widths=(8, 8), dec_widths=(8, 8, 8), lambdas=(0.001, 0.004))
+    x = torch.rand(2, 3, 32, 32)
+    _, extra = model.train_loss(x, 0.0)
+    assert extra['over'] == 0.0
+    with torch.no_grad():
+        model.gain[:, 0] += 8.0                                 # channel 0 scaled e^8 times: far past the reach
+        y = model.analysis(x) * model.gain[0].exp().view(1, -1, 1, 1)
+    assert y[:, 0].abs().max() > SYMBOL_REACH
+    loss, extra = model.train_loss(x, 0.0)
+    assert extra['over'] > 0
+    loss.backward()
+    assert model.gain.grad[:, 0].min() > 0                     # the gradient pulls that channel's gains down
