@@ -143,6 +143,35 @@ def integer_tables(prior, tail_mass=None, max_symbols=MAX_SYMBOLS):
     return {'lo': los, 'freqs': freqs}
 
 
+def clipped_mass(prior, tables):
+    """(C,) probability, under each channel's density, of a latent outside its table's [lo, hi]: what the encoder
+    clips. TAIL_MASS by design; more where a channel's values spread over more than the 256 symbols a table holds."""
+    p, tails = prior.pmf()
+    base = -MAX_SYMBOLS
+    out = np.zeros(prior.channels)
+    for c in range(prior.channels):
+        lo_i = tables['lo'][c] - base
+        hi_i = lo_i + len(tables['freqs'][c]) - 1
+        out[c] = tails[c].sum() + p[c, :lo_i].sum() + p[c, hi_i + 1:].sum()
+    return out
+
+
+CLIP_WARNING = 1e-4           # nanolink-export warns when a channel's table clips more of its latents than this
+
+
+def clip_warnings(model):
+    """One line per (rate point, channel) whose table clips more than CLIP_WARNING of the channel's latents (its
+    values span more than the 256 symbols of a table): the picture suffers wherever the encoder clips them."""
+    lines = []
+    for i, q in enumerate(model.config.rate_points):
+        mass = clipped_mass(model.priors[i], model.tables(i))
+        for c in (int(c) for c in np.nonzero(mass > CLIP_WARNING)[0]):
+            lines.append('rate point {}: channel {}\'s table clips {:.2%} of its latents (its values span more than '
+                         '256 symbols); train on with nanolink-train, whose loss keeps latents within reach'.format(
+                             q, c, mass[c]))
+    return lines
+
+
 def table_bits(freqs, symbols):
     """Ideal code length in bits of integer symbol indices (C, n) under integer tables (what rANS spends, to
     within a few bytes)."""

@@ -266,6 +266,9 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     point's by digest). The weights are first rounded to float16 numbers (round_weights_to_float16), so the torch
     checkpoint stores them in half the bytes; the model's fingerprint and tables are those of the rounded weights."""
     round_weights_to_float16(model)
+    from nanolink.export.entropy_model import clip_warnings
+    for line in clip_warnings(model):
+        print('nanolink-export: warning: ' + line, file=sys.stderr)
     ident = identity(model)
     name = ident['name']
     entropy = entropy_section(model)

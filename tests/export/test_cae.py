@@ -316,3 +316,14 @@ def test_latents_past_the_reach_of_a_byte_symbol_cost_in_training():
     assert extra['over'] > 0
     loss.backward()
     assert model.gain.grad[:, 0].min() > 0                     # the gradient pulls that channel's gains down
+
+
+def test_export_warns_about_a_channel_whose_table_clips_its_latents():
+    from nanolink.export.entropy_model import clip_warnings
+    torch.manual_seed(0)
+    model = build_model('cae', channels=8, enc_widths=(8, 8), dec_widths=(8, 8, 8), lambdas=(0.001, 0.004))
+    assert clip_warnings(model) == []
+    with torch.no_grad():
+        model.priors[1].matrices[0][3].fill_(-12.0)            # channel 3's density at quality 2: spread far past 256
+    lines = clip_warnings(model)
+    assert len(lines) == 1 and lines[0].startswith("rate point 2: channel 3's table clips")
