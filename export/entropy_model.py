@@ -116,12 +116,16 @@ def quantize_pmf(p, total=1 << PROB_BITS):
     return f
 
 
-def integer_tables(prior, tail_mass=None, max_symbols=MAX_SYMBOLS):
+def integer_tables(prior, tail_mass=None, max_symbols=MAX_SYMBOLS, cover=None, window='mass'):
     """The prior as integer tables: {'lo': [C], 'freqs': [[...] per channel]}.
 
     A channel's symbols are the integers lo..lo + len(freqs) - 1, the narrowest range holding all but
-    ``tail_mass`` of its probability (at most ``max_symbols``); the mass outside goes to the end symbols, since
-    the encoder clips onto them. A channel left with one symbol is constant: the coder skips it."""
+    ``tail_mass`` of its probability and the integers ``cover`` gives it ((lo, hi) arrays of C: values the encoder
+    is known to reach, such as a flat white area's), or, where that takes more than ``max_symbols``, the
+    ``max_symbols`` wide window holding the most probability among those that hold ``cover``'s range (any, if none
+    can); the mass outside goes to the end symbols, since the encoder clips onto them. A channel left with one
+    symbol is constant: the coder skips it. ``window='mode'`` centres a too-wide channel's window on its most
+    probable integer instead (how tables were made before 2026-12-07; kept for the checkpoints exported then)."""
     tail_mass = TAIL_MASS if tail_mass is None else tail_mass
     p, tails = prior.pmf()
     base = -MAX_SYMBOLS
@@ -131,9 +135,19 @@ def integer_tables(prior, tail_mass=None, max_symbols=MAX_SYMBOLS):
         lo_i = int(np.searchsorted(cdf, tail_mass / 2))                  # first index with cdf >= tail/2
         hi_i = int(np.searchsorted(cdf, 1 - tail_mass / 2))
         hi_i = min(hi_i, len(cdf) - 1)
-        if hi_i - lo_i + 1 > max_symbols:                                # keep the most probable window
-            centre = int(np.argmax(p[c]))
-            lo_i = max(0, min(centre - max_symbols // 2, len(cdf) - max_symbols))
+        must = None
+        if cover is not None:
+            must = [min(max(int(v) - base, 0), len(cdf) - 1) for v in (cover[0][c], cover[1][c])]
+            lo_i, hi_i = min(lo_i, must[0]), max(hi_i, must[1])
+        if hi_i - lo_i + 1 > max_symbols and window == 'mode':
+            lo_i = max(0, min(int(np.argmax(p[c])) - max_symbols // 2, len(cdf) - max_symbols))
+            hi_i = lo_i + max_symbols - 1
+        elif hi_i - lo_i + 1 > max_symbols:                              # keep the window of most probability
+            mass = np.convolve(p[c], np.ones(max_symbols), mode='valid')     # mass of p[c][i : i + max_symbols]
+            if must is not None and must[1] - must[0] < max_symbols:     # ... of those holding cover's range
+                starts = np.arange(len(mass))
+                mass = np.where((starts <= must[0]) & (starts + max_symbols - 1 >= must[1]), mass, -1.0)
+            lo_i = int(np.argmax(mass))
             hi_i = lo_i + max_symbols - 1
         q = p[c, lo_i:hi_i + 1].copy()
         q[0] += tails[c, 0] + p[c, :lo_i].sum()

@@ -61,11 +61,13 @@ class EntropyCAE(nn.Module):
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
         train_rates: Tuple[int, ...] = ()                 # train at these qualities only (a single-lambda fork)
+        table_cover: bool = True                          # tables hold flat saturated areas' symbols (tables())
 
         @property
         def rate_points(self):
             return tuple(range(1, len(self.lambdas) + 1))
 
+    legacy_config = {'table_cover': False}        # checkpoints from before that field: their tables, as exported
     stride = 16
     multiple = 16
     rate_prefix = 'q'
@@ -126,6 +128,11 @@ class EntropyCAE(nn.Module):
         # image), which the rounding above never shows the loss; so a latent past +-SYMBOL_REACH costs REACH_COST
         # bits per unit of excess (about what clipping the block mean by as much costs in distortion at q6)
         over = REACH_COST * F.relu(out['y'].abs() - SYMBOL_REACH).sum(dim=(1, 2, 3)) / px       # (B,)
+        # ... and since saturated areas (a white sky, a black shadow) are rare in training crops but common in
+        # camera frames, flat areas of the RGB cube's 8 corner colours must fit at every rate point too
+        flat = self.analysis(FLAT_CORNERS.to(x.dtype).expand(-1, -1, 3 * self.stride, 3 * self.stride))
+        scaled = flat[:, None, :, 1, 1] * self.gain.exp()[None]      # (8, Q, M): the centre, clear of the padding
+        over = over + REACH_COST * F.relu(scaled.abs() - SYMBOL_REACH).sum() / px
         loss = (lam * 255.0 ** 2 * mse + bpp + over).mean()
         return loss, {'bpp': bpp.mean().item(), 'mse': mse.mean().item(), 'over': over.mean().item()}
 
@@ -154,8 +161,15 @@ class EntropyCAE(nn.Module):
         cae_grow.load_init(self, state, config, sample)
 
     def tables(self, i):
-        """Integer tables {'lo', 'freqs'} of quality index i (0-based) from its prior as it is now."""
-        return integer_tables(self.priors[i])
+        """Integer tables {'lo', 'freqs'} of quality index i (0-based) from its prior as it is now, covering the
+        symbols of flat areas of the RGB cube's corner colours (saturated skies and shadows, which the learned
+        density may put in a tail that a 256-symbol table cuts off)."""
+        if not self.config.table_cover:             # a checkpoint from before: the window around the mode
+            return integer_tables(self.priors[i], window='mode')
+        with torch.no_grad():
+            flat = self.analysis(FLAT_CORNERS.expand(-1, -1, 3 * self.stride, 3 * self.stride))[:, :, 1, 1]
+            sym = torch.round(flat * self.gain[i].exp()[None])                              # (8, M)
+        return integer_tables(self.priors[i], cover=(sym.min(0).values.numpy(), sym.max(0).values.numpy()))
 
     @torch.no_grad()
     def data_init(self, x):
@@ -176,6 +190,8 @@ class EntropyCAE(nn.Module):
 SYMBOL_REACH = MAX_SYMBOLS // 2 - 8   # |scaled latent| beyond this costs in training: a table's 256 symbols cover it
 REACH_COST = 1000.0                   # ... this many bits per unit past it (it is rare in training crops: a weak
                                       # charge, 1 bit a unit, left the q6 block-mean gain where it was for 4000 steps)
+FLAT_CORNERS = torch.tensor([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], dtype=torch.float32).view(
+    8, 3, 1, 1)                       # black, blue, green, cyan, red, magenta, yellow, white
 LINEAR_SCALE = 4.0      # the linear path codes block components x 4: a quantisation step of 1/4 (~30 dB) at init
 
 

@@ -327,3 +327,51 @@ def test_export_warns_about_a_channel_whose_table_clips_its_latents():
         model.priors[1].matrices[0][3].fill_(-12.0)            # channel 3's density at quality 2: spread far past 256
     lines = clip_warnings(model)
     assert len(lines) == 1 and lines[0].startswith("rate point 2: channel 3's table clips")
+
+
+def test_a_table_wider_than_256_symbols_keeps_the_values_it_must_cover():
+    """Where a channel's density spreads over more than 256 integers, its table keeps the 256-wide window of most
+    probability among those holding ``cover`` (a flat white area's symbol, say), not the window around the mode."""
+    torch.manual_seed(0)
+    prior = entropy_model.FactorizedPrior(2)
+    with torch.no_grad():
+        prior.matrices[0].fill_(-3.5)                           # wide densities: hundreds of integers
+        prior.biases[0][:, 0, 0].fill_(2.0)                     # ... centred off zero
+    free = entropy_model.integer_tables(prior)
+    assert all(len(f) == 256 for f in free['freqs'])
+    top = free['lo'][0] + 255 + 20                              # 20 past the free window's top
+    t = entropy_model.integer_tables(prior, cover=(np.array([top - 200, 0]), np.array([top, 0])))
+    assert t['lo'][0] <= top - 200 and t['lo'][0] + len(t['freqs'][0]) - 1 >= top
+    assert t['lo'][1] == free['lo'][1]                         # channel 1's cover was inside already
+    p, _ = prior.pmf()
+    mass = lambda lo: p[0, lo + 256:lo + 256 + 256].sum()         # noqa: E731  pmf index of integer v is v + 256
+    assert all(mass(t['lo'][0]) >= mass(lo) - 1e-12 for lo in range(top - 255, top - 200 + 1))
+
+
+def test_every_rate_points_table_holds_flat_saturated_areas():
+    """Whatever the learned density says, a flat black, white or primary-colour area is never clipped (a white sky
+    clipped by the block-mean channel's table cost 13 dB on one Kodak image at q6)."""
+    from nanolink.export.models.cae import FLAT_CORNERS
+    torch.manual_seed(0)
+    model = build_model('cae', channels=8, enc_widths=(8, 8), dec_widths=(8, 8, 8), lambdas=(0.001, 0.004))
+    with torch.no_grad():
+        model.data_init(torch.rand(4, 3, 64, 64))
+        model.gain[1] += 3.5                                    # quality 2: flat areas reach +-120
+        for m in model.priors[1].matrices[0]:
+            m.fill_(-2.0)                                       # and a density spread over more than 256 integers,
+        model.priors[1].biases[-1].fill_(2.0)                   # its mode low: a window around it ends below 120
+    free = entropy_model.integer_tables(model.priors[1])
+    with torch.no_grad():
+        corners = torch.round(model.analysis(FLAT_CORNERS.expand(-1, -1, 48, 48))[:, :, 1, 1] *
+                              model.gain[1].exp()).numpy()
+    assert (corners > np.array(free['lo']) + 255).any()         # the density's own table would clip one
+    for i in range(2):
+        t = model.tables(i)
+        lo = np.array(t['lo'])
+        hi = lo + np.array([len(f) for f in t['freqs']]) - 1
+        with torch.no_grad():
+            flat = model.analysis(FLAT_CORNERS.expand(-1, -1, 48, 48))[:, :, 1, 1]
+            sym = torch.round(flat * model.gain[i].exp()).numpy()
+        if i == 1:
+            assert (hi - lo + 1).max() == 256                   # the density alone would need more
+        assert ((sym >= lo) & (sym <= hi)).all(), i
