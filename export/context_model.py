@@ -31,13 +31,14 @@ QUANTILE_POSITIONS = 100000    # positions the per-channel thresholds are quanti
 MAX_SIDE = 1024
 
 
-def symbols_of(model, image, i):
+def symbols_of(model, image, i, tables=None, y=None):
     """uint8 (C, h, w) symbol indices of rate index i (0-based) for an RGB float image tensor (1, 3, H, W), as the
-    exported encoder computes them (gain, round, clip to the table range)."""
+    exported encoder computes them (gain, round, clip to the table range). tables: model.tables(i), and y:
+    model.analysis(image), where the caller has them already (both cost more than the rest)."""
     import torch
-    t = model.tables(i)
+    t = model.tables(i) if tables is None else tables
     with torch.no_grad():
-        y = model.analysis(image)
+        y = model.analysis(image) if y is None else y
         lo = torch.tensor(t['lo'], dtype=y.dtype).view(1, -1, 1, 1)
         hi = lo + torch.tensor([len(f) - 1 for f in t['freqs']], dtype=y.dtype).view(1, -1, 1, 1)
         g, _ = model.gains(torch.tensor([i]))
@@ -79,11 +80,14 @@ def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, mix=MIX, progress=None):
         tensors.append(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
     if not tensors:
         raise NanolinkError('no image of at least {0}x{0} pixels to fit context tables on'.format(model.multiple))
+    with torch.no_grad():                   # the same latents at every rate point: the gains differ
+        latents = [model.analysis(x) for x in tensors]
+    del tensors
     out = {}
     for i, q in enumerate(model.config.rate_points):
         t = model.tables(i)
         base = RansTables(t['lo'], t['freqs'])
-        syms = [symbols_of(model, x, i) for x in tensors]
+        syms = [symbols_of(model, None, i, t, y) for y in latents]
         if mix:                             # per channel: ka - 1 quantiles of N + mix * P (repeats allowed)
             terms = np.concatenate([position_terms(s, base.fill, mix).reshape(len(base.fill), -1) for s in syms], 1)
             if terms.shape[1] > QUANTILE_POSITIONS:     # C x positions would not fit memory for a large set
@@ -104,7 +108,8 @@ def fit(model, images, ks=KS, ka=KA, alpha=ALPHA, mix=MIX, progress=None):
             flat = s.reshape(c_, h * w)
             ctx = probe.contexts(flat, w)
             for c in np.nonzero(~base.constant)[0]:
-                np.add.at(counts[c], (ctx[c], flat[c]), 1)
+                n = counts[c].shape[1]
+                counts[c] += np.bincount(ctx[c].astype(np.int64) * n + flat[c], minlength=k * n).reshape(k, n)
         freqs = []
         for c, f in enumerate(t['freqs']):
             prior = np.asarray(f, dtype=np.float64) / float(sum(f))
