@@ -218,7 +218,8 @@ class RansTables(object):
         mine = getattr(self._local, 'scratch', None)
         if mine is None or mine[0].size < n:
             mine = (np.empty(max(n, 1), dtype=np.uint32),
-                    np.empty(2 * n * self.channels + 17 * self.channels + 4, dtype=np.uint8))   # csrc/rans.h
+                    np.empty(2 * n * self.channels + (4 * self.ka + 25) * self.channels + 4,
+                             dtype=np.uint8))                                          # csrc/rans.h
             self._local.scratch = mine
         return mine
 

@@ -31,12 +31,20 @@ static uint32_t ctx_neighbours(const uint32_t *act, uint32_t p, uint32_t w)
     return t;
 }
 
+/* N + mix * P of rans.h as an int32 that compares with every int32 threshold as the exact value would: clamped
+   at INT32_MAX, which is >= every threshold anyway */
+static int32_t ctx_level(uint64_t nb, uint32_t mix, uint64_t part)
+{
+    uint64_t u = nb + mix * part;
+    return (int32_t)(u < 0x7fffffffu ? u : 0x7fffffffu);
+}
+
 /* ka of rans.h: how many of a channel's KA - 1 thresholds are <= u */
-static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, uint64_t u)
+static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, int32_t u)
 {
     uint32_t k, ka = 0;
     for (k = 0; k < KA1; k++)
-        ka += (uint32_t)((int64_t)row[k] <= (int64_t)u);
+        ka += (uint32_t)(row[k] <= u);
     return ka;
 }
 
@@ -49,19 +57,25 @@ static int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, uint32
 typedef struct {
     uint8_t *symT, *ctxT, *fillc;        /* n x Cc, n x Cc, Cc */
     uint32_t *clist, *base, *eidx[2];    /* Cc each */
+    int32_t *level, *count, *thrc;       /* Cc, Cc; (KA - 1) x Cc: threshold k of coded channel j at k * Cc + j */
+    uint8_t *dist;                       /* Cc */
     uint32_t Cc;
 } ctx_work;
 
 static void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uint8_t *coded, const uint8_t *fill,
-                      const int32_t *off, uint32_t K, ctx_work *wk)
+                      const int32_t *off, uint32_t K, uint32_t KA, const int32_t *thr, ctx_work *wk)
 {
     uint64_t a = ((uint64_t)2 * n * C + C + 3) & ~(uint64_t)3;
-    uint32_t c;
+    uint32_t c, k, KA1 = KA - 1;
     wk->symT = scratch;
     wk->clist = (uint32_t *)(void *)(scratch + a);
     wk->base = wk->clist + C;
     wk->eidx[0] = wk->base + C;
     wk->eidx[1] = wk->eidx[0] + C;
+    wk->level = (int32_t *)(void *)(wk->eidx[1] + C);
+    wk->count = wk->level + C;
+    wk->dist = (uint8_t *)(void *)(wk->count + C);
+    wk->thrc = wk->count + 2 * (uint64_t)C;      /* dist has C bytes of the C int32 before it */
     wk->Cc = 0;
     for (c = 0; c < C; c++)
         if (!coded || coded[c])
@@ -71,6 +85,8 @@ static void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uint8_t *c
     for (c = 0; c < wk->Cc; c++) {
         wk->fillc[c] = fill[wk->clist[c]];
         wk->base[c] = off ? (uint32_t)off[wk->clist[c] * K] : 0;
+        for (k = 0; k < KA1; k++)
+            wk->thrc[(uint64_t)k * wk->Cc + c] = thr[(uint64_t)wk->clist[c] * KA1 + k];
     }
 }
 
@@ -89,11 +105,11 @@ static void ctx_gather(const uint8_t *sym, uint32_t n, const ctx_work *wk)
 }
 
 /* ks of each of position p's Cc symbols into ctxp; a neighbour outside the grid reads as the fill row */
-static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t Cc, const uint8_t *fillc,
-                         uint32_t KS, uint8_t *ctxp)
+static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t Cc, const uint8_t *restrict fillc,
+                         uint32_t KS, uint8_t *restrict ctxp)
 {
     const uint8_t *cur = symT + (uint64_t)p * Cc;
-    const uint8_t *left = p % w > 0 ? cur - Cc : fillc, *up = p >= w ? cur - (uint64_t)w * Cc : fillc;
+    const uint8_t *restrict left = p % w > 0 ? cur - Cc : fillc, *restrict up = p >= w ? cur - (uint64_t)w * Cc : fillc;
     uint32_t j;
     uint8_t top = (uint8_t)(KS - 1);
     for (j = 0; j < Cc; j++) {
@@ -102,30 +118,46 @@ static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t C
     }
 }
 
-static uint32_t ctx_sum(const uint8_t *symTp, uint32_t Cc, const uint8_t *fillc)
+/* every symbol's context ka * KS + ks into ctxT (the encoder knows every symbol), and act[p], position by
+   position (N(p) reads only earlier positions' act). Per position: the channels' distances (bytes), their running
+   sum P, the levels N + mix * P, then each threshold against all the levels at once (the coded channels'
+   thresholds transposed): apart from the running sum, every loop is over int32 or byte lanes and vectorises. */
+static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, uint32_t mix,
+                    uint32_t *act)
 {
-    uint32_t j, a = 0;
-    for (j = 0; j < Cc; j++)
-        a += ctx_dist(symTp[j], fillc[j]);
-    return a;
-}
-
-/* act[p] for every p, then every symbol's context ka * KS + ks into ctxT (the encoder knows every symbol) */
-static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, const int32_t *thr,
-                    uint32_t mix, uint32_t *act)
-{
-    uint32_t p, j, Cc = wk->Cc, KA1 = KA - 1;
-    for (p = 0; p < n; p++)
-        act[p] = ctx_sum(wk->symT + (uint64_t)p * Cc, Cc, wk->fillc);
+    uint32_t p, j, k, Cc = wk->Cc, KA1 = KA - 1;
+    int32_t *restrict level = wk->level, *restrict count = wk->count;
+    uint8_t *restrict dist = wk->dist;
+    const uint8_t *restrict fillc = wk->fillc;
+    /* N <= 5 * 8 * Cc and P <= 8 * Cc: when N + mix * P cannot pass INT32_MAX, int32 arithmetic is exact */
+    int small = (uint64_t)Cc * NL_CTX_DCLIP * (5 + (uint64_t)mix) < 0x7fffffffu;
     for (p = 0; p < n; p++) {
-        const uint8_t *sp = wk->symT + (uint64_t)p * Cc;
-        uint8_t *cp = wk->ctxT + (uint64_t)p * Cc;
-        uint64_t nb = ctx_neighbours(act, p, w), part = 0;
-        ctx_position(wk->symT, p, w, Cc, wk->fillc, KS, cp);
-        for (j = 0; j < Cc; j++) {
-            cp[j] = (uint8_t)(cp[j] + ctx_bucket(thr + (uint64_t)wk->clist[j] * KA1, KA1, nb + mix * part) * KS);
-            part += ctx_dist(sp[j], wk->fillc[j]);
+        const uint8_t *restrict sp = wk->symT + (uint64_t)p * Cc;
+        uint8_t *restrict cp = wk->ctxT + (uint64_t)p * Cc;
+        uint32_t nb = ctx_neighbours(act, p, w), part = 0;
+        ctx_position(wk->symT, p, w, Cc, fillc, KS, cp);
+        for (j = 0; j < Cc; j++)
+            dist[j] = ctx_dist(sp[j], fillc[j]);
+        for (j = 0; j < Cc; j++) {       /* P of each channel: the running sum */
+            level[j] = (int32_t)part;
+            part += dist[j];
         }
+        act[p] = part;                   /* A(p): the channels not coded add 0 */
+        if (small)
+            for (j = 0; j < Cc; j++)
+                level[j] = (int32_t)(nb + mix * (uint32_t)level[j]);
+        else
+            for (j = 0; j < Cc; j++)
+                level[j] = ctx_level(nb, mix, (uint32_t)level[j]);
+        for (j = 0; j < Cc; j++)
+            count[j] = 0;
+        for (k = 0; k < KA1; k++) {
+            const int32_t *restrict tk = wk->thrc + (uint64_t)k * Cc;
+            for (j = 0; j < Cc; j++)
+                count[j] += tk[j] <= level[j];
+        }
+        for (j = 0; j < Cc; j++)         /* KS * KA <= 256: ka * KS + ks fits a byte */
+            cp[j] = (uint8_t)(cp[j] + count[j] * (int32_t)KS);
     }
 }
 
@@ -136,9 +168,9 @@ int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, cons
     uint32_t j, p;
     if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
-    ctx_carve(scratch, n, C, NULL, fill, NULL, 1, &wk);
+    ctx_carve(scratch, n, C, NULL, fill, NULL, 1, KA, thr, &wk);
     ctx_gather(sym, n, &wk);
-    ctx_all(&wk, n, w, KS, KA, thr, mix, act);
+    ctx_all(&wk, n, w, KS, KA, mix, act);
     for (j = 0; j < C; j++)
         for (p = 0; p < n; p++)
             ctx[(uint64_t)j * n + p] = wk.ctxT[(uint64_t)p * C + j];
@@ -187,9 +219,9 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
         if (over || fill[c] > lim)
             return NL_ERR_SYMBOL;
     }
-    ctx_carve(scratch, n, C, coded, fill, off, K, &wk);
+    ctx_carve(scratch, n, C, coded, fill, off, K, KA, thr, &wk);
     ctx_gather(sym, n, &wk);
-    ctx_all(&wk, n, w, KS, KA, thr, mix, act);
+    ctx_all(&wk, n, w, KS, KA, mix, act);
     if (n > 0)
         ctx_entries(&wk, n - 1, K, enc4, wk.eidx[(n - 1) & 1]);
     /* Pushed in reverse, so that the decoder pops position by position. Symbol i (in decoding order) uses state
@@ -232,14 +264,14 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     for (c = 0; c < C; c++)
         if (coded[c] && nsym[c * K] < 2)
             return NL_ERR_CODED;
-    ctx_carve(scratch, n, C, coded, fill, NULL, K, &wk);
+    ctx_carve(scratch, n, C, coded, fill, NULL, K, KA, thr, &wk);
     ctxp = wk.ctxT;                      /* one position's ks */
     for (p = 0; p < n; p++) {
         uint8_t *sp = wk.symT + (uint64_t)p * wk.Cc;
         uint64_t nb = ctx_neighbours(act, p, w), part = 0;
         ctx_position(wk.symT, p, w, wk.Cc, wk.fillc, KS, ctxp);
         for (j = 0; j < wk.Cc; j++) {   /* ka needs this position's symbols before j: chosen as they decode */
-            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, nb + mix * part);
+            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, ctx_level(nb, mix, part));
             uint32_t t = wk.clist[j] * K + ka * KS + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
             const uint32_t *fc = dec1 + off[t];     /* freq | cum << 16 of each symbol of the table */
             unsigned k = (unsigned)(i & 1);

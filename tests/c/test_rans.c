@@ -180,7 +180,7 @@ static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_S
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
 static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
-static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + 17 * MAXC + 4];
+static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (4 * MAXK + 25) * MAXC + 4];
 
 /* K tables of n symbols for each of C channels: table t = c * K + j */
 static void random_ctx_tables(uint32_t C, uint32_t K)
