@@ -151,7 +151,13 @@ static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uin
                 level[j] = ctx_level(nb, mix, (uint32_t)level[j]);
         for (j = 0; j < Cc; j++)
             count[j] = 0;
-        for (k = 0; k < KA1; k++) {
+        for (k = 0; k + 4 <= KA1; k += 4) {     /* four thresholds a pass: fewer loads and stores of count */
+            const int32_t *restrict t0 = wk->thrc + (uint64_t)k * Cc, *restrict t1 = t0 + Cc;
+            const int32_t *restrict t2 = t1 + Cc, *restrict t3 = t2 + Cc;
+            for (j = 0; j < Cc; j++)
+                count[j] += (t0[j] <= level[j]) + (t1[j] <= level[j]) + (t2[j] <= level[j]) + (t3[j] <= level[j]);
+        }
+        for (; k < KA1; k++) {
             const int32_t *restrict tk = wk->thrc + (uint64_t)k * Cc;
             for (j = 0; j < Cc; j++)
                 count[j] += tk[j] <= level[j];
@@ -179,14 +185,15 @@ int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, cons
 
 /* The enc4 entry index of each coded symbol of position p (rans.h: off[c K] + s K + context), prefetched: the
    coder reaches them one position later. */
-static void ctx_entries(const ctx_work *wk, uint32_t p, uint32_t K, const uint32_t *enc4, uint32_t *eidx)
+static void ctx_entries(const ctx_work *wk, uint32_t p, uint32_t K, const uint32_t *enc4, uint32_t *restrict eidx)
 {
-    const uint8_t *sp = wk->symT + (uint64_t)p * wk->Cc, *cp = wk->ctxT + (uint64_t)p * wk->Cc;
-    uint32_t j;
-    for (j = 0; j < wk->Cc; j++)
-        eidx[j] = wk->base[j] + (uint32_t)sp[j] * K + cp[j];
+    uint32_t j, Cc = wk->Cc;
+    const uint8_t *restrict sp = wk->symT + (uint64_t)p * Cc, *restrict cp = wk->ctxT + (uint64_t)p * Cc;
+    const uint32_t *restrict base = wk->base;
+    for (j = 0; j < Cc; j++)
+        eidx[j] = base[j] + (uint32_t)sp[j] * K + cp[j];
 #if defined(__GNUC__)
-    for (j = 0; j < wk->Cc; j++)
+    for (j = 0; j < Cc; j++)
         __builtin_prefetch(enc4 + 4 * (uint64_t)eidx[j]);
 #else
     (void)enc4;
