@@ -15,7 +15,7 @@ from nanolink.common.codec import EdgeEncoder, load_decoders
 
 class Codec(object):
     """Encoder and decoder of one model at one rate point. model: a bundled model or jpeg / raw; quality: cae's rate
-    point 1..5; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) to resize to first;
+    point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) to resize to first;
     decoder, device, threads, decoder_variant: as for nanolink.Receiver."""
 
     def __init__(self, model=None, quality=None, channels=None, jpeg_quality=None, size=None, decoder='onnxruntime',

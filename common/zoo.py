@@ -118,7 +118,7 @@ def rate_tables(manifest, rate):
 def tables_digest(tables):
     """SHA-256 (hex) of one rate point's coding tables -- 'lo', 'freqs' and, when present, 'context' -- as canonical
     JSON. An exported encoder names its tables by this digest; they are stored once, in the manifest.json beside it
-    (five rate points' context tables would otherwise ride in the manifest and twice more in the encoder files)."""
+    (every rate point's context tables would otherwise ride in the manifest and twice more in the encoder files)."""
     core = {k: tables[k] for k in ('lo', 'freqs', 'context') if k in tables}
     return hashlib.sha256(json.dumps(core, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 

@@ -41,7 +41,7 @@ class EdgeConfig:
     engine: Optional[str] = None             # .onnx / .pt / .trt encoder file; None: bundled --model
     model: Optional[str] = None              # bundled model (default cae); with an engine, checked against its own
     channels: Optional[int] = None           # rate point of binary codes (channels sent); None: model default
-    quality: Optional[int] = None            # rate point of entropy-coded models (cae: 1..5); None: model default
+    quality: Optional[int] = None            # rate point of entropy-coded models (cae: 1..6); None: model default
     connect: str = 'tcp://127.0.0.1:5555'    # host-receiver endpoint
     size: Optional[Tuple[int, int]] = None   # (width, height) to resize frames to
     frames: Optional[int] = None             # stop after this many frames

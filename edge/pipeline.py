@@ -54,7 +54,7 @@ class Sender(object):
     connect: the host's endpoint, tcp://HOST:PORT (the host binds, edges connect).
     model: a bundled model (``cae`` default-quality 3, ``cae-bin``, ``ae``, ``ae-full``) or a baseline (``jpeg``,
         ``raw``); engine: an encoder file instead (.onnx, .pt or a TensorRT .trt/.engine from nanolink-build-engine).
-    quality: cae's rate point 1..5; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's.
+    quality: cae's rate point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's.
     stream_id: names this stream at the host (1-64 of A-Z a-z 0-9 _ . : -); size: (width, height) to resize to.
     device: 'cpu' or 'cuda' for the encoder (TensorRT engines: the GPU); threads: encoder threads (0: default).
     latest: keep only the newest unsent frame, no acknowledgements (lowest latency; drops under load).

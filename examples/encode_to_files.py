@@ -20,7 +20,7 @@ def main():
     p.add_argument('images', nargs='+')
     p.add_argument('--out', default='encoded')
     p.add_argument('--model', default='cae')
-    p.add_argument('--quality', type=int, default=3, help='cae rate point 1..5')
+    p.add_argument('--quality', type=int, default=3, help='cae rate point 1..6')
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     try:

@@ -256,7 +256,7 @@ def main(argv=None):
     p.add_argument('--checkpoint', help='--via torch2trt: a training checkpoint or exported NAME.pt')
     p.add_argument('--channels', type=int, help='with --model cae-bin: code channels k, a rate point (default: the '
                                                 'model\'s default)')
-    p.add_argument('--quality', type=int, help='with --model cae: the rate point 1..5 (default: the model\'s)')
+    p.add_argument('--quality', type=int, help='with --model cae: the rate point 1..6 (default: the model\'s)')
     p.add_argument('--out', required=True, help='engine file to write, e.g. cae.trt')
     p.add_argument('--shape', required=True, help='input shape NxCxHxW, e.g. 1x3x720x1280 (the frame padded to the '
                                                   'model\'s multiple: 16 for cae, 8 for cae-bin)')

@@ -217,7 +217,7 @@ def build_parser():
     p.add_argument('--jpeg-quality', type=int, default=75, help='JPEG quality when no model row sets it')
     p.add_argument('--channels', type=int, help='rate point of binary-code models (default: each model\'s default; '
                                                 'ae uses its default JPEG quality)')
-    p.add_argument('--quality', type=int, help='rate point 1..5 of cae (default: the model\'s)')
+    p.add_argument('--quality', type=int, help='rate point 1..6 of cae (default: the model\'s)')
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='frames to stream (default: the bundled sample)')
     p.add_argument('--engine-device', choices=('cpu', 'cuda'), help='edge-sender --device (default: cpu)')
     p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='host decoder backend')

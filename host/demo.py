@@ -134,7 +134,7 @@ def main(argv=None):
     p.add_argument('--model', default=zoo.DEFAULT_MODEL, help='bundled model (default: %(default)s)')
     p.add_argument('--channels', type=int, help='cae-bin rate point: binary channels sent (default: the model default)')
     p.add_argument('--jpeg-quality', type=int, help='ae / ae-full rate: JPEG quality of the code image (default: the model\'s)')
-    p.add_argument('--quality', type=int, help='cae rate point 1..5 (default: the model\'s)')
+    p.add_argument('--quality', type=int, help='cae rate point 1..6 (default: the model\'s)')
     p.add_argument('--size', metavar='WxH', help='resize frames on the edge first')
     p.add_argument('--fps', type=float, help='pace the sender (default: as fast as it goes)')
     p.add_argument('--out', default='nanolink-demo', help='output folder (default: %(default)s)')

@@ -52,12 +52,12 @@ def _conv(cin, cout, k, stride=1):
 class EntropyCAE(nn.Module):
     @dataclasses.dataclass
     class Config:
-        channels: int = 160                               # latent channels M at H/16
-        body_channels: int = 0                            # of them, fed by the non-linear branch too (0: all M)
+        channels: int = 216                               # latent channels M at H/16
+        body_channels: int = 160                          # of them, fed by the non-linear branch too (0: all M)
         enc_widths: Tuple[int, int] = (64, 112)           # encoder widths at H/4, H/8
         dec_widths: Tuple[int, int, int] = (96, 64, 64)   # decoder widths at H/16, H/8, H/4
         dec_res: Tuple[int, int] = (0, 0)                 # decoder residual blocks at H/16, H/8 (a quality decoder)
-        lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024)   # one per quality 1..5: ~0.25..1 bpp
+        lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024, 0.05)   # quality 1..6: ~0.15..1.3 bpp
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
         train_rates: Tuple[int, ...] = ()                 # train at these qualities only (a single-lambda fork)
@@ -67,7 +67,8 @@ class EntropyCAE(nn.Module):
         def rate_points(self):
             return tuple(range(1, len(self.lambdas) + 1))
 
-    legacy_config = {'table_cover': False}        # checkpoints from before that field: their tables, as exported
+    legacy_config = {'table_cover': False,        # checkpoints from before these fields: their tables, as exported,
+                     'body_channels': 0}          # and every latent fed by the non-linear branch
     stride = 16
     multiple = 16
     rate_prefix = 'q'

@@ -31,7 +31,7 @@ def _batch(n=8, seed=1):
 
 def test_widening_keeps_the_picture_and_adds_linear_only_channels():
     torch.manual_seed(0)
-    old = build_model('cae', channels=8, **SMALL)
+    old = build_model('cae', channels=8, body_channels=0, **SMALL)
     with torch.no_grad():                                    # a trained-looking model: every weight non-zero
         for p in old.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -75,10 +75,10 @@ def test_widening_keeps_the_picture_and_adds_linear_only_channels():
 
 
 def test_widening_refuses_what_it_cannot_grow():
-    state = build_model('cae', channels=8, **SMALL).state_dict()
+    state = build_model('cae', channels=8, body_channels=0, **SMALL).state_dict()
     config = {'lambdas': SMALL['lambdas']}
     with pytest.raises(ValueError, match='body_channels=8'):          # the branch must feed the old channels exactly
-        build_model('cae', channels=12, **SMALL).load_init(state, config, sample=_batch)
+        build_model('cae', channels=12, body_channels=0, **SMALL).load_init(state, config, sample=_batch)
     with pytest.raises(ValueError, match='needs training images'):
         build_model('cae', channels=12, body_channels=8, **SMALL).load_init(state, config)
     with pytest.raises(ValueError, match='body_channels must be'):
@@ -92,7 +92,7 @@ def test_a_grown_model_trains_from_init_and_keeps_its_moments_in_bfloat16(tmp_pa
     data.mkdir()
     for i, im in enumerate(_images(3)):
         cv2.imwrite(str(data / '{}.png'.format(i)), im)
-    base = build_model('cae', channels=8, **SMALL)
+    base = build_model('cae', channels=8, body_channels=0, **SMALL)
     init = str(tmp_path / 'base.pt')
     onnx_export.save_checkpoint(base, init)
     out = str(tmp_path / 'run')
@@ -147,7 +147,7 @@ def test_encoders_name_their_tables_by_digest_and_the_manifest_holds_them_once(e
 
 def test_fit_context_with_mix_0_fits_the_first_rule():
     torch.manual_seed(0)
-    model = build_model('cae', channels=8, **SMALL)
+    model = build_model('cae', channels=8, body_channels=0, **SMALL)
     with torch.no_grad():
         model.data_init(_batch(16))
     first = context_model.fit(model, _images(2), ks=2, ka=3, mix=0)
