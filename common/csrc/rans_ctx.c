@@ -39,11 +39,13 @@ static int32_t ctx_level(uint64_t nb, uint32_t mix, uint64_t part)
     return (int32_t)(u < 0x7fffffffu ? u : 0x7fffffffu);
 }
 
-/* ka of rans.h: how many of a channel's KA - 1 thresholds are <= u */
+/* ka of rans.h: how many of a channel's KA - 1 thresholds are <= u (four at a time: the decoder's inner loop) */
 static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, int32_t u)
 {
     uint32_t k, ka = 0;
-    for (k = 0; k < KA1; k++)
+    for (k = 0; k + 4 <= KA1; k += 4)
+        ka += (uint32_t)((row[k] <= u) + (row[k + 1] <= u) + (row[k + 2] <= u) + (row[k + 3] <= u));
+    for (; k < KA1; k++)
         ka += (uint32_t)(row[k] <= u);
     return ka;
 }
@@ -263,6 +265,7 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     uint32_t c, p, j, K = KS * KA, KA1 = KA - 1;
     uint8_t *ctxp;
     ctx_work wk;
+    int small = (uint64_t)C * NL_CTX_DCLIP * (5 + (uint64_t)mix) < 0x7fffffffu;    /* as in ctx_all */
     if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
     r = nl_start(in, len, x);
@@ -275,10 +278,11 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     ctxp = wk.ctxT;                      /* one position's ks */
     for (p = 0; p < n; p++) {
         uint8_t *sp = wk.symT + (uint64_t)p * wk.Cc;
-        uint64_t nb = ctx_neighbours(act, p, w), part = 0;
+        uint32_t nb = ctx_neighbours(act, p, w), part = 0;
         ctx_position(wk.symT, p, w, wk.Cc, wk.fillc, KS, ctxp);
         for (j = 0; j < wk.Cc; j++) {   /* ka needs this position's symbols before j: chosen as they decode */
-            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, ctx_level(nb, mix, part));
+            int32_t level = small ? (int32_t)(nb + mix * part) : ctx_level(nb, mix, part);
+            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, level);
             uint32_t t = wk.clist[j] * K + ka * KS + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
             const uint32_t *fc = dec1 + off[t];     /* freq | cum << 16 of each symbol of the table */
             unsigned k = (unsigned)(i & 1);
