@@ -28,6 +28,7 @@ from nanolink.common.zoo import METADATA_KEY, bundled_model, tables_digest
 from nanolink.export.onnx_graph import drop_byte_concat_casts, share_weights
 try:                                    # --help works without torch; main() says what to install
     import torch
+    from nanolink.export.entropy_model import clip_warnings
     from nanolink.export.models import MODELS, build_model
     MISSING = None
 except ImportError as e:
@@ -266,7 +267,6 @@ def _export_rans_model(model, out_dir, extra_manifest, code_dtype, with_float16)
     point's by digest). The weights are first rounded to float16 numbers (round_weights_to_float16), so the torch
     checkpoint stores them in half the bytes; the model's fingerprint and tables are those of the rounded weights."""
     round_weights_to_float16(model)
-    from nanolink.export.entropy_model import clip_warnings
     for line in clip_warnings(model):
         print('nanolink-export: warning: ' + line, file=sys.stderr)
     ident = identity(model)

@@ -50,6 +50,13 @@ static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, int32_t u)
     return ka;
 }
 
+/* N <= 5 * 8 * C and P <= 8 * C: when N + mix * P cannot pass INT32_MAX, int32 arithmetic on levels is exact
+   (otherwise ctx_level clamps) */
+static int ctx_fits_int32(uint32_t C, uint32_t mix)
+{
+    return (uint64_t)C * NL_CTX_DCLIP * (5 + (uint64_t)mix) < 0x7fffffffu;
+}
+
 static int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, uint32_t mix)
 {
     return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS * KA <= NL_CTX_MAX && mix <= NL_CTX_MAX_MIX;
@@ -87,7 +94,7 @@ static void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uint8_t *c
     for (c = 0; c < wk->Cc; c++) {
         wk->fillc[c] = fill[wk->clist[c]];
         wk->base[c] = off ? (uint32_t)off[wk->clist[c] * K] : 0;
-        for (k = 0; k < KA1; k++)
+        for (k = 0; thr && k < KA1; k++)            /* the encoder's transposed copy (thr NULL: none) */
             wk->thrc[(uint64_t)k * wk->Cc + c] = thr[(uint64_t)wk->clist[c] * KA1 + k];
     }
 }
@@ -131,8 +138,7 @@ static void ctx_all(const ctx_work *wk, uint32_t n, uint32_t w, uint32_t KS, uin
     int32_t *restrict level = wk->level, *restrict count = wk->count;
     uint8_t *restrict dist = wk->dist;
     const uint8_t *restrict fillc = wk->fillc;
-    /* N <= 5 * 8 * Cc and P <= 8 * Cc: when N + mix * P cannot pass INT32_MAX, int32 arithmetic is exact */
-    int small = (uint64_t)Cc * NL_CTX_DCLIP * (5 + (uint64_t)mix) < 0x7fffffffu;
+    int small = ctx_fits_int32(Cc, mix);
     for (p = 0; p < n; p++) {
         const uint8_t *restrict sp = wk->symT + (uint64_t)p * Cc;
         uint8_t *restrict cp = wk->ctxT + (uint64_t)p * Cc;
@@ -265,7 +271,7 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     uint32_t c, p, j, K = KS * KA, KA1 = KA - 1;
     uint8_t *ctxp;
     ctx_work wk;
-    int small = (uint64_t)C * NL_CTX_DCLIP * (5 + (uint64_t)mix) < 0x7fffffffu;    /* as in ctx_all */
+    int small = ctx_fits_int32(C, mix);
     if (!ctx_shape_ok(n, w, KS, KA, mix))
         return NL_ERR_SHAPE;
     r = nl_start(in, len, x);
@@ -274,7 +280,7 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     for (c = 0; c < C; c++)
         if (coded[c] && nsym[c * K] < 2)
             return NL_ERR_CODED;
-    ctx_carve(scratch, n, C, coded, fill, NULL, K, KA, thr, &wk);
+    ctx_carve(scratch, n, C, coded, fill, NULL, K, KA, NULL, &wk);
     ctxp = wk.ctxT;                      /* one position's ks */
     for (p = 0; p < n; p++) {
         uint8_t *sp = wk.symT + (uint64_t)p * wk.Cc;

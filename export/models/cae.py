@@ -131,8 +131,7 @@ class EntropyCAE(nn.Module):
         over = REACH_COST * F.relu(out['y'].abs() - SYMBOL_REACH).sum(dim=(1, 2, 3)) / px       # (B,)
         # ... and since saturated areas (a white sky, a black shadow) are rare in training crops but common in
         # camera frames, flat areas of the RGB cube's 8 corner colours must fit at every rate point too
-        flat = self.analysis(FLAT_CORNERS.to(x.dtype).expand(-1, -1, 3 * self.stride, 3 * self.stride))
-        scaled = flat[:, None, :, 1, 1] * self.gain.exp()[None]      # (8, Q, M): the centre, clear of the padding
+        scaled = self.flat_latents()[:, None] * self.gain.exp()[None]        # (8, Q, M)
         over = over + REACH_COST * F.relu(scaled.abs() - SYMBOL_REACH).sum() / px
         loss = (lam * 255.0 ** 2 * mse + bpp + over).mean()
         return loss, {'bpp': bpp.mean().item(), 'mse': mse.mean().item(), 'over': over.mean().item()}
@@ -168,9 +167,13 @@ class EntropyCAE(nn.Module):
         if not self.config.table_cover:             # a checkpoint from before: the window around the mode
             return integer_tables(self.priors[i], window='mode')
         with torch.no_grad():
-            flat = self.analysis(FLAT_CORNERS.expand(-1, -1, 3 * self.stride, 3 * self.stride))[:, :, 1, 1]
-            sym = torch.round(flat * self.gain[i].exp()[None])                              # (8, M)
+            sym = torch.round(self.flat_latents() * self.gain[i].exp()[None])               # (8, M)
         return integer_tables(self.priors[i], cover=(sym.min(0).values.numpy(), sym.max(0).values.numpy()))
+
+    def flat_latents(self):
+        """(8, M) latents, before gain, of flat areas of the RGB cube's 8 corner colours (FLAT_CORNERS): the centre
+        of a 3 x 3 block area, clear of the padding."""
+        return self.analysis(FLAT_CORNERS.expand(-1, -1, 3 * self.stride, 3 * self.stride))[:, :, 1, 1]
 
     @torch.no_grad()
     def data_init(self, x):
