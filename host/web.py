@@ -159,14 +159,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header('Cache-Control', 'no-store')
         self.send_header('Connection', 'close')
         self.end_headers()
+        self.wfile.write('--{}\r\n'.format(BOUNDARY).encode('ascii'))
         n = 0
         while not live.closed:
             got = live.jpeg(stream, n, timeout=1.0)
             if got is None:
                 continue
             n, data = got
-            self.wfile.write('--{}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n'.format(
-                BOUNDARY, len(data)).encode('ascii') + data + b'\r\n')
+            # Each part ends with the next boundary, written with it: a browser shows a part once it sees the
+            # boundary after it, so a part without one would stay hidden until the next frame (one frame late).
+            self.wfile.write('Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n'.format(
+                len(data)).encode('ascii') + data + '\r\n--{}\r\n'.format(BOUNDARY).encode('ascii'))
             self.wfile.flush()
 
 
