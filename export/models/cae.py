@@ -57,6 +57,7 @@ class EntropyCAE(nn.Module):
         enc_widths: Tuple[int, int] = (64, 112)           # encoder widths at H/4, H/8
         dec_widths: Tuple[int, int, int] = (96, 64, 64)   # decoder widths at H/16, H/8, H/4
         dec_res: Tuple[int, int] = (0, 0)                 # decoder residual blocks at H/16, H/8 (a quality decoder)
+        post: Tuple[int, int] = (0, 0)                    # quality decoder: picture refinement at H/2 (width, blocks)
         lambdas: Tuple[float, ...] = (0.001, 0.0022, 0.0049, 0.011, 0.024, 0.05)   # quality 1..6: ~0.15..1.3 bpp
         default_channels: int = 3                         # default quality (the field name is the manifest's)
         quant: str = 'mixed'                              # training rounding: mixed | noise
@@ -82,7 +83,7 @@ class EntropyCAE(nn.Module):
         if not 0 <= c.body_channels <= c.channels:
             raise ValueError('body_channels must be 0..channels ({}), got {}'.format(c.channels, c.body_channels))
         self.encoder = Analysis(c.channels, *c.enc_widths, body_m=c.body_channels or c.channels)
-        self.decoder = Synthesis(c.channels, *c.dec_widths, res=c.dec_res)
+        self.decoder = Synthesis(c.channels, *c.dec_widths, res=c.dec_res, post=c.post)
         n = len(c.lambdas)
         mid = n // 2
         init = torch.tensor([0.5 * torch.log(torch.tensor(l / c.lambdas[mid])).item() for l in c.lambdas])
@@ -184,7 +185,7 @@ class EntropyCAE(nn.Module):
         self.decoder.init_from(self.encoder.linear.weight.detach() / LINEAR_SCALE ** 2)
 
     def decoder_module(self):
-        return LatentDecoder(self)
+        return LatentDecoder(self) if self.decoder.post is None else RefinedDecoder(self)
 
     def encoder_module(self, k=None, code_dtype=torch.uint8):
         q = k or self.config.default_channels
@@ -263,6 +264,24 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x)))
 
 
+class PostFilter(nn.Module):
+    """A quality decoder's refinement of the picture (B, 3, H, W), centred, at half resolution: space-to-depth 2
+    -> conv 3x3 (12 -> width) -> ReLU -> blocks x ResBlock (width) -> conv 3x3 (width -> 12) -> depth-to-space 2;
+    its output is added to the picture. Half resolution sees twice as far per MAC (the linear path's block edges
+    and the ringing of coarse latents are wider than a pixel). Its last convolution starts at zero: added to a
+    trained decoder, it changes nothing until trained."""
+
+    def __init__(self, width, blocks):
+        super().__init__()
+        self.net = nn.Sequential(nn.PixelUnshuffle(2), _conv(12, width, 3), nn.ReLU(inplace=True),
+                                 *[ResBlock(width) for _ in range(blocks)], _conv(width, 12, 3), nn.PixelShuffle(2))
+        nn.init.zeros_(self.net[-2].weight)
+        nn.init.zeros_(self.net[-2].bias)
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class Synthesis(nn.Module):
     """The decoder transform: a non-linear branch plus a linear block transform, summed before the shuffle.
 
@@ -272,10 +291,12 @@ class Synthesis(nn.Module):
                 -> conv 1x1 (d4 -> 48)                           (B, 48, H/4, W/4)
         linear: convT 4x4/4 (M -> 48)                            (B, 48, H/4, W/4): a 16 x 16 block per latent
         -> PixelShuffle(4)                                       (B, 3, H, W)
+        [-> + PostFilter (picture)]                              a quality decoder's refinement
     Each 4 x 4 x 3 output block comes from d4 >= 48 features (a 24-wide layer there capped a first run at ~25 dB),
-    mixed with its neighbours by the depthwise 3x3. The fast decoder has no residual blocks (res = (0, 0))."""
+    mixed with its neighbours by the depthwise 3x3. The fast decoder has no residual blocks (res = (0, 0)) and no
+    post-filter (post = (0, 0))."""
 
-    def __init__(self, m, d16, d8, d4, res=(0, 0)):
+    def __init__(self, m, d16, d8, d4, res=(0, 0), post=(0, 0)):
         super().__init__()
         r16, r8 = res
         self.body = nn.Sequential(
@@ -291,9 +312,11 @@ class Synthesis(nn.Module):
         )
         self.linear = nn.ConvTranspose2d(m, 48, 4, 4)
         self.shuffle = nn.PixelShuffle(4)
+        self.post = PostFilter(*post) if post[0] else None
 
     def forward(self, y):
-        return self.shuffle(self.body(y) + self.linear(y))
+        x = self.shuffle(self.body(y) + self.linear(y))
+        return x if self.post is None else x + self.post(x)
 
     def init_from(self, components):
         """components (M, 3, 16, 16): what the linear path puts in a block per unit of each latent."""
@@ -349,3 +372,17 @@ class LatentDecoder(nn.Module):
 
     def forward(self, y_hat):
         return self.out(self.head(self.body(y_hat)) + self.linear(y_hat))
+
+
+class RefinedDecoder(nn.Module):
+    """LatentDecoder of a decoder with a post-filter: latents -> centred picture -> + post-filter -> BGR bytes, the
+    byte scale applied after the filter (which works on the centred picture, as in training)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, y_hat):
+        x = self.decoder(y_hat)
+        bgr = torch.cat([x[:, 2:3], x[:, 1:2], x[:, 0:1]], 1)
+        return (bgr * 255.0 + 128.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)     # truncation rounds

@@ -147,3 +147,41 @@ def test_a_wider_cae_decoder_reads_the_bundled_cae_messages(tmp_path, sample_fra
     assert a.shape == c.shape == frame.shape
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert np.abs(a.astype(int) - c.astype(int)).max() <= 1        # widened, not yet trained: the same picture
+
+
+def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_messages(tmp_path, sample_frame):
+    """cae's quality decoder: nanolink-train --init the bundled checkpoint --arch post=W,B --train-only decoder
+    (the post-filter starts at zero, so step 0 decodes exactly like the fast decoder), exported with
+    nanolink-export --decoder-variant, decodes the bundled edge's rANS messages: ONNX = torch, and a changed
+    picture once trained."""
+    import nanolink
+    from nanolink.common.zoo import SAMPLE_DIR
+    from nanolink.export import train
+    out = str(tmp_path / 'cae')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    base, _ = onnx_export.load_checkpoint(os.path.join(out, 'cae.pt'))
+    fresh = build_model('cae', **dict(dataclasses.asdict(base.config), post=(8, 1)))
+    fresh.load_init(base.state_dict(), dataclasses.asdict(base.config))
+    fresh.eval()
+    y = torch.randn(1, base.config.channels, 4, 6) * 4
+    with torch.no_grad():
+        assert torch.equal(fresh.decoder_module()(y), base.decoder_module()(y))      # untrained: the same bytes
+    run = str(tmp_path / 'run')
+    assert train.main(['--model', 'cae', '--init', os.path.join(out, 'cae.pt'), '--arch', 'post=8,1',
+                       '--train-only', 'decoder', '--data', SAMPLE_DIR, '--out', run, '--steps', '3', '--batch', '1',
+                       '--crop', '64', '--lr', '1e-3', '--val-every', '1000', '--ckpt-every', '3']) in (0, None)
+    assert onnx_export.main(['--checkpoint', os.path.join(run, 'last.pt'), '--decoder-variant', 'quality',
+                             '--out', out]) == 0
+    info = zoo.load_manifest(out)
+    assert info.fingerprint == zoo.bundled_model('cae').fingerprint             # the same bits
+    assert info.manifest['decoder_variants']['quality']['architecture']['post'] == [8, 1]
+    frame = sample_frame[:128, :192]
+    with nanolink.open_codec('cae', quality=3) as codec:          # the bundled edge
+        data = codec.encode(frame)
+    fast, q = HostDecoder.open(info), HostDecoder.open(info, variant='quality')
+    q_torch = HostDecoder.open(info, 'torch', variant='quality')
+    f = wire.unpack(data, {'cae': {info.fingerprint: q}})
+    a, b, c = [d.postprocess(d.decode(f), f) for d in (q, q_torch, fast)]
+    assert a.shape == c.shape == frame.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.1       # the trained filter changes it (here ~2)
