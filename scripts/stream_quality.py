@@ -1,6 +1,6 @@
 """Stream a folder of images through the real CLIs and compare with OpenCV JPEG at the same bytes.
 
-    python scripts/stream_quality.py --images DIR [--model cae --quality 3 | --model cae-bin --channels 8 | --model ae --jpeg-quality 75] [--out DIR]
+    python scripts/stream_quality.py --images DIR [--model cae --quality 3 | --model cae-bin --channels 8 | --model ae --jpeg-quality 75] [--decoder-variant quality] [--out DIR]
 
 Runs ``host-receiver --save`` and ``edge-sender --camera DIR`` as two processes over loopback, then for
 each image: PSNR (8-bit RGB) and MS-SSIM of the decoded frame, bpp from the wire-message bytes, and the same
@@ -41,13 +41,16 @@ def main(argv=None):
     p.add_argument('--quality', type=int, help='cae rate point (1..6 for the bundled cae; default: the model\'s)')
     p.add_argument('--channels', type=int, help='cae-bin rate point (default: the model default)')
     p.add_argument('--jpeg-quality', type=int, help='ae rate (default: the model default)')
+    p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
+                   help='host-receiver --decoder-variant: the same messages through the heavier decoder')
     p.add_argument('--out', default='stream-quality')
     args = p.parse_args(argv)
     paths = image_paths(args.images)
     n = len(paths)
     os.makedirs(args.out, exist_ok=True)
     launched = HostProcess(['--frames', str(n), '--save', os.path.join(args.out, 'frames'), '--log',
-                            os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet'],
+                            os.path.join(args.out, 'host.jsonl'), '--timeout', '60', '--quiet',
+                            '--decoder-variant', args.decoder_variant],
                            stderr_path=os.path.join(args.out, 'host.stderr.txt'))
     host, endpoint = launched.proc, launched.endpoint
     rate = (['--channels', str(args.channels)] if args.channels else []) + \
@@ -69,11 +72,13 @@ def main(argv=None):
         jdec = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
         for name, img, nbytes in (('nanolink', dec, r['bytes']), ('jpeg', jdec, len(jpg))):
             res[name].append((nbytes * 8.0 / px, psnr(src, img), ms_ssim(src[..., ::-1], img[..., ::-1])))
-    lines = ['command: python scripts/stream_quality.py --images {} --model {} {}'.format(
-                 args.images, args.model, ' '.join(rate)),
+    variant = [] if args.decoder_variant == 'fast' else ['--decoder-variant', args.decoder_variant]
+    lines = ['command: python scripts/stream_quality.py --images {} --model {}'.format(
+                 args.images, ' '.join([args.model] + rate + variant)),
              '{} images from {}'.format(n, args.images), '',
              '| codec | bpp | PSNR (dB) | MS-SSIM |', '|---|---|---|---|']
-    for name, label in (('nanolink', 'nanolink {} {} (real CLIs, message bytes)'.format(args.model, ' '.join(rate))),
+    for name, label in (('nanolink', 'nanolink {} (real CLIs, message bytes)'.format(' '.join([args.model] + rate +
+                                                                                               variant))),
                         ('jpeg', 'OpenCV JPEG, no larger than the message')):
         a = np.array(res[name])
         lines.append('| {} | {:.4f} | {:.2f} | {:.4f} |'.format(label, a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
