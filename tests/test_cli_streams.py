@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from nanolink.common import metrics, wire, zoo
 from nanolink.common.stages import END_TO_END
 from nanolink.common.sender import Sender
 
+CAE_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'export', 'checkpoints',
+                              'cae-train.pt')     # the resumable run: cae's quality decoder (docs/quality.md)
 STREAM_PSNR_FLOOR = 21.0   # dB, the default bundled model on natural 768x512 frames (ae q75 measures ~28, cae-bin k8 ~24)
 
 
@@ -182,6 +185,36 @@ def test_quality_decoder_variant_decodes_the_same_stream_better(tmp_path, host_p
     assert r.returncode == 2 and 'none of the models loaded here (jpeg) ships a quality decoder' in r.stderr
     r = cli('nanolink.host.cli', '--decoder-variant', 'best')
     assert r.returncode == 2 and 'invalid choice' in r.stderr
+
+
+@pytest.mark.skipif(not os.path.isfile(CAE_CHECKPOINT), reason='no export/checkpoints/cae-train.pt (an installed copy)')
+def test_cae_quality_decoder_from_the_committed_checkpoint_reads_the_default_edge_stream_better(
+        tmp_path, host_process, sample_frame):
+    """cae's quality decoder as docs/quality.md builds it (nanolink-export --checkpoint
+    export/checkpoints/cae-train.pt --decoder-variant quality, beside a copy of the bundled cae), loaded with
+    host-receiver --model-dir --decoder-variant quality: the default edge's messages, unchanged, decode better."""
+    pytest.importorskip('torch')
+    from nanolink.export import onnx_export
+    model_dir = str(tmp_path / 'cae')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), model_dir)
+    assert onnx_export.main(['--checkpoint', CAE_CHECKPOINT, '--decoder-variant', 'quality', '--out', model_dir]) == 0
+    src = tmp_path / 'src'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), sample_frame)
+    fp = zoo.bundled_model('cae').fingerprint
+    for variant in ('fast', 'quality'):
+        h = host_process('--frames', 1, '--save', tmp_path / variant, '--timeout', 60, '--decoder-variant', variant,
+                         '--model-dir', model_dir, '--log', tmp_path / '{}.jsonl'.format(variant))
+        r = cli('nanolink.edge.cli', '--camera', src, '--frames', 1, '--connect', h.endpoint, '--stream-id', 's',
+                '--quiet')
+        assert r.returncode == 0, r.stderr
+        rc, err = h.wait()
+        assert rc == 0, err
+        assert 'model cae (fingerprint {}): {} decoder'.format(fp, variant) in err
+    rows = [json.loads(open(str(tmp_path / '{}.jsonl'.format(v))).readline()) for v in ('fast', 'quality')]
+    assert [r['decoder'] for r in rows] == ['fast', 'quality'] and rows[0]['bytes'] == rows[1]['bytes']
+    fast, quality = [cv2.imread(str(tmp_path / v / 's' / '00000000.png')) for v in ('fast', 'quality')]
+    assert metrics.psnr(sample_frame, quality) > metrics.psnr(sample_frame, fast) + 0.1
 
 
 def test_ctrl_c_stops_an_edge_that_waits_for_its_host(tmp_path):

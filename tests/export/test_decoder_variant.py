@@ -124,7 +124,6 @@ def test_a_wider_cae_decoder_reads_the_bundled_cae_messages(tmp_path, sample_fra
     the checkpoint, and the same picture as the fast decoder before any training)."""
     import subprocess
     import sys
-    import nanolink
     out = str(tmp_path / 'cae')
     shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
     ck = str(tmp_path / 'wide.pt')
@@ -137,16 +136,22 @@ def test_a_wider_cae_decoder_reads_the_bundled_cae_messages(tmp_path, sample_fra
     info = zoo.load_manifest(out)
     assert info.fingerprint == zoo.bundled_model('cae').fingerprint
     assert info.manifest['decoder_variants']['hq']['architecture']['dec_widths'] == [112, 72, 64]
-    frame = sample_frame[:128, :192]
-    with nanolink.open_codec('cae', quality=2) as codec:          # the bundled edge
+    a, c = _bundled_cae_message_decoded(info, 'hq', sample_frame[:128, :192], quality=2)
+    assert np.abs(a.astype(int) - c.astype(int)).max() <= 1        # widened, not yet trained: the same picture
+
+
+def _bundled_cae_message_decoded(info, variant, frame, quality):
+    """The bundled cae edge's message of frame, decoded by info's variant (ONNX Runtime, checked against its torch
+    checkpoint to within 1) and by its fast decoder -> (variant's picture, fast picture)."""
+    import nanolink
+    with nanolink.open_codec('cae', quality=quality) as codec:
         data = codec.encode(frame)
-    fast, hq = HostDecoder.open(info), HostDecoder.open(info, variant='hq')
-    hq_torch = HostDecoder.open(info, 'torch', variant='hq')
-    f = wire.unpack(data, {'cae': {info.fingerprint: hq}})
-    a, b, c = [d.postprocess(d.decode(f), f) for d in (hq, hq_torch, fast)]
+    v, v_torch = HostDecoder.open(info, variant=variant), HostDecoder.open(info, 'torch', variant=variant)
+    f = wire.unpack(data, {'cae': {info.fingerprint: v}})
+    a, b, c = [d.postprocess(d.decode(f), f) for d in (v, v_torch, HostDecoder.open(info))]
     assert a.shape == c.shape == frame.shape
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    assert np.abs(a.astype(int) - c.astype(int)).max() <= 1        # widened, not yet trained: the same picture
+    return a, c
 
 
 def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_messages(tmp_path, sample_frame):
@@ -154,7 +159,6 @@ def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_m
     (the post-filter starts at zero, so step 0 decodes exactly like the fast decoder), exported with
     nanolink-export --decoder-variant, decodes the bundled edge's rANS messages: ONNX = torch, and a changed
     picture once trained."""
-    import nanolink
     from nanolink.common.zoo import SAMPLE_DIR
     from nanolink.export import train
     out = str(tmp_path / 'cae')
@@ -175,13 +179,5 @@ def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_m
     info = zoo.load_manifest(out)
     assert info.fingerprint == zoo.bundled_model('cae').fingerprint             # the same bits
     assert info.manifest['decoder_variants']['quality']['architecture']['post'] == [8, 1]
-    frame = sample_frame[:128, :192]
-    with nanolink.open_codec('cae', quality=3) as codec:          # the bundled edge
-        data = codec.encode(frame)
-    fast, q = HostDecoder.open(info), HostDecoder.open(info, variant='quality')
-    q_torch = HostDecoder.open(info, 'torch', variant='quality')
-    f = wire.unpack(data, {'cae': {info.fingerprint: q}})
-    a, b, c = [d.postprocess(d.decode(f), f) for d in (q, q_torch, fast)]
-    assert a.shape == c.shape == frame.shape
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    a, c = _bundled_cae_message_decoded(info, 'quality', sample_frame[:128, :192], quality=3)
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.1       # the trained filter changes it (here ~2)
