@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nanolink.export.entropy_model import MAX_SYMBOLS, FactorizedPrior, integer_tables, table_bits
-from nanolink.export.models.layers import DisplayBytes, display_conv, display_order
+from nanolink.export.models.layers import DisplayBytes, display_conv, display_order, swap_rb
 from nanolink.export.models.registry import register_model
 
 
@@ -383,6 +383,5 @@ class RefinedDecoder(nn.Module):
         self.decoder = model.decoder
 
     def forward(self, y_hat):
-        x = self.decoder(y_hat)
-        bgr = torch.cat([x[:, 2:3], x[:, 1:2], x[:, 0:1]], 1)
+        bgr = swap_rb(self.decoder(y_hat))
         return (bgr * 255.0 + 128.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)     # truncation rounds
