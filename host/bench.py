@@ -146,6 +146,20 @@ def plan(args):
 
 
 # --------------------------------------------------------------------------------------------- processes
+def start_host_with_clock(args, out, frames_total, context):
+    """--role host: host-receiver and the clock on its port + 1. A random port (--bind ...:*) whose next port is
+    taken is given up for another (a few draws); a port the user named is not."""
+    draws = 5 if args.bind.endswith(':*') else 1
+    for draw in range(draws):
+        launched = start_host(args, out, frames_total)
+        try:
+            return launched, ClockServer(time_endpoint(launched.endpoint), context)
+        except NanolinkError:
+            launched.kill()
+            if draw == draws - 1:
+                raise
+
+
 def start_host(args, out, frames_total=None):
     """host-receiver as a subprocess; frames_total None: it runs until SIGINT."""
     cmd = ['--log', os.path.join(out, 'host.jsonl'), '--decoder', args.decoder, '--decoder-variant',
@@ -310,12 +324,13 @@ def run(args):
         return 0
     total = len(rows) * (args.frames + args.warmup)
     ctx = zmq.Context()
-    launched = start_host(args, out, total if args.role == 'host' else None)
+    if args.role == 'host':
+        launched, clock = start_host_with_clock(args, out, total, ctx)
+    else:
+        launched, clock = start_host(args, out), None
     host, endpoint, err_path = launched.proc, launched.endpoint, launched.stderr_path
-    clock = None
     try:
         if args.role == 'host':
-            clock = ClockServer(time_endpoint(endpoint), ctx)
             print('listening on {} (clock on {})'.format(endpoint, clock.endpoint), flush=True)
             rc = host.wait()
         else:

@@ -151,3 +151,21 @@ def test_bench_compare_prints_the_alternatives_in_the_same_run(tmp_path):
     text = r.stdout
     assert text.index('edge rate: achieved fps') < text.index('H264 at cae') < text.index('imagezmq + JPEG')
     assert 'cae, 64²: pipelined' in text and (out / 'compare' / 'compare.json').exists()
+
+
+def test_bench_host_on_a_named_port_whose_clock_port_is_taken_says_so(tmp_path):
+    """--role host --bind PORT puts its clock on PORT + 1; when that is taken it stops with the fix, and does not
+    move the user's port (a random port, --bind ...:*, is drawn again instead)."""
+    import zmq
+    ctx = zmq.Context()
+    taken = ctx.socket(zmq.REP)
+    try:
+        port = taken.bind_to_random_port('tcp://127.0.0.1', min_port=20001, max_port=60000)
+        r = cli('nanolink.host.bench', '--role', 'host', '--bind', 'tcp://127.0.0.1:{}'.format(port - 1),
+                '--sizes', 64, '--frames', 1, '--warmup', 0, '--baselines', 'none', cwd=str(tmp_path), timeout=120)
+    finally:
+        taken.close(0)
+        ctx.term()
+    assert r.returncode != 0 and 'Traceback' not in r.stderr
+    assert 'the clock cannot listen on tcp://127.0.0.1:{}'.format(port) in r.stderr
+    assert 'give --bind a port below 65535 whose next port is free' in r.stderr
