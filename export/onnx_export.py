@@ -76,9 +76,18 @@ def load_checkpoint(path, trusted=None):
         for k, v in getattr(MODELS.get(ck['model_name']), 'legacy_config', {}).items():
             cfg.setdefault(k, v)                 # a checkpoint older than the field
         model = build_model(ck['model_name'], **cfg)
-        model.load_state_dict(ck['model'])
-        if ck.get('context'):                    # rANS context tables (nanolink-fit-context)
-            model.context = {int(q): dict(v) for q, v in ck['context'].items()}
+        state, context = ck['model'], ck.get('context')
+        if ck.get('base'):                       # save_delta_checkpoint: the base's weights plus these
+            base, _ = load_checkpoint(os.path.join(os.path.dirname(os.path.abspath(path)), ck['base']), trusted)
+            if fingerprint(base.state_dict()) != ck['base_weights']:
+                raise NanolinkError('{} adds to {} weights {}, but {} now holds {}: export the decoder variant again '
+                                    '(nanolink-export --decoder-variant)'.format(path, ck['base'], ck['base_weights'],
+                                                                                 ck['base'], fingerprint(base.state_dict())))
+            state = dict(base.state_dict(), **state)
+            context = context or getattr(base, 'context', None)
+        model.load_state_dict(state)
+        if context:                              # rANS context tables (nanolink-fit-context)
+            model.context = {int(q): dict(v) for q, v in context.items()}
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError,
             IndexError, OverflowError, struct.error) as e:        # what the unpickler raises on garbage bytes
         raise NanolinkError('{}: not a nanolink checkpoint ({}: {}); give runs/NAME/last.pt from nanolink-train or '
@@ -174,6 +183,18 @@ def save_checkpoint(model, path):
           'model_config': dataclasses.asdict(model.config)}
     if getattr(model, 'context', None):
         ck['context'] = {int(q): v for q, v in model.context.items()}
+    torch.save(ck, path)
+
+
+def save_delta_checkpoint(model, path, base_path, base_model):
+    """A checkpoint of the weights model adds to base_model (those base_model lacks: a post-filter), naming its
+    base beside it; load_checkpoint loads the base and adds them."""
+    have = base_model.state_dict()
+    ck = {'model': {k: _float16_if_exact(v) for k, v in model.state_dict().items() if k not in have},
+          'model_name': model.model_name, 'model_config': dataclasses.asdict(model.config),
+          'base': os.path.basename(base_path), 'base_weights': fingerprint(have)}
+    if os.path.dirname(os.path.abspath(base_path)) != os.path.dirname(os.path.abspath(path)):
+        raise NanolinkError('{}: a delta checkpoint must lie beside its base {}'.format(path, base_path))
     torch.save(ck, path)
 
 

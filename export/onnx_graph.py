@@ -84,3 +84,39 @@ def share_weights(paths, location, min_bytes=4096):
                     e.key, e.value = k, v
         onnx.save(m, p)
     onnx.checker.check_model(paths[0])
+
+
+def share_by_value(owner, others, location, min_bytes=4096):
+    """Store ``owner``'s large initializers (an ONNX file; inline or already external) in ``location`` beside it,
+    as external data, and point every initializer of the ``others`` (same folder) that holds the very same bytes
+    there too; theirs that match nothing stay inline. -> the number of tensors each of ``others`` now shares.
+    E.g. a quality decoder that runs the fast decoder's layers unchanged, plus a post-filter of its own."""
+    import onnx
+    folder = os.path.dirname(owner)
+    base = onnx.load(owner)                       # loads any external data it already has
+    offsets, data = {}, bytearray()
+    for t in base.graph.initializer:
+        if len(t.raw_data) >= min_bytes and t.raw_data not in offsets:
+            data += b'\0' * (-len(data) % 64)
+            offsets[t.raw_data] = (len(data), len(t.raw_data))
+            data += t.raw_data
+    models = [onnx.load(p) for p in others]
+    with open(os.path.join(folder, location), 'wb') as f:
+        f.write(bytes(data))
+    shared = []
+    for m, p in zip([base] + models, [owner] + list(others)):
+        n = 0
+        for t in m.graph.initializer:
+            if t.raw_data in offsets:
+                offset, length = offsets[t.raw_data]
+                t.ClearField('raw_data')
+                t.data_location = onnx.TensorProto.EXTERNAL
+                del t.external_data[:]
+                for k, v in (('location', location), ('offset', str(offset)), ('length', str(length))):
+                    e = t.external_data.add()
+                    e.key, e.value = k, v
+                n += 1
+        onnx.save(m, p)
+        onnx.checker.check_model(p)
+        shared.append(n)
+    return shared[1:]

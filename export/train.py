@@ -65,7 +65,8 @@ class TrainConfig:
     ckpt_every: int = 500
     seed: int = 0
     threads: int = 2
-    train_only: str = ''                 # 'decoder': freeze the encoder (alternating optimisation, Jiang 2017)
+    train_only: str = ''                 # 'decoder': freeze the encoder (alternating optimisation, Jiang 2017);
+                                         # 'post': train a quality decoder's post-filter alone (all else frozen)
     arch: Tuple[str, ...] = ()           # model Config overrides, e.g. ('dec_width=16', 'dec_layers=2')
     clip: float = 0.0                    # gradient norm clipping (0: none)
     schedule: str = 'cosine'             # learning rate: cosine (to lr / 50 at --steps) | constant
@@ -90,7 +91,9 @@ HELP = {
     'ckpt_every': 'steps between checkpoints',
     'seed': 'random seed (crops, flips, rates, initialisation)',
     'threads': 'torch CPU threads',
-    'train_only': '"decoder": train the decoder only, encoder frozen',
+    'train_only': '"decoder": train the decoder only, encoder frozen; "post": train only the post-filter of a '
+                  'quality decoder (--arch post=W,B), the rest frozen, so the variant can share the fast '
+                  'decoder\'s weights (nanolink-export --decoder-variant)',
     'arch': 'model architecture override KEY=VALUE, repeatable (e.g. dec_width=16; tuples as 32,24); '
             'the keys are the model Config fields, printed by python -m nanolink.export.models',
     'clip': 'clip the gradient norm to this (0: no clipping)',
@@ -259,6 +262,26 @@ def compact_optimizer_state(state):
     return out
 
 
+def trainable(model, train_only):
+    """The parameters --train-only leaves to the optimiser; the others stop needing gradients ('post': the
+    frozen encoder and decoder then run without a backward pass)."""
+    if train_only == '':
+        return list(model.parameters())
+    if train_only == 'decoder':
+        return list(model.decoder.parameters())
+    if train_only == 'post':
+        post = getattr(getattr(model, 'decoder', None), 'post', None)
+        if post is None:
+            usage_error('--train-only post needs a model with a post-filter: add --arch post=WIDTH,BLOCKS '
+                        '(e.g. post=48,2; model cae)')
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in post.parameters():
+            p.requires_grad_(True)
+        return list(post.parameters())
+    usage_error('--train-only must be "decoder", "post" or empty, got "{}"'.format(train_only))
+
+
 def save_checkpoint(path, model, opt, step, rng, cfg):
     tmp = path + '.tmp'
     torch.save({'model': model.state_dict(), 'opt': compact_optimizer_state(opt.state_dict()), 'step': step,
@@ -274,9 +297,7 @@ def train(cfg):
     rng = random.Random(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
     model = build_model(cfg.model, **arch_overrides(cfg.model, cfg.arch))
-    if cfg.train_only not in ('', 'decoder'):
-        usage_error('--train-only must be "decoder" or empty, got "{}"'.format(cfg.train_only))
-    params = model.decoder.parameters() if cfg.train_only == 'decoder' else model.parameters()
+    params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0

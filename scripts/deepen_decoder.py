@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from nanolink.export.models import build_model
-from nanolink.export.models.cae import ResBlock
+from nanolink.export.models.layers import ResBlock
 from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
 
 

@@ -39,7 +39,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nanolink.export.entropy_model import MAX_SYMBOLS, FactorizedPrior, integer_tables, table_bits
-from nanolink.export.models.layers import DisplayBytes, display_conv, display_order, swap_rb
+from nanolink.export.models.cae_post import PostFilter, RefinedDecoder
+from nanolink.export.models.layers import DisplayBytes, ResBlock, display_conv, display_order
 from nanolink.export.models.registry import register_model
 
 
@@ -185,7 +186,8 @@ class EntropyCAE(nn.Module):
         self.decoder.init_from(self.encoder.linear.weight.detach() / LINEAR_SCALE ** 2)
 
     def decoder_module(self):
-        return LatentDecoder(self) if self.decoder.post is None else RefinedDecoder(self)
+        fast = LatentDecoder(self)
+        return fast if self.decoder.post is None else RefinedDecoder(fast, self.decoder.post)
 
     def encoder_module(self, k=None, code_dtype=torch.uint8):
         q = k or self.config.default_channels
@@ -248,38 +250,6 @@ class Analysis(nn.Module):
         self.linear.bias.data.zero_()
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)
-
-
-class ResBlock(nn.Module):
-    """x + conv 3x3 (ReLU (conv 3x3 (x))): depth where the decoder's features are few, for a quality decoder. Its
-    second convolution starts at zero, so a block added to a trained decoder changes nothing until trained."""
-
-    def __init__(self, width):
-        super().__init__()
-        self.conv1, self.conv2 = _conv(width, width, 3), _conv(width, width, 3)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(x)))
-
-
-class PostFilter(nn.Module):
-    """A quality decoder's refinement of the picture (B, 3, H, W), centred, at half resolution: space-to-depth 2
-    -> conv 3x3 (12 -> width) -> ReLU -> blocks x ResBlock (width) -> conv 3x3 (width -> 12) -> depth-to-space 2;
-    its output is added to the picture. Half resolution sees twice as far per MAC (the linear path's block edges
-    and the ringing of coarse latents are wider than a pixel). Its last convolution starts at zero: added to a
-    trained decoder, it changes nothing until trained."""
-
-    def __init__(self, width, blocks):
-        super().__init__()
-        self.net = nn.Sequential(nn.PixelUnshuffle(2), _conv(12, width, 3), nn.ReLU(inplace=True),
-                                 *[ResBlock(width) for _ in range(blocks)], _conv(width, 12, 3), nn.PixelShuffle(2))
-        nn.init.zeros_(self.net[-2].weight)
-        nn.init.zeros_(self.net[-2].bias)
-
-    def forward(self, x):
-        return self.net(x)
 
 
 class Synthesis(nn.Module):
@@ -372,16 +342,3 @@ class LatentDecoder(nn.Module):
 
     def forward(self, y_hat):
         return self.out(self.head(self.body(y_hat)) + self.linear(y_hat))
-
-
-class RefinedDecoder(nn.Module):
-    """LatentDecoder of a decoder with a post-filter: latents -> centred picture -> + post-filter -> BGR bytes, the
-    byte scale applied after the filter (which works on the centred picture, as in training)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.decoder = model.decoder
-
-    def forward(self, y_hat):
-        bgr = swap_rb(self.decoder(y_hat))
-        return (bgr * 255.0 + 128.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)     # truncation rounds

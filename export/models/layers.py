@@ -50,21 +50,39 @@ def space_to_depth_stencils():
     return w
 
 
+def display_layout(z, r):
+    """(n, 3 r^2, h, w) in display_order(r) -> (n, r h, r w, 3), any dtype: the pixel shuffle as r row phases, each a
+    channels-last transpose, interleaved by one concat of whole rows. ONNX Runtime's CPU DepthToSpace and 6-D
+    transposes cost 2-3x more at 1008^2 (measured, README)."""
+    n, _, h, w = z.shape
+    rows = [z[:, 3 * r * a:3 * r * (a + 1)].permute(0, 2, 3, 1).reshape(n, h, 1, r * w, 3) for a in range(r)]
+    return torch.cat(rows, 2).reshape(n, r * h, r * w, 3)
+
+
 class DisplayBytes(nn.Module):
     """(1, 3 r^2, h, w) byte values + 0.5 in display_order(r) -> (1, r h, r w, 3) BGR uint8: clip, truncate, and
-    the pixel shuffle done as r row phases, each a channels-last transpose, interleaved by one concat of whole
-    rows. ONNX Runtime's CPU DepthToSpace and 6-D transposes cost 2-3x more at 1008^2 (measured, README)."""
+    display_layout (on bytes, a quarter of the float traffic)."""
 
     def __init__(self, r):
         super().__init__()
         self.r = r
 
     def forward(self, z):
-        r = self.r
-        y = z.clamp(0, 255).to(torch.uint8)
-        n, _, h, w = y.shape
-        rows = [y[:, 3 * r * a:3 * r * (a + 1)].permute(0, 2, 3, 1).reshape(n, h, 1, r * w, 3) for a in range(r)]
-        return torch.cat(rows, 2).reshape(n, r * h, r * w, 3)
+        return display_layout(z.clamp(0, 255).to(torch.uint8), self.r)
+
+
+class ResBlock(nn.Module):
+    """x + conv 3x3 (ReLU (conv 3x3 (x))): depth where a decoder's features are few, for a quality decoder. Its
+    second convolution starts at zero, so a block added to a trained decoder changes nothing until trained."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.conv1, self.conv2 = _conv(width, width, 3), _conv(width, width, 3)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x):
+        return x + self.conv2(nn.functional.relu(self.conv1(x)))
 
 
 def count_macs(module, x):

@@ -155,31 +155,102 @@ def _bundled_cae_message_decoded(info, variant, frame, quality):
 
 
 def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_messages(tmp_path, sample_frame):
-    """cae's quality decoder: nanolink-train --init the bundled checkpoint --arch post=W,B --train-only decoder
-    (the post-filter starts at zero, so step 0 decodes exactly like the fast decoder), exported with
-    nanolink-export --decoder-variant, decodes the bundled edge's rANS messages: ONNX = torch, and a changed
-    picture once trained."""
+    """cae's quality decoder: nanolink-train --init the bundled checkpoint --arch post=W,B --train-only post (the
+    post-filter starts at zero, so step 0 decodes exactly like the fast decoder), exported with nanolink-export
+    --decoder-variant, decodes the bundled edge's rANS messages (ONNX = torch, a changed picture once trained) and
+    shares the fast decoder's weights: the folder grows by the filter, and the fast decoder decodes as before."""
+    import onnx
     from nanolink.common.zoo import SAMPLE_DIR
     from nanolink.export import train
     out = str(tmp_path / 'cae')
     shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    for fn in os.listdir(out):                               # the fast decoder alone, as nanolink-export writes it
+        if '-quality' in fn or fn == 'cae-dec.weights':
+            os.remove(os.path.join(out, fn))
+    with open(os.path.join(out, 'manifest.json')) as f:
+        m = json.load(f)
+    m.pop('decoder_variants', None)
+    m['files'].pop('decoder_weights', None)
+    with open(os.path.join(out, 'manifest.json'), 'w') as f:
+        json.dump(m, f)
+    onnx.save(onnx.load(zoo.bundled_model('cae').decoder), os.path.join(out, 'cae-dec.onnx'))     # weights inline
+    size = sum(os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out))
     base, _ = onnx_export.load_checkpoint(os.path.join(out, 'cae.pt'))
     fresh = build_model('cae', **dict(dataclasses.asdict(base.config), post=(8, 1)))
     fresh.load_init(base.state_dict(), dataclasses.asdict(base.config))
     fresh.eval()
     torch.manual_seed(0)
     y = torch.randn(1, base.config.channels, 4, 6) * 4
-    with torch.no_grad():                    # untrained: the same bytes, but for float rounding at a half
-        diff = (fresh.decoder_module()(y).int() - base.decoder_module()(y).int()).abs()  # (its byte scale comes
-    assert diff.max() <= 1 and diff.float().mean() < 1e-3                                # after the sum, not in it)
+    with torch.no_grad():                                    # untrained: the very same bytes
+        assert torch.equal(fresh.decoder_module()(y), base.decoder_module()(y))
     run = str(tmp_path / 'run')
     assert train.main(['--model', 'cae', '--init', os.path.join(out, 'cae.pt'), '--arch', 'post=8,1',
-                       '--train-only', 'decoder', '--data', SAMPLE_DIR, '--out', run, '--steps', '3', '--batch', '1',
+                       '--train-only', 'post', '--data', SAMPLE_DIR, '--out', run, '--steps', '3', '--batch', '1',
                        '--crop', '64', '--lr', '1e-3', '--val-every', '1000', '--ckpt-every', '3']) in (0, None)
+    trained, _ = onnx_export.load_checkpoint(os.path.join(run, 'last.pt'))
+    for k, v in base.state_dict().items():                   # --train-only post moved nothing else
+        assert torch.equal(v, trained.state_dict()[k]), k
     assert onnx_export.main(['--checkpoint', os.path.join(run, 'last.pt'), '--decoder-variant', 'quality',
                              '--out', out]) == 0
     info = zoo.load_manifest(out)
     assert info.fingerprint == zoo.bundled_model('cae').fingerprint             # the same bits
-    assert info.manifest['decoder_variants']['quality']['architecture']['post'] == [8, 1]
+    entry = info.manifest['decoder_variants']['quality']
+    assert entry['architecture']['post'] == [8, 1]
     a, c = _bundled_cae_message_decoded(info, 'quality', sample_frame[:128, :192], quality=3)
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.1       # the trained filter changes it (here ~2)
+    fast = HostDecoder.open(zoo.bundled_model('cae'))
+    f = wire.unpack(nanolink_encode(sample_frame[:128, :192]), {'cae': {info.fingerprint: fast}})
+    assert np.array_equal(fast.postprocess(fast.decode(f), f), c)   # the fast decoder decodes as it did
+    # shared: the variant's ONNX points into the fast decoder's weights file, its torch file holds the filter
+    assert info.manifest['files']['decoder_weights'] == 'cae-dec.weights'
+    ext = [t for t in onnx.load(info.decoder_file('quality'), load_external_data=False).graph.initializer
+           if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert ext and {e.value for t in ext for e in t.external_data if e.key == 'location'} == {'cae-dec.weights'}
+    assert str(len(ext)) in entry['shares']
+    delta = onnx_export.torch_load(info.decoder_file('quality', 'torch'))
+    assert delta['base'] == 'cae.pt' and all(k.startswith('decoder.post.') for k in delta['model'])
+    grown = sum(os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out)) - size
+    post_bytes = sum(v.numel() * 4 for k, v in trained.state_dict().items() if k.startswith('decoder.post.'))
+    assert 0 < grown < 2 * post_bytes + 64 * 1024           # the filter twice (ONNX, torch) + graphs and manifest
+
+
+def nanolink_encode(frame):
+    import nanolink
+    with nanolink.open_codec('cae', quality=3) as codec:
+        return codec.encode(frame)
+
+
+def test_a_post_filter_checkpoint_refuses_a_changed_base(tmp_path):
+    """The variant's torch file adds a post-filter to NAME.pt beside it: if that file changed since, loading
+    says what to do rather than decoding with a filter trained for another decoder."""
+    out = str(tmp_path / 'cae')
+    shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
+    base, _ = onnx_export.load_checkpoint(os.path.join(out, 'cae.pt'))
+    model = build_model('cae', **dict(dataclasses.asdict(base.config), post=(8, 1)))
+    model.load_init(base.state_dict(), dataclasses.asdict(base.config))
+    torch.manual_seed(0)
+    with torch.no_grad():                                    # a filter that does something, as if trained
+        for p in model.decoder.post.parameters():
+            p.normal_(0, 0.01)
+    ck = str(tmp_path / 'post.pt')
+    onnx_export.save_checkpoint(model, ck)
+    assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', out]) == 0
+    info = zoo.load_manifest(out)
+    assert onnx_export.torch_load(info.decoder_file('hq', 'torch'))['base'] == 'cae.pt'
+    loaded, ident = onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))      # base + filter
+    assert ident['fingerprint'] == info.manifest['decoder_variants']['hq']['weights_fingerprint']
+    with torch.no_grad():
+        next(base.decoder.parameters()).add_(1e-2)
+    onnx_export.save_checkpoint(base, info.torch)
+    with pytest.raises(NanolinkError, match='export the decoder variant again'):
+        onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))
+
+
+def test_train_only_post_needs_a_post_filter(tmp_path, capsys):
+    from nanolink.common.zoo import SAMPLE_DIR
+    from nanolink.export import train
+    with pytest.raises(SystemExit) as e:
+        train.main(['--model', 'cae', '--train-only', 'post', '--data', SAMPLE_DIR, '--out', str(tmp_path / 'r'),
+                    '--steps', '1', '--batch', '1', '--crop', '64'])
+    assert e.value.code == 2
+    assert '--arch post=' in capsys.readouterr()[1]
