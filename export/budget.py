@@ -9,12 +9,19 @@ and p5-p95 over --runs after warm-up). For entropy-coded models (cae) also the r
 symbols of the frame on one core (the C coder is single-threaded), edge and host. In the same run, as baselines
 on the same frame: OpenCV JPEG encode and decode at the quality whose bytes match the code, and a raw copy.
 Budgets: encoder <= 2500 MAC/px and <= 33 ms; fast decoder <= 50 ms (2-core CPU); edge entropy coding <= 5 ms.
+
+The runs are timed in 3 rounds (--rounds): each round gives every network, coder and baseline a turn (3 untimed
+calls, then a third of its runs). A shared machine's speed drifts by the minute (two back-to-back runs here, each
+network timed in one block as --rounds 1 still does, gave the encoders 33.6-38.4 ms then 28.3-29.1 ms and the
+decoder 41.5 then 54.5 ms), so a network timed in one block gets one spell of it; in rounds each median spans the
+same minutes as the others' and the JPEG baseline's.
 """
 import argparse
 import json
 import os
 import platform
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -73,10 +80,41 @@ def onnx_macs(path, input_shape):
     return total
 
 
-def timed(fn, runs, warmup=3):
-    t = time_calls(fn, runs, warmup)
+def _stats(t):
     return {'median_ms': float(np.median(t)), 'p5_ms': float(np.percentile(t, 5)),
             'p95_ms': float(np.percentile(t, 95))}
+
+
+class Timings:
+    """Calls registered with ``add`` (which returns the dict their figures will fill), timed by ``run`` in
+    ``rounds``: each round gives every call a turn of ``warmup`` untimed calls, then its share of the runs (one
+    round: each call's runs in one block, as before 2026-12-07). The untimed calls absorb what the call before
+    leaves running: an ONNX Runtime session's worker threads spin for a while after each run, and the next
+    session's first calls share the cores with them (turns of one timed call each measured the encoders at twice
+    their time; one untimed call per turn still left the p95 at 1.5x)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def add(self, fn):
+        out = {}
+        self.calls.append((fn, out))
+        return out
+
+    def run(self, runs, warmup=3, rounds=3):
+        times = [[] for _ in self.calls]
+        rounds = max(1, min(rounds, runs))
+        for r in range(rounds):
+            share = runs * (r + 1) // rounds - runs * r // rounds
+            for (fn, _), t in zip(self.calls, times):
+                for _ in range(warmup):
+                    fn()
+                for _ in range(share):
+                    t0 = time.perf_counter()
+                    fn()
+                    t.append((time.perf_counter() - t0) * 1000.0)
+        for (_, out), t in zip(self.calls, times):
+            out.update(_stats(t))
 
 
 def test_frame(size):
@@ -95,7 +133,9 @@ def jpeg_matching(frame, target_bytes):
     return best
 
 
-def measure(info, size, runs, threads):
+def measure(info, size, runs, threads, rounds=3):
+    timings = Timings()
+    timed = timings.add
     frame, name = test_frame(size)
     x, _ = prepare(frame, info.multiple)
     px = size * size
@@ -106,11 +146,11 @@ def measure(info, size, runs, threads):
         code = codes[k] = enc.forward(x)
         row = {'network': os.path.basename(path), 'role': 'encoder', 'k': k,
                'mac_per_px': onnx_macs(path, (1, 3, size, size)) / px, 'code_bytes': int(code.nbytes),
-               'ort_cpu': timed(lambda: enc.forward(x), runs)}
+               'ort_cpu': timed(lambda enc=enc: enc.forward(x))}
         rows.append(row)
     h = size // info.stride
     if info.dtype == 'rans':                        # cae: rANS on one core, and the real latents for the decoder
-        coding, payload_bytes = entropy_rows(info, codes, runs)
+        coding, payload_bytes = entropy_rows(info, codes, timed)
         dec_in = HostDecoder(info, None)
         sym = codes[info.default_channels]
         s = dec_in.tables[info.default_channels].values(sym[0]).astype(np.float32) * \
@@ -124,10 +164,12 @@ def measure(info, size, runs, threads):
         path = info.decoder_file(variant)
         dec = OnnxRuntimeBackend(path, 'cpu', threads)
         rows.append({'network': os.path.basename(path), 'role': 'decoder', 'variant': variant, 'k': info.channels,
-                     'mac_per_px': onnx_macs(path, s.shape) / px, 'ort_cpu': timed(lambda: dec.forward(s), runs)})
+                     'mac_per_px': onnx_macs(path, s.shape) / px, 'ort_cpu': timed(lambda dec=dec: dec.forward(s))})
     if info.dtype == 'jpeg':
+        timings.run(runs, rounds=rounds)
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
                 'threads': threads or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
+                'rounds': min(rounds, runs),
                 'networks': rows, 'entropy': [], 'baselines': []}
     k = info.default_channels
     if info.dtype == 'rans':
@@ -138,14 +180,16 @@ def measure(info, size, runs, threads):
     buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1]
     baselines = [
         {'network': 'OpenCV JPEG encode q{} ({} B, {} is {} B)'.format(q, len(buf), what, target),
-         'role': 'baseline', 'cpu': timed(lambda: cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q]), runs)},
+         'role': 'baseline', 'cpu': timed(lambda: cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, q]))},
         {'network': 'OpenCV JPEG decode q{}'.format(q), 'role': 'baseline',
-         'cpu': timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), runs)},
+         'cpu': timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR))},
         {'network': 'raw copy of the {}x{} frame'.format(size, size), 'role': 'baseline',
-         'cpu': timed(lambda: frame.copy(), runs)},
+         'cpu': timed(lambda: frame.copy())},
     ]
+    timings.run(runs, rounds=rounds)
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
             'threads': threads or 'onnxruntime default', 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
+            'rounds': min(rounds, runs),
             'networks': rows, 'entropy': coding, 'baselines': baselines}
 
 
@@ -168,9 +212,9 @@ def cpu_name():
     return '{} ({}, {})'.format(model or platform.processor() or 'unknown CPU', platform.machine(), isa)
 
 
-def entropy_rows(info, codes, runs):
+def entropy_rows(info, codes, timed):
     """rANS coding of each rate point's symbols of the frame: edge (varying channels + encode) and host (decode),
-    one core; returns the rows and the default rate point's payload bytes."""
+    one core, registered with ``timed`` (Timings.add); returns the rows and the default rate point's payload bytes."""
     from nanolink.common.wire import pack_rans
     dec = HostDecoder(info, None)
     rows, default_bytes = [], None
@@ -182,16 +226,18 @@ def entropy_rows(info, codes, runs):
         payload = pack_rans(q, coded, stream)
         rows.append({'k': q, 'symbols': int(sym.size), 'coded_channels': int(coded.sum()), 'bytes': len(payload),
                      'context': tables.context,
-                     'edge': timed(lambda: tables.encode(sym), runs),
-                     'host': timed(lambda: tables.decode(stream, coded, n, w), runs)})
+                     'edge': timed(lambda tables=tables, sym=sym: tables.encode(sym)),
+                     'host': timed(lambda tables=tables, a=(stream, coded, n, w): tables.decode(*a))})
         if q == info.default_channels:
             default_bytes = len(payload)
     return rows, default_bytes
 
 
 def format_report(r):
-    lines = ['{} at {}x{} ({} runs, ONNX Runtime CPU, {} cores of {})'.format(
-                 r['model'], r['size'], r['size'], r['runs'], r['cores'], r.get('cpu', 'an unrecorded CPU')),
+    rounds = r.get('rounds', 1)
+    how = 'in {} rounds, each giving every row a turn'.format(rounds) if rounds > 1 else 'each row in one block'
+    lines = ['{} at {}x{} ({} runs {}; ONNX Runtime CPU, {} cores of {})'.format(
+                 r['model'], r['size'], r['size'], r['runs'], how, r['cores'], r.get('cpu', 'an unrecorded CPU')),
              '{:28s} {:>9s} {:>10s} {:>16s}  {}'.format('network', 'MAC/px', 'median ms', 'p5-p95 ms', 'budget')]
     for n in r['networks']:
         t = n['ort_cpu']
@@ -228,6 +274,9 @@ def main(argv=None):
     p.add_argument('--size', type=int, default=1008, help='square frame side (default: %(default)s)')
     p.add_argument('--runs', type=int, default=30, help='timed runs per network (default: %(default)s)')
     p.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (default: all cores)')
+    p.add_argument('--rounds', type=int, default=3,
+                   help='split each row\'s runs into this many turns, taken in rotation (1: each row\'s runs in one '
+                        'block, as before 2026-12-07; default: %(default)s)')
     p.add_argument('--out', help='write the figures as JSON here')
     args = p.parse_args(argv)
     try:
@@ -236,12 +285,12 @@ def main(argv=None):
         print('{}: error: counting MACs from the ONNX graphs needs the onnx package: pip install onnx (or '
               '"nanolink[train]")'.format(p.prog), file=sys.stderr)
         return 1
-    if args.runs < 1 or args.size < 16 or args.threads < 0:
-        p.error('--runs must be >= 1, --size >= 16 and --threads >= 0')
+    if args.runs < 1 or args.size < 16 or args.threads < 0 or args.rounds < 1:
+        p.error('--runs and --rounds must be >= 1, --size >= 16 and --threads >= 0')
     info = load_manifest(args.model_dir) if args.model_dir else bundled_model(args.model)
     if args.size % info.multiple:
         p.error('--size must be a multiple of {} for {}'.format(info.multiple, info.name))
-    report = measure(info, args.size, args.runs, args.threads)
+    report = measure(info, args.size, args.runs, args.threads, args.rounds)
     print(format_report(report))
     if args.out:
         with open(args.out, 'w') as f:

@@ -217,6 +217,30 @@ def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
         budget_script.main(['--size', '60'])
 
 
+def test_budget_times_every_row_in_rounds(tmp_path, capsys):
+    """Rounds: each gives every registered row a turn (untimed calls, then its share of the runs), so a spell of a
+    slower machine falls on all rows alike; --rounds 1 is the old one block per row. The cae run fills every row
+    (encoders, decoders, rANS, baselines)."""
+    pytest.importorskip('onnx')
+    from nanolink.export.budget import Timings
+    for rounds, order in ((2, 'a' + 'a' + 'b' + 'b' + 'a' + 'aa' + 'b' + 'bb'), (1, 'a' + 'aaa' + 'b' + 'bbb')):
+        calls, t = [], Timings()
+        a, b = t.add(lambda: calls.append('a')), t.add(lambda: calls.append('b'))
+        t.run(3, warmup=1, rounds=rounds)                   # 2 rounds: turns of 1 and 2 timed calls
+        assert ''.join(calls) == order
+        assert set(a) == set(b) == {'median_ms', 'p5_ms', 'p95_ms'}
+    from nanolink.export import budget as budget_script
+    out = str(tmp_path / 'budget.json')
+    assert budget_script.main(['--model', 'cae', '--size', '64', '--runs', '2', '--out', out]) == 0
+    report = json.load(open(out))
+    assert report['rounds'] == 2 and '2 runs in 2 rounds' in capsys.readouterr()[0]
+    timed = [n['ort_cpu'] for n in report['networks']] + [b['cpu'] for b in report['baselines']] + \
+        [e[side] for e in report['entropy'] for side in ('edge', 'host')]
+    assert len(timed) == 6 + 2 + 3 + 12 and all(t['median_ms'] > 0 for t in timed)
+    assert budget_script.main(['--model', 'cae', '--size', '64', '--runs', '2', '--rounds', '1']) == 0
+    assert '2 runs each row in one block' in capsys.readouterr()[0]
+
+
 def test_build_engine_refuses_a_decoder_and_names_the_fix(capsys):
     from nanolink.export import build_engine
     info = zoo.bundled_model('cae-bin')
