@@ -190,9 +190,10 @@ def test_quality_decoder_variant_decodes_the_same_stream_better(tmp_path, host_p
 @pytest.mark.skipif(not os.path.isfile(CAE_CHECKPOINT), reason='no export/checkpoints/cae-train.pt (an installed copy)')
 def test_cae_quality_decoder_from_the_committed_checkpoint_reads_the_default_edge_stream_better(
         tmp_path, host_process, sample_frame):
-    """cae's quality decoder as docs/quality.md builds it (nanolink-export --checkpoint
-    export/checkpoints/cae-train.pt --decoder-variant quality, beside a copy of the bundled cae), loaded with
-    host-receiver --model-dir --decoder-variant quality: the default edge's messages, unchanged, decode better."""
+    """cae's quality decoder rebuilt from the committed run as docs/development.md continues it (nanolink-export
+    --checkpoint export/checkpoints/cae-train.pt --decoder-variant quality, into a copy of the bundled cae), loaded
+    with host-receiver --model-dir --decoder-variant quality: the default edge's messages, unchanged, decode
+    better."""
     pytest.importorskip('torch')
     from nanolink.export import onnx_export
     model_dir = str(tmp_path / 'cae')

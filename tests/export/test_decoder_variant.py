@@ -118,6 +118,31 @@ def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder(name):
     assert meta['fingerprint'] == info.fingerprint and meta['weights_fingerprint'] == ident['fingerprint']
 
 
+def test_bundled_cae_quality_decoder_is_the_fast_decoder_plus_a_post_filter(sample_frame):
+    """The bundled cae's quality decoder: a post-filter trained alone on the bundled fast decoder and encoder
+    (--train-only post), stored as the filter on cae.pt and an ONNX graph reading the fast decoder's weights file;
+    it decodes the bundled edge's messages (ONNX = torch) into a better picture than the fast decoder's."""
+    import onnx
+    from nanolink.common import metrics
+    info = zoo.bundled_model('cae')
+    entry = info.manifest['decoder_variants']['quality']
+    quality, ident = onnx_export.load_checkpoint(info.decoder_file('quality', 'torch'))
+    base, base_ident = onnx_export.load_checkpoint(info.torch)
+    assert base_ident['fingerprint'] == info.fingerprint == entry['reads_fingerprint']
+    assert ident['fingerprint'] == entry['weights_fingerprint'] != info.fingerprint
+    for k, v in base.state_dict().items():                   # everything but the filter is the fast model's
+        assert torch.equal(v, quality.state_dict()[k]), k
+    assert list(quality.config.post) == entry['architecture']['post'] and quality.config.post[0] > 0
+    delta = onnx_export.torch_load(info.decoder_file('quality', 'torch'))
+    assert delta['base'] == os.path.basename(info.torch)
+    ext = {e.value for t in onnx.load(info.decoder_file('quality'), load_external_data=False).graph.initializer
+           for e in t.external_data if e.key == 'location'}
+    assert ext == {info.manifest['files']['decoder_weights']}
+    frame = sample_frame[:256, :384]
+    a, c = _bundled_cae_message_decoded(info, 'quality', frame, quality=3)
+    assert metrics.psnr(frame, a) > metrics.psnr(frame, c) + 0.1
+
+
 def test_a_wider_cae_decoder_reads_the_bundled_cae_messages(tmp_path, sample_frame):
     """cae's quality decoder path: scripts/deepen_decoder.py --dec-widths on the bundled checkpoint (the encoder,
     gains and priors untouched), exported as a variant, decodes the bundled edge's rANS messages (ONNX = torch =
