@@ -18,11 +18,12 @@ from nanolink.export.onnx_graph import share_by_value
 
 
 def adds_post_filter_only(model, base_model):
-    """True when model's decoder is base_model's, weight for weight, plus a post-filter (--train-only post)."""
+    """True when model is base_model, weight for weight (gains and priors included), plus a post-filter
+    (--train-only post)."""
     if getattr(model.decoder, 'post', None) is None or getattr(base_model.decoder, 'post', 'none') is not None:
         return False
-    own = {k: v for k, v in model.decoder.state_dict().items() if not k.startswith('post.')}
-    return fingerprint(own) == fingerprint(base_model.decoder.state_dict())
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith('decoder.post.')}
+    return fingerprint(own) == fingerprint(base_model.state_dict())
 
 
 def export_decoder_variant(model, out_dir, variant, extra=None):
@@ -72,15 +73,15 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
     if shared:
         weights = base.manifest['files'].get('decoder_weights') or '{}-dec.weights'.format(name)
         n = share_by_value(base.decoder, [os.path.join(out_dir, files['decoder'])], weights)[0]
-        if not n:
-            raise NanolinkError('the {} decoder holds none of the fast decoder\'s weights as exported in {}: export '
-                                'the model again, then the variant'.format(variant, base.decoder))
         save_delta_checkpoint(model, os.path.join(out_dir, files['torch']), base.torch, base_model)
         manifest['files'] = dict(manifest['files'], decoder_weights=weights)
         entry['shares'] = '{} tensors of the fast decoder ({}); its torch file holds the post-filter, on {}'.format(
             n, weights, os.path.basename(base.torch))
     else:
         save_checkpoint(model, os.path.join(out_dir, files['torch']))
+        if getattr(model.decoder, 'post', None) is not None:
+            entry['note'] = ('a whole second decoder: weights other than the post-filter differ from {}\'s, so none '
+                             'are shared (train the filter alone, --train-only post, to share them)'.format(out_dir))
     entry.update(extra or {})
     manifest['decoder_variants'] = dict(manifest.get('decoder_variants', {}), **{variant: entry})
     write_manifest(out_dir, manifest)

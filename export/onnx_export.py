@@ -78,11 +78,17 @@ def load_checkpoint(path, trusted=None):
         model = build_model(ck['model_name'], **cfg)
         state, context = ck['model'], ck.get('context')
         if ck.get('base'):                       # save_delta_checkpoint: the base's weights plus these
-            base, _ = load_checkpoint(os.path.join(os.path.dirname(os.path.abspath(path)), ck['base']), trusted)
+            base_path = os.path.join(os.path.dirname(os.path.abspath(path)), ck['base'])
+            if not os.path.isfile(base_path):
+                raise NanolinkError('{} holds only the weights it adds to {}, which must lie beside it: copy the '
+                                    'whole model folder'.format(path, ck['base']))
+            base, _ = load_checkpoint(base_path, trusted)
             if fingerprint(base.state_dict()) != ck['base_weights']:
-                raise NanolinkError('{} adds to {} weights {}, but {} now holds {}: export the decoder variant again '
-                                    '(nanolink-export --decoder-variant)'.format(path, ck['base'], ck['base_weights'],
-                                                                                 ck['base'], fingerprint(base.state_dict())))
+                raise NanolinkError('{} adds to {} weights {}, but {} now holds {}: restore {}, or export the variant '
+                                    'again from its training checkpoint (nanolink-export --checkpoint '
+                                    'runs/NAME/last.pt --decoder-variant ...)'.format(
+                                        path, ck['base'], ck['base_weights'], ck['base'],
+                                        fingerprint(base.state_dict()), ck['base']))
             state = dict(base.state_dict(), **state)
             context = context or getattr(base, 'context', None)
         model.load_state_dict(state)
@@ -388,8 +394,9 @@ def _run(p, args):
     if args.decoder_variant:
         from nanolink.export.decoder_variant import export_decoder_variant
         entry = export_decoder_variant(model, args.out, args.decoder_variant, extra)
-        print('exported the {} decoder (weights {}, reads fingerprint {}) into {}'.format(
-            args.decoder_variant, entry['weights_fingerprint'], entry['reads_fingerprint'], args.out))
+        print('exported the {} decoder (weights {}, reads fingerprint {}) into {}{}'.format(
+            args.decoder_variant, entry['weights_fingerprint'], entry['reads_fingerprint'], args.out,
+            '; it shares ' + entry['shares'] if 'shares' in entry else '; ' + entry['note'] if 'note' in entry else ''))
         return 0
     elif args.model:
         m = bundled_model(args.model).manifest

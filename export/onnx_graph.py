@@ -90,21 +90,27 @@ def share_by_value(owner, others, location, min_bytes=4096):
     """Store ``owner``'s large initializers (an ONNX file; inline or already external) in ``location`` beside it,
     as external data, and point every initializer of the ``others`` (same folder) that holds the very same bytes
     there too; theirs that match nothing stay inline. -> the number of tensors each of ``others`` now shares.
-    E.g. a quality decoder that runs the fast decoder's layers unchanged, plus a post-filter of its own."""
+    E.g. a quality decoder that runs the fast decoder's layers unchanged, plus a post-filter of its own.
+
+    Nothing is written unless each of ``others`` shares at least one tensor; the files are written beside their
+    targets and then renamed over them, weights first (its layout depends only on ``owner``'s tensors, so an
+    interrupted run leaves every file readable)."""
     import onnx
     folder = os.path.dirname(owner)
-    base = onnx.load(owner)                       # loads any external data it already has
+    paths = [owner] + list(others)
+    try:
+        models = [onnx.load(p) for p in paths]                # loads any external data they already have
+    except (OSError, ValueError) as e:
+        raise NanolinkError('cannot read {} with its weights ({}): export the model again with nanolink-export, '
+                            'then the decoder variant'.format(', '.join(paths), e))
     offsets, data = {}, bytearray()
-    for t in base.graph.initializer:
+    for t in models[0].graph.initializer:
         if len(t.raw_data) >= min_bytes and t.raw_data not in offsets:
             data += b'\0' * (-len(data) % 64)
             offsets[t.raw_data] = (len(data), len(t.raw_data))
             data += t.raw_data
-    models = [onnx.load(p) for p in others]
-    with open(os.path.join(folder, location), 'wb') as f:
-        f.write(bytes(data))
     shared = []
-    for m, p in zip([base] + models, [owner] + list(others)):
+    for m in models:
         n = 0
         for t in m.graph.initializer:
             if t.raw_data in offsets:
@@ -116,7 +122,18 @@ def share_by_value(owner, others, location, min_bytes=4096):
                     e = t.external_data.add()
                     e.key, e.value = k, v
                 n += 1
-        onnx.save(m, p)
-        onnx.checker.check_model(p)
         shared.append(n)
+    for p, n in zip(others, shared[1:]):
+        if not n:
+            raise NanolinkError('{} holds none of the weights of {}: nothing to share; export the model again, '
+                                'then the decoder variant'.format(p, owner))
+    target = os.path.join(folder, location)
+    with open(target + '.tmp', 'wb') as f:
+        f.write(bytes(data))
+    for m, p in zip(models, paths):
+        onnx.save(m, p + '.tmp')
+    os.replace(target + '.tmp', target)
+    for p in paths:
+        os.replace(p + '.tmp', p)
+        onnx.checker.check_model(p)
     return shared[1:]

@@ -32,13 +32,14 @@ import numpy as np
 
 from nanolink.common import cli as cliutil
 from nanolink.common import zoo
+from nanolink.common.errors import NanolinkError
 try:                                    # --help works without the training extras; main() says what to install
     import torch
     import torch.nn.functional as F
     from pytorch_msssim import ms_ssim
     from tqdm import tqdm
     from nanolink.export.models import MODELS, build_model
-    from nanolink.export.onnx_export import torch_load
+    from nanolink.export.onnx_export import load_checkpoint, torch_load
     MISSING = None
 except ImportError as e:
     MISSING, MODELS = e, {}
@@ -304,6 +305,12 @@ def train(cfg):
     sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
     if cfg.init and not os.path.exists(ckpt_path):
         ck = torch_load(cfg.init)
+        if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
+            try:
+                joined, _ = load_checkpoint(cfg.init)
+            except NanolinkError as e:
+                raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
+            ck = {'model': joined.state_dict(), 'model_config': dataclasses.asdict(joined.config)}
         if hasattr(model, 'load_init'):             # e.g. cae: fork new rate points, widen the latents
             try:
                 model.load_init(ck['model'], ck.get('model_config'), sample=lambda: sampler.batch(64))

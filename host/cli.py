@@ -46,7 +46,7 @@ def build_parser():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
-                        'ship one (cae-bin, ae and ae-full do; cae\'s is built from export/checkpoints, docs/quality.md; for GPU hosts, with --device '
+                        'ship one (all the bundled models do: cae, cae-bin, ae, ae-full; for GPU hosts, with --device '
                         'cuda), reading the same bits; other models keep their fast decoder, as the start-up log says (default: %(default)s)')
     p.add_argument('--model', action='append', default=[], metavar='NAME',
                    help='decode only this model (repeatable; default: all of them): ' + zoo.model_list())

@@ -3,7 +3,7 @@
 A post-filter trained alone on the frozen fast decoder (``nanolink-train --train-only post``) leaves the fast
 decoder's weights as they are, so the exported quality decoder holds them unchanged: RefinedDecoder runs the fast
 decoder's very modules (LatentDecoder's, byte scale and BGR order folded in), and nanolink-export stores those
-weights once for both decoders (nanolink.export.onnx_graph.share_weights). The bundle grows by the filter alone.
+weights once for both decoders (nanolink.export.onnx_graph.share_by_value). The bundle grows by the filter alone.
 """
 import copy
 

@@ -264,11 +264,34 @@ def test_a_post_filter_checkpoint_refuses_a_changed_base(tmp_path):
     assert onnx_export.torch_load(info.decoder_file('hq', 'torch'))['base'] == 'cae.pt'
     loaded, ident = onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))      # base + filter
     assert ident['fingerprint'] == info.manifest['decoder_variants']['hq']['weights_fingerprint']
+    from nanolink.common.zoo import SAMPLE_DIR                # ... which nanolink-train --init continues from
+    from nanolink.export import train
+    run = str(tmp_path / 'run')
+    assert train.main(['--model', 'cae', '--init', info.decoder_file('hq', 'torch'), '--arch', 'post=8,1',
+                       '--train-only', 'post', '--data', SAMPLE_DIR, '--out', run, '--steps', '1', '--batch', '1',
+                       '--crop', '64', '--val-every', '1000', '--ckpt-every', '1']) in (0, None)
+    cont, _ = onnx_export.load_checkpoint(os.path.join(run, 'last.pt'))
+    assert torch.equal(cont.gain, base.gain) and torch.equal(cont.decoder.linear.weight, base.decoder.linear.weight)
     with torch.no_grad():
         next(base.decoder.parameters()).add_(1e-2)
     onnx_export.save_checkpoint(base, info.torch)
-    with pytest.raises(NanolinkError, match='export the decoder variant again'):
+    with pytest.raises(NanolinkError, match='restore cae.pt, or export the variant again from its training'):
         onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))
+    os.remove(info.torch)
+    with pytest.raises(NanolinkError, match='holds only the weights it adds to cae.pt, which must lie beside it'):
+        onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))
+
+
+def test_sharing_weights_with_an_unrelated_graph_is_refused_and_writes_nothing(tmp_path):
+    from nanolink.export.onnx_graph import share_by_value
+    a, b = str(tmp_path / 'a.onnx'), str(tmp_path / 'b.onnx')
+    shutil.copy(zoo.bundled_model('cae-bin').decoder, a)
+    shutil.copy(zoo.bundled_model('ae').decoder, b)
+    before = {p: open(p, 'rb').read() for p in (a, b)}
+    with pytest.raises(NanolinkError, match='holds none of the weights of'):
+        share_by_value(a, [b], 'a.weights')
+    assert {p: open(p, 'rb').read() for p in (a, b)} == before and sorted(os.listdir(str(tmp_path))) == [
+        'a.onnx', 'b.onnx']
 
 
 def test_train_only_post_needs_a_post_filter(tmp_path, capsys):
