@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -107,12 +106,7 @@ class Timings:
         for r in range(rounds):
             share = runs * (r + 1) // rounds - runs * r // rounds
             for (fn, _), t in zip(self.calls, times):
-                for _ in range(warmup):
-                    fn()
-                for _ in range(share):
-                    t0 = time.perf_counter()
-                    fn()
-                    t.append((time.perf_counter() - t0) * 1000.0)
+                t.extend(time_calls(fn, share, warmup))
         for (_, out), t in zip(self.calls, times):
             out.update(_stats(t))
 

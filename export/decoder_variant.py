@@ -53,7 +53,7 @@ def export_decoder_variant(model, out_dir, variant, extra=None):
                             'new model to its own folder instead'.format(out_dir, base.fingerprint, base.torch))
     name = ident['name']
     files = {'decoder': '{}-dec-{}.onnx'.format(name, variant), 'torch': '{}-{}.pt'.format(name, variant)}
-    shared = model.wire_dtype == 'rans' and adds_post_filter_only(model, base_model)
+    shared = adds_post_filter_only(model, base_model)
     meta = {k: base.manifest[k] for k in ('name', 'fingerprint', 'stride', 'multiple', 'channels', 'rate_points',
                                           'default_channels', 'dtype')}
     meta.update(decoder_variant=variant, weights_fingerprint=ident['fingerprint'])

@@ -195,13 +195,12 @@ def save_checkpoint(model, path):
 def save_delta_checkpoint(model, path, base_path, base_model):
     """A checkpoint of the weights model adds to base_model (those base_model lacks: a post-filter), naming its
     base beside it; load_checkpoint loads the base and adds them."""
-    have = base_model.state_dict()
-    ck = {'model': {k: _float16_if_exact(v) for k, v in model.state_dict().items() if k not in have},
-          'model_name': model.model_name, 'model_config': dataclasses.asdict(model.config),
-          'base': os.path.basename(base_path), 'base_weights': fingerprint(have)}
     if os.path.dirname(os.path.abspath(base_path)) != os.path.dirname(os.path.abspath(path)):
         raise NanolinkError('{}: a delta checkpoint must lie beside its base {}'.format(path, base_path))
-    torch.save(ck, path)
+    have = base_model.state_dict()
+    torch.save({'model': {k: _float16_if_exact(v) for k, v in model.state_dict().items() if k not in have},
+                'model_name': model.model_name, 'model_config': dataclasses.asdict(model.config),
+                'base': os.path.basename(base_path), 'base_weights': fingerprint(have)}, path)
 
 
 def write_manifest(out_dir, manifest):
@@ -394,9 +393,10 @@ def _run(p, args):
     if args.decoder_variant:
         from nanolink.export.decoder_variant import export_decoder_variant
         entry = export_decoder_variant(model, args.out, args.decoder_variant, extra)
+        how = 'it shares ' + entry['shares'] if 'shares' in entry else entry.get('note')
         print('exported the {} decoder (weights {}, reads fingerprint {}) into {}{}'.format(
             args.decoder_variant, entry['weights_fingerprint'], entry['reads_fingerprint'], args.out,
-            '; it shares ' + entry['shares'] if 'shares' in entry else '; ' + entry['note'] if 'note' in entry else ''))
+            '; ' + how if how else ''))
         return 0
     elif args.model:
         m = bundled_model(args.model).manifest

@@ -49,6 +49,18 @@ def drop_byte_concat_casts(path):
     onnx.save(m, path)
 
 
+def _point_external(tensor, location, offset, length):
+    """Make an initializer read its bytes from ``location`` (beside the model) at ``offset``, as ONNX external
+    data."""
+    from onnx import TensorProto
+    tensor.ClearField('raw_data')
+    tensor.data_location = TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for k, v in (('location', location), ('offset', str(offset)), ('length', str(length))):
+        e = tensor.external_data.add()
+        e.key, e.value = k, v
+
+
 def share_weights(paths, location, min_bytes=4096):
     """Store the large initializers that the ONNX files in ``paths`` (one folder) all hold, with the very same
     values, once: in ``location`` beside them, as ONNX external data that each file points into. ONNX Runtime and
@@ -75,13 +87,7 @@ def share_weights(paths, location, min_bytes=4096):
     for m, p in zip(models, paths):
         for t in m.graph.initializer:
             if t.name in offsets:
-                t.ClearField('raw_data')
-                t.data_location = onnx.TensorProto.EXTERNAL
-                del t.external_data[:]
-                for k, v in (('location', location), ('offset', str(offsets[t.name][0])),
-                             ('length', str(offsets[t.name][1]))):
-                    e = t.external_data.add()
-                    e.key, e.value = k, v
+                _point_external(t, location, *offsets[t.name])
         onnx.save(m, p)
     onnx.checker.check_model(paths[0])
 
@@ -114,13 +120,7 @@ def share_by_value(owner, others, location, min_bytes=4096):
         n = 0
         for t in m.graph.initializer:
             if t.raw_data in offsets:
-                offset, length = offsets[t.raw_data]
-                t.ClearField('raw_data')
-                t.data_location = onnx.TensorProto.EXTERNAL
-                del t.external_data[:]
-                for k, v in (('location', location), ('offset', str(offset)), ('length', str(length))):
-                    e = t.external_data.add()
-                    e.key, e.value = k, v
+                _point_external(t, location, *offsets[t.raw_data])
                 n += 1
         shared.append(n)
     for p, n in zip(others, shared[1:]):
