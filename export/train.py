@@ -264,11 +264,15 @@ def compact_optimizer_state(state):
 
 
 def trainable(model, train_only):
-    """The parameters --train-only leaves to the optimiser; the others stop needing gradients ('post': the
-    frozen encoder and decoder then run without a backward pass)."""
+    """The parameters --train-only leaves to the optimiser; the others stop needing gradients, so the frozen part
+    runs without a backward pass ('decoder': the encoder, gains and priors; 'post': all but the post-filter)."""
     if train_only == '':
         return list(model.parameters())
-    if train_only == 'decoder':
+    if train_only == 'decoder':                    # the frozen rest needs no backward pass either
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.decoder.parameters():
+            p.requires_grad_(True)
         return list(model.decoder.parameters())
     if train_only == 'post':
         post = getattr(getattr(model, 'decoder', None), 'post', None)

@@ -1,0 +1,120 @@
+"""scripts/narrow_cae.py and nanolink-train --train-only decoder: a cheaper cae from a trained one. Units that never
+fire are dropped without changing a symbol or a pixel; the decoder then trains with everything else frozen."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from nanolink.common.zoo import SAMPLE_DIR                 # noqa: E402
+from nanolink.export import train                          # noqa: E402
+from nanolink.export.models import build_model             # noqa: E402
+from nanolink.export.onnx_export import load_checkpoint    # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      'scripts', 'narrow_cae.py')
+ARCH = dict(channels=24, body_channels=16, enc_widths=(16, 24), dec_widths=(24, 16, 16))
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+
+
+def _trained_looking_cae_with_dead_units(path):
+    """A small cae with random weights, 4 dead units in the encoder at H/8 and 4 in each of the decoder's unit sets
+    at H/8 (both layers) and H/4, and context tables; saved as a checkpoint."""
+    torch.manual_seed(4)
+    m = build_model('cae', **ARCH)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        m.encoder.body[2].bias[3:7] = -1e4                 # never fire (inputs are bounded)
+        body = m.decoder.body
+        body[4].bias[:4] = -1e4                            # convT (d16 -> d8): its first 4 units
+        body[6].bias[4:8] = -1e4                           # conv (d8 -> d8): 4 others
+        body[10].bias[8:12] = -1e4                         # depthwise at H/4: the d4 units 8..11
+    context = {q: {'ks': 1, 'ka': 1, 'note': 'placeholder tables of quality {}'.format(q)} for q in m.config.rate_points}
+    torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config),
+                'context': context}, path)
+    return m
+
+
+def test_dropping_units_that_never_fire_keeps_every_symbol_and_pixel(tmp_path):
+    src, dst = str(tmp_path / 'cae.pt'), str(tmp_path / 'narrow.pt')
+    _trained_looking_cae_with_dead_units(src)
+    r = _run(src, '--enc-e8', '20', '--dec-widths', '24,12,12', '--data', SAMPLE_DIR, '--crops', '4', '--crop', '64',
+             '--out', dst)
+    assert r.returncode == 0, r.stderr
+    assert '0 of the dropped units fired' in r.stdout
+    a, _ = load_checkpoint(src)
+    b, _ = load_checkpoint(dst)
+    assert tuple(b.config.enc_widths) == (16, 20) and tuple(b.config.dec_widths) == (24, 12, 12)
+    assert b.encoder.body[2].out_channels == 20 and b.decoder.body[10].out_channels == 12
+    assert b.context == a.context                          # nanolink-fit-context's tables come along
+    for key, value in a.state_dict().items():              # the rest copied: gains, priors, the linear paths
+        if not key.startswith(('encoder.body.2.', 'encoder.body.4.', 'decoder.body.')):
+            assert torch.equal(value, b.state_dict()[key]), key
+    torch.manual_seed(5)
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        ya, yb = a.analysis(x), b.analysis(x)
+        assert (ya - yb).abs().max() < 1e-4                # the same latents ...
+        for i in range(len(a.config.lambdas)):
+            g, ig = a.gains(torch.tensor([i, i]))
+            sym = torch.round(ya * g)
+            assert torch.equal(sym, torch.round(yb * g))   # ... the same symbols at every rate point
+            pa, pb = a.synthesis(sym * ig), b.synthesis(sym * ig)
+            assert (pa - pb).abs().max() < 1e-4            # ... and the same picture
+            assert (pa - pa.mean()).abs().max() > 1e-2
+
+
+def test_narrowing_live_units_changes_the_picture_and_says_by_how_much(tmp_path):
+    src, dst = str(tmp_path / 'cae.pt'), str(tmp_path / 'narrow.pt')
+    _trained_looking_cae_with_dead_units(src)
+    r = _run(src, '--dec-widths', '16,8,8', '--data', SAMPLE_DIR, '--crops', '4', '--crop', '64', '--out', dst)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith('quality ')]
+    assert len(lines) == 6 and all(ln.endswith('0 of {} symbols differ'.format(4 * 24 * 4 * 4)) for ln in lines)
+    a, _ = load_checkpoint(src)
+    b, _ = load_checkpoint(dst)
+    y = torch.round(torch.randn(1, 24, 3, 4) * 3)
+    with torch.no_grad():
+        assert (a.synthesis(y) - b.synthesis(y)).abs().max() > 1e-4      # live units went: a different decoder
+
+
+@pytest.mark.parametrize('args, words', [
+    ([], 'give --dec-widths, --enc-e8 or both'),
+    (['--dec-widths', '24,16,20'], 'at most the current 24,16,16'),
+    (['--dec-widths', '24,16'], 'must be 3 widths'),
+    (['--enc-e8', '24'], 'below the current 24'),
+])
+def test_narrowing_refuses_what_it_cannot_do(tmp_path, args, words):
+    src = str(tmp_path / 'cae.pt')
+    _trained_looking_cae_with_dead_units(src)
+    r = _run(src, *args, '--data', SAMPLE_DIR, '--crops', '2', '--crop', '64', '--out', str(tmp_path / 'x.pt'))
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    assert not os.path.exists(str(tmp_path / 'x.pt'))
+
+
+def test_train_only_decoder_moves_the_decoder_alone(tmp_path):
+    """--train-only decoder (a narrowed decoder's fine-tune): the encoder, gains and priors stay bit for bit, so the
+    bits on the wire do not change, and they get no gradients (no backward pass through the encoder)."""
+    init = str(tmp_path / 'cae.pt')
+    a = _trained_looking_cae_with_dead_units(init)
+    run = str(tmp_path / 'run')
+    assert train.main(['--model', 'cae', '--init', init, '--arch', 'channels=24', '--arch', 'body_channels=16',
+                       '--arch', 'enc_widths=16,24', '--arch', 'dec_widths=24,16,16', '--train-only', 'decoder',
+                       '--data', SAMPLE_DIR, '--out', run, '--steps', '3', '--batch', '2', '--crop', '64',
+                       '--lr', '1e-3', '--val-every', '1000', '--ckpt-every', '3']) in (0, None)
+    b, _ = load_checkpoint(os.path.join(run, 'last.pt'))
+    moved = [k for k, v in a.state_dict().items() if not torch.equal(v, b.state_dict()[k])]
+    assert moved and all(k.startswith('decoder.') for k in moved), moved
+    model = build_model('cae', **ARCH)
+    params = train.trainable(model, 'decoder')
+    assert {id(p) for p in params} == {id(p) for p in model.decoder.parameters()}
+    assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith('decoder.'))
