@@ -263,6 +263,25 @@ def compact_optimizer_state(state):
     return out
 
 
+def checkpoint_config(path, model_name):
+    """The architecture (Config fields) of the checkpoint a run starts from (--init, or the run's last.pt), which
+    --arch then overrides: so a narrowed or widened checkpoint trains on without repeating its widths. A field the
+    checkpoint predates gets the model's legacy value, as load_checkpoint gives it."""
+    try:
+        ck = torch_load(path)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise SystemExit('nanolink-train: cannot read checkpoint {}: {}'.format(path, str(e).splitlines()[0][:200]))
+    if not isinstance(ck, dict) or ck.get('model_name', model_name) != model_name:
+        raise SystemExit('nanolink-train: {} holds a {} model, not {}: pass --model {} or another --init'.format(
+            path, ck.get('model_name') if isinstance(ck, dict) else 'non-nanolink', model_name,
+            ck.get('model_name') if isinstance(ck, dict) else model_name))
+    cfg = dict(ck.get('model_config') or {})
+    for key, value in getattr(MODELS[model_name], 'legacy_config', {}).items():
+        cfg.setdefault(key, value)
+    fields = {f.name for f in dataclasses.fields(MODELS[model_name].Config)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
+
+
 def trainable(model, train_only):
     """The parameters --train-only leaves to the optimiser; the others stop needing gradients, so the frozen part
     runs without a backward pass ('decoder': the encoder, gains and priors; 'post': all but the post-filter)."""
@@ -301,10 +320,12 @@ def train(cfg):
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
-    model = build_model(cfg.model, **arch_overrides(cfg.model, cfg.arch))
+    ckpt_path = os.path.join(cfg.out, 'last.pt')
+    start = ckpt_path if os.path.exists(ckpt_path) else cfg.init
+    model = build_model(cfg.model, **dict(checkpoint_config(start, cfg.model) if start else {},
+                                          **arch_overrides(cfg.model, cfg.arch)))
     params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    ckpt_path = os.path.join(cfg.out, 'last.pt')
     step = 0
     sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
     if cfg.init and not os.path.exists(ckpt_path):

@@ -118,3 +118,31 @@ def test_train_only_decoder_moves_the_decoder_alone(tmp_path):
     params = train.trainable(model, 'decoder')
     assert {id(p) for p in params} == {id(p) for p in model.decoder.parameters()}
     assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith('decoder.'))
+
+
+def test_a_narrowed_checkpoint_trains_on_and_resumes_without_repeating_its_widths(tmp_path):
+    """nanolink-train takes the architecture of the checkpoint it starts from (--init, then the run's last.pt), and
+    --arch overrides it: the bundled cae is narrower than the Config's defaults."""
+    src, dst = str(tmp_path / 'cae.pt'), str(tmp_path / 'narrow.pt')
+    _trained_looking_cae_with_dead_units(src)
+    assert _run(src, '--enc-e8', '20', '--dec-widths', '24,12,12', '--data', SAMPLE_DIR, '--crops', '2', '--crop',
+                '64', '--out', dst).returncode == 0
+    run = str(tmp_path / 'run')
+    common = ['--model', 'cae', '--train-only', 'decoder', '--data', SAMPLE_DIR, '--out', run, '--batch', '1',
+              '--crop', '64', '--val-every', '1000', '--ckpt-every', '2']
+    assert train.main(common + ['--init', dst, '--steps', '2']) in (0, None)
+    assert train.main(common + ['--steps', '4']) in (0, None)                 # resumes from last.pt, no --arch
+    ck = torch.load(os.path.join(run, 'last.pt'), weights_only=True)
+    assert ck['step'] == 4
+    assert tuple(ck['model_config']['enc_widths']) == (16, 20)
+    assert tuple(ck['model_config']['dec_widths']) == (24, 12, 12)
+    assert ck['model_config']['channels'] == 24
+
+
+def test_train_init_of_another_model_says_which_model_it_holds(tmp_path):
+    src = str(tmp_path / 'cae.pt')
+    _trained_looking_cae_with_dead_units(src)
+    with pytest.raises(SystemExit) as e:
+        train.main(['--model', 'cae-bin', '--init', src, '--data', SAMPLE_DIR, '--out', str(tmp_path / 'r'),
+                    '--steps', '1', '--batch', '1', '--crop', '192'])
+    assert 'holds a cae model, not cae-bin' in str(e.value) and '--model cae' in str(e.value)
