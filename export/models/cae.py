@@ -6,25 +6,29 @@ al. 2021): at quality q the latents are scaled by exp(gain[q]) before rounding a
 each quality has its own prior (a scaled channel has a differently scaled density), so the edge picks a rate
 without another network.
 
-Encoder (edge, about 2.0 kMAC per input pixel, ReLU only: ONNX Runtime on a CPU and TensorRT both fuse it)::
+Encoder (edge, ReLU only: ONNX Runtime on a CPU and TensorRT both fuse it)::
 
     x (B, 3, H, W) in [0, 1], centred
-    -> conv 4x4/4 (3 -> 64) -> ReLU         (B, 64, H/4, W/4)    first layer from a PCA of 4x4 patches
-    -> conv 3x3/2 (64 -> 128) -> ReLU       (B, 128, H/8, W/8)
-    -> conv 3x3/2 (128 -> M)                (B, M, H/16, W/16)   y
+    -> conv 4x4/4 (3 -> e4) -> ReLU         (B, e4, H/4, W/4)    first layer from a PCA of 4x4 patches
+    -> conv 3x3/2 (e4 -> e8) -> ReLU        (B, e8, H/8, W/8)
+    -> conv 3x3/2 (e8 -> Mb)                (B, Mb, H/16, W/16)  plus a linear 16x16/16 block path (Analysis)
     -> * exp(gain[q]), round, clip to the table range of each channel -> uint8 symbol index
 
-Decoder (host, about 2.5 kMAC per output pixel, sized for <= 50 ms at 1008^2 on a 2-core CPU)::
+Decoder (host, sized for <= 50 ms at 1008^2 on a 2-core CPU)::
 
     y_hat = (index + lo) * exp(inv_gain[q])  (B, M, H/16, W/16)
     -> conv 3x3 (M -> d16) -> ReLU -> conv 3x3 (d16 -> d16) -> ReLU
     -> convT 2x2/2 (d16 -> d8) -> ReLU -> conv 3x3 (d8 -> d8) -> ReLU       (B, d8, H/8, W/8)
     -> convT 2x2/2 (d8 -> d4) -> ReLU -> depthwise 3x3 (d4) -> ReLU
     -> conv 1x1 (d4 -> 48)                                                   (B, 48, H/4, W/4)
-    -> PixelShuffle(4)                                                       (B, 3, H, W)
+    -> PixelShuffle(4)                                                       (B, 3, H, W)   plus a linear path
 
-Each 4 x 4 x 3 output block comes from d4 = 64 features (at least its 48 values; a 24-wide 3x3 layer there capped
-the first run's picture at ~25 dB even without quantisation), mixed with its neighbours by the depthwise 3x3.
+Trained with (e4, e8) = (64, 112) and (d16, d8, d4) = (96, 64, 64): 2478 and 2857 MAC/px. The bundled model is
+that network narrowed by scripts/narrow_cae.py to (64, 64) and (96, 40, 40), 1776 and 2228 MAC/px: the encoder's
+48 dropped units never fired (the same symbols), and the decoder was trained on after losing its weakest units.
+
+Each 4 x 4 x 3 output block comes from d4 features (a 24-wide 3x3 layer there capped the first run's picture at
+~25 dB even without quantisation), mixed with its neighbours by the depthwise 3x3.
 
 Loss: lambda[q] * 255^2 * MSE + bits per pixel (+ any scaled latent's excess over +-SYMBOL_REACH, so that each
 channel fits the 256 symbols of its table), with q drawn per sample. Rounding in training is ``mixed`` (the
