@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -79,7 +80,8 @@ HELP = {
             'Waterloo + McMaster, docs/quality.md)',
     'val': 'validation folder, e.g. the 24 Kodak photos (empty: no validation)',
     'out': 'run folder: last.pt (checkpoint, resumed automatically), val.csv, val.jsonl, curve.png',
-    'init': 'start from the weights of this checkpoint (fresh optimiser); ignored when OUT/last.pt exists',
+    'init': 'start from the weights and architecture of this checkpoint (fresh optimiser; --arch changes the '
+            'architecture on top); ignored when OUT/last.pt exists, which a run resumes with its own architecture',
     'steps': 'optimiser steps in total',
     'batch': 'crops per step',
     'crop': 'training crop side in pixels (> 160 when --alpha > 0: 5-scale MS-SSIM)',
@@ -95,8 +97,9 @@ HELP = {
     'train_only': '"decoder": train the decoder only, encoder frozen; "post": train only the post-filter of a '
                   'quality decoder (--arch post=W,B), the rest frozen, so the variant can share the fast '
                   'decoder\'s weights (nanolink-export --decoder-variant)',
-    'arch': 'model architecture override KEY=VALUE, repeatable (e.g. dec_width=16; tuples as 32,24); '
-            'the keys are the model Config fields, printed by python -m nanolink.export.models',
+    'arch': 'model architecture override KEY=VALUE, repeatable (e.g. dec_width=16; tuples as 32,24, empty as '
+            'KEY=; true/false), on top of the --init or resumed checkpoint\'s; the keys are the model Config fields, '
+            'printed by python -m nanolink.export.models',
     'clip': 'clip the gradient norm to this (0: no clipping)',
     'schedule': 'learning rate schedule: cosine (decays to lr / 50 at --steps) or constant',
     'decay_from': 'with --schedule cosine: keep --lr until this step, then decay (a run resumed for its last phase)',
@@ -107,6 +110,9 @@ def usage_error(message):
     """A bad argument: one line on stderr, exit status 2 (as argparse and every nanolink CLI)."""
     print('nanolink-train: error: {}'.format(message), file=sys.stderr)
     raise SystemExit(2)
+
+
+BOOLS = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}
 
 
 def arch_overrides(model, items):
@@ -120,14 +126,19 @@ def arch_overrides(model, items):
                 item, ', '.join(sorted(fields))))
         default = fields[key].default
         try:
-            if isinstance(default, tuple):
+            if isinstance(default, bool):
+                if text.lower() not in BOOLS:
+                    raise ValueError(text)
+                out[key] = BOOLS[text.lower()]
+            elif isinstance(default, tuple):
                 kind = type(default[0]) if default else int
-                out[key] = tuple(kind(v) for v in text.split(','))
+                out[key] = tuple(kind(v) for v in text.split(',')) if text else ()
             else:
                 out[key] = type(default)(text)
         except ValueError:
             usage_error('--arch {}: {} must be {}'.format(
-                item, key, 'comma-separated integers' if isinstance(default, tuple) else type(default).__name__))
+                item, key, 'comma-separated integers' if isinstance(default, tuple) else
+                'true or false' if isinstance(default, bool) else type(default).__name__))
     return out
 
 
@@ -263,23 +274,36 @@ def compact_optimizer_state(state):
     return out
 
 
-def checkpoint_config(path, model_name):
-    """The architecture (Config fields) of the checkpoint a run starts from (--init, or the run's last.pt), which
-    --arch then overrides: so a narrowed or widened checkpoint trains on without repeating its widths. A field the
-    checkpoint predates gets the model's legacy value, as load_checkpoint gives it."""
+def checkpoint_config(path, model_name, resume):
+    """The architecture (Config fields) of the checkpoint a run starts from, which --arch then overrides: so a
+    narrowed or widened checkpoint trains on without repeating its widths. Resuming (the run's last.pt) takes all of
+    its fields; a new run (--init) leaves out the model's ``run_fields`` (how a run trains and exports, e.g. cae's
+    train_rates: its own --arch or the defaults say those). A field the checkpoint predates gets the model's legacy
+    value, as load_checkpoint gives it."""
+    what = 'resume from' if resume else 'start from (--init)'
     try:
         ck = torch_load(path)
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise SystemExit('nanolink-train: cannot read checkpoint {}: {}'.format(path, str(e).splitlines()[0][:200]))
-    if not isinstance(ck, dict) or ck.get('model_name', model_name) != model_name:
-        raise SystemExit('nanolink-train: {} holds a {} model, not {}: pass --model {} or another --init'.format(
-            path, ck.get('model_name') if isinstance(ck, dict) else 'non-nanolink', model_name,
-            ck.get('model_name') if isinstance(ck, dict) else model_name))
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, NanolinkError) as e:
+        raise SystemExit('nanolink-train: cannot {} {}: {}'.format(what, path, (str(e).splitlines() or [''])[0][:200]))
+    held = ck.get('model_name') if isinstance(ck, dict) else None
+    if held != model_name:
+        raise SystemExit('nanolink-train: cannot {} {}: it holds {}, not a {} model: {}'.format(
+            what, path, 'a {} model'.format(held) if held else 'no nanolink model', model_name,
+            'pass --model {}'.format(held) if held else 'give a checkpoint of nanolink-train or nanolink-export')
+            + (' or another --out' if resume else ' or another --init'))
+    cls = MODELS[model_name]
+    skip = () if resume else getattr(cls, 'run_fields', ())
     cfg = dict(ck.get('model_config') or {})
-    for key, value in getattr(MODELS[model_name], 'legacy_config', {}).items():
+    for key, value in getattr(cls, 'legacy_config', {}).items():
         cfg.setdefault(key, value)
-    fields = {f.name for f in dataclasses.fields(MODELS[model_name].Config)}
+    fields = {f.name for f in dataclasses.fields(cls.Config)} - set(skip)
     return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
+
+
+def _first_error(e):
+    """The first specific line of load_state_dict's error (the line after its 'Error(s) in loading' header)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[1] if len(lines) > 1 else (lines or [''])[0])[:200]
 
 
 def trainable(model, train_only):
@@ -321,8 +345,9 @@ def train(cfg):
     rng = random.Random(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
-    start = ckpt_path if os.path.exists(ckpt_path) else cfg.init
-    model = build_model(cfg.model, **dict(checkpoint_config(start, cfg.model) if start else {},
+    resume = os.path.exists(ckpt_path)
+    start = ckpt_path if resume else cfg.init
+    model = build_model(cfg.model, **dict(checkpoint_config(start, cfg.model, resume) if start else {},
                                           **arch_overrides(cfg.model, cfg.arch)))
     params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -336,17 +361,27 @@ def train(cfg):
             except NanolinkError as e:
                 raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
             ck = {'model': joined.state_dict(), 'model_config': dataclasses.asdict(joined.config)}
-        if hasattr(model, 'load_init'):             # e.g. cae: fork new rate points, widen the latents
-            try:
+        try:
+            if hasattr(model, 'load_init'):         # e.g. cae: fork new rate points, widen the latents
                 model.load_init(ck['model'], ck.get('model_config'), sample=lambda: sampler.batch(64))
-            except ValueError as e:
-                raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
-        else:
-            model.load_state_dict(ck['model'])
+            else:
+                model.load_state_dict(ck['model'])
+        except ValueError as e:
+            raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
+        except RuntimeError as e:                   # load_state_dict: shapes or parts the --arch changed
+            raise SystemExit('nanolink-train: --init {} does not fit the model --arch asks for ({}): a run takes '
+                             'the checkpoint\'s architecture; --arch can grow it (channels, rate points, a '
+                             'post-filter), not change its widths'.format(cfg.init, _first_error(e)))
         print('initialised from {}'.format(cfg.init), flush=True)
     if os.path.exists(ckpt_path):
         ck = torch_load(ckpt_path)
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
+        try:
+            model.load_state_dict(ck['model'])
+        except RuntimeError as e:
+            raise SystemExit('nanolink-train: {} does not fit the model --arch asks for ({}): resume without --arch '
+                             '(a run keeps its architecture) or train into another --out'.format(
+                                 ckpt_path, _first_error(e)))
+        opt.load_state_dict(ck['opt'])
         step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
     if step == 0 and not cfg.init and hasattr(model, 'data_init'):

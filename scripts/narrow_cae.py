@@ -17,15 +17,17 @@ scored on real latents of training crops (at every rate point) as
 
     score(unit) = RMS of its ReLU output  x  L2 norm of the next layer's weights that read it
 
-and the mean output of each dropped unit is folded into the next layer's bias (exact for a unit that is constant,
-close for one that varies little), so the narrowed decoder starts near the old one's picture rather than from
-noise. The encoder, gains, priors and the linear block path are copied: the same bits on the wire, the same
+and the mean output of each dropped unit is folded into the next layer's bias, so the narrowed decoder starts near
+the old one's picture rather than from noise. The fold is exact for a unit that never fires; for a constant unit it
+is exact through a 1x1 convolution, and through a 3x3 one away from the image border, while a transposed
+convolution's output phases each weigh it by a different tap and share one bias, which gets the taps' mean. The encoder, gains, priors and the linear block path are copied: the same bits on the wire, the same
 symbols. Narrowing the decoder changes the picture, so the script prints the PSNR of both models on the crops it
 scored, and training (--train-only decoder, the encoder frozen) recovers the rest. Context tables (nanolink-fit-
 context) are carried over: they count symbols, which an exact encoder narrowing leaves as they were.
 """
 import argparse
 import dataclasses
+import os
 import random
 import sys
 
@@ -182,6 +184,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.dec_widths is None and args.enc_e8 is None:
         p.error('give --dec-widths, --enc-e8 or both')
+    if args.crops < 1 or args.crop < 16 or args.crop % 16:
+        p.error('--crops must be at least 1 and --crop a multiple of 16 (the latents are at 1/16), got {} and {}'
+                .format(args.crops, args.crop))
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        p.error('--out {}: its folder does not exist; create it first'.format(args.out))
     try:
         model, _ = load_checkpoint(args.checkpoint)
     except NanolinkError as e:

@@ -66,6 +66,7 @@ class CodeImageAE(nn.Module):
 
     # values of fields that checkpoints written before the field existed were trained with
     legacy_config = {'dec_layers': 1}
+    run_fields = ('train_quality',)       # how a run trains, not the tensors: --init does not carry it over
 
     multiple = 2
     rate_prefix = 'q'   # rate points are JPEG qualities

@@ -75,6 +75,8 @@ class EntropyCAE(nn.Module):
 
     legacy_config = {'table_cover': False,        # checkpoints from before these fields: their tables, as exported,
                      'body_channels': 0}          # and every latent fed by the non-linear branch
+    run_fields = ('quant', 'train_rates', 'table_cover')   # how a run trains and exports, not the tensors: a new
+                                                            # run (--init) takes them from its own --arch
     stride = 16
     multiple = 16
     rate_prefix = 'q'

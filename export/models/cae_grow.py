@@ -23,13 +23,16 @@ def load_init(model, state, config, sample=None):
       their priors fitted to the sample's latents (a fresh prior at the training learning rate would take
       thousands of steps to reach their scale, while its rate term pushed the new channels to zero).
     * A post-filter (``--arch post=W,B``, a quality decoder) the checkpoint lacks: it starts as built, adding
-      nothing to the picture (its last convolution is zero).
+      nothing to the picture (its last convolution is zero). One the checkpoint has and this model does not
+      (``--arch post=0,0``): left out.
     Training then fits everything jointly."""
     config = config or {}
     with torch.no_grad():
         state = dict(state)
         if model.decoder.post is not None and not any(k.startswith('decoder.post.') for k in state):
             state.update((k, v) for k, v in model.state_dict().items() if k.startswith('decoder.post.'))
+        if model.decoder.post is None:
+            state = {k: v for k, v in state.items() if not k.startswith('decoder.post.')}
         state = _fork_rate_points(model, state, tuple(config.get('lambdas', ())))
         old_m = state['gain'].shape[1]
         if old_m == model.config.channels:

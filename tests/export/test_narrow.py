@@ -91,14 +91,23 @@ def test_narrowing_live_units_changes_the_picture_and_says_by_how_much(tmp_path)
     (['--dec-widths', '24,16,20'], 'at most the current 24,16,16'),
     (['--dec-widths', '24,16'], 'must be 3 widths'),
     (['--enc-e8', '24'], 'below the current 24'),
+    (['--enc-e8', '20', '--crop', '72'], 'a multiple of 16'),
+    (['--enc-e8', '20', '--crops', '0'], '--crops must be at least 1'),
 ])
 def test_narrowing_refuses_what_it_cannot_do(tmp_path, args, words):
     src = str(tmp_path / 'cae.pt')
     _trained_looking_cae_with_dead_units(src)
-    r = _run(src, *args, '--data', SAMPLE_DIR, '--crops', '2', '--crop', '64', '--out', str(tmp_path / 'x.pt'))
+    r = _run(src, '--data', SAMPLE_DIR, '--crops', '2', '--crop', '64', *args, '--out', str(tmp_path / 'x.pt'))
     assert r.returncode == 2 and words in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
     assert not os.path.exists(str(tmp_path / 'x.pt'))
+
+
+def test_narrowing_into_a_missing_folder_says_so_before_any_work(tmp_path):
+    src = str(tmp_path / 'cae.pt')
+    _trained_looking_cae_with_dead_units(src)
+    r = _run(src, '--enc-e8', '20', '--data', SAMPLE_DIR, '--out', str(tmp_path / 'no' / 'such' / 'x.pt'))
+    assert r.returncode == 2 and 'its folder does not exist' in r.stderr and 'Traceback' not in r.stderr
 
 
 def test_train_only_decoder_moves_the_decoder_alone(tmp_path):
@@ -145,4 +154,44 @@ def test_train_init_of_another_model_says_which_model_it_holds(tmp_path):
     with pytest.raises(SystemExit) as e:
         train.main(['--model', 'cae-bin', '--init', src, '--data', SAMPLE_DIR, '--out', str(tmp_path / 'r'),
                     '--steps', '1', '--batch', '1', '--crop', '192'])
-    assert 'holds a cae model, not cae-bin' in str(e.value) and '--model cae' in str(e.value)
+    assert 'it holds a cae model, not a cae-bin model' in str(e.value) and 'pass --model cae' in str(e.value)
+
+
+def _train(tmp_path, *args):
+    return train.main(['--model', 'cae', '--data', SAMPLE_DIR, '--out', str(tmp_path / 'run'), '--batch', '1',
+                       '--crop', '64', '--val-every', '1000', '--ckpt-every', '1', '--steps', '1'] + list(args))
+
+
+def test_init_takes_the_tensors_architecture_but_not_how_the_old_run_trained(tmp_path):
+    """A single-rate fork's train_rates, or an old checkpoint's table_cover=False, describe how that run trained and
+    exported, not its tensors: a new run from it takes them from its own --arch (true/false, empty tuples)."""
+    m = build_model('cae', **dict(ARCH, train_rates=(6,), table_cover=False))
+    src = str(tmp_path / 'fork.pt')
+    torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config)}, src)
+    assert _train(tmp_path, '--init', src) in (0, None)
+    cfg = torch.load(str(tmp_path / 'run' / 'last.pt'), weights_only=True)['model_config']
+    assert tuple(cfg['dec_widths']) == (24, 16, 16) and cfg['train_rates'] == () and cfg['table_cover'] is True
+    assert train.arch_overrides('cae', ['table_cover=false', 'train_rates=', 'quant=noise']) == {
+        'table_cover': False, 'train_rates': (), 'quant': 'noise'}
+    with pytest.raises(SystemExit):
+        train.arch_overrides('cae', ['table_cover=maybe'])
+
+
+def test_init_that_does_not_fit_the_arch_is_one_line_and_a_post_filter_can_be_left_out(tmp_path, capsys):
+    src = str(tmp_path / 'cae.pt')
+    m = build_model('cae', **dict(ARCH, post=(8, 1)))
+    torch.save({'model': m.state_dict(), 'model_name': 'cae', 'model_config': dataclasses.asdict(m.config)}, src)
+    with pytest.raises(SystemExit) as e:                       # widths are the checkpoint's: --arch cannot change them
+        _train(tmp_path, '--init', src, '--arch', 'dec_widths=24,8,16')
+    assert 'does not fit the model --arch asks for' in str(e.value) and 'decoder.body' in str(e.value)
+    assert _train(tmp_path, '--init', src, '--arch', 'post=0,0') in (0, None)   # the main model, filter left out
+    ck = torch.load(str(tmp_path / 'run' / 'last.pt'), weights_only=True)
+    assert tuple(ck['model_config']['post']) == (0, 0) and not any(k.startswith('decoder.post.') for k in ck['model'])
+    with pytest.raises(SystemExit) as e:                       # ... and the run resumes as it is, not as --arch says
+        _train(tmp_path, '--arch', 'post=8,1', '--steps', '2')
+    assert 'resume without --arch' in str(e.value)
+    bad = tmp_path / 'garbage.pt'
+    bad.write_bytes(b'\x80\x04not a checkpoint at all')
+    with pytest.raises(SystemExit) as e:
+        _train(tmp_path, '--init', str(bad), '--out', str(tmp_path / 'other'))
+    assert 'cannot start from (--init)' in str(e.value)
