@@ -61,6 +61,15 @@ def torch_load(path, trusted=True):
     return torch.load(path, map_location='cpu')
 
 
+def stored_config(ck):
+    """The Config fields a checkpoint dict was saved with (lists back to tuples), plus its model's legacy value of
+    each field the checkpoint predates."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in (ck.get('model_config') or {}).items()}
+    for k, v in getattr(MODELS.get(ck.get('model_name')), 'legacy_config', {}).items():
+        cfg.setdefault(k, v)                     # a checkpoint older than the field
+    return cfg
+
+
 def load_checkpoint(path, trusted=None):
     """-> (model in eval mode, identity dict: name, fingerprint, stride, multiple, channels, rate_points).
     trusted (see torch_load): default, the files of the bundled weights and the user's own (tools given a path)."""
@@ -71,11 +80,7 @@ def load_checkpoint(path, trusted=None):
         ck = torch_load(path, True if trusted is None else trusted)
         if not isinstance(ck, dict) or not {'model_config', 'model_name', 'model'} <= set(ck):
             raise ValueError('it holds no model_name, model_config and model weights')
-        cfg = dict(ck['model_config'])
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-        for k, v in getattr(MODELS.get(ck['model_name']), 'legacy_config', {}).items():
-            cfg.setdefault(k, v)                 # a checkpoint older than the field
-        model = build_model(ck['model_name'], **cfg)
+        model = build_model(ck['model_name'], **stored_config(ck))
         state, context = ck['model'], ck.get('context')
         if ck.get('base'):                       # save_delta_checkpoint: the base's weights plus these
             base_path = os.path.join(os.path.dirname(os.path.abspath(path)), ck['base'])

@@ -40,7 +40,7 @@ try:                                    # --help works without the training extr
     from pytorch_msssim import ms_ssim
     from tqdm import tqdm
     from nanolink.export.models import MODELS, build_model
-    from nanolink.export.onnx_export import load_checkpoint, torch_load
+    from nanolink.export.onnx_export import load_checkpoint, stored_config, torch_load
     MISSING = None
 except ImportError as e:
     MISSING, MODELS = e, {}
@@ -274,12 +274,9 @@ def compact_optimizer_state(state):
     return out
 
 
-def checkpoint_config(path, model_name, resume):
-    """The architecture (Config fields) of the checkpoint a run starts from, which --arch then overrides: so a
-    narrowed or widened checkpoint trains on without repeating its widths. Resuming (the run's last.pt) takes all of
-    its fields; a new run (--init) leaves out the model's ``run_fields`` (how a run trains and exports, e.g. cae's
-    train_rates: its own --arch or the defaults say those). A field the checkpoint predates gets the model's legacy
-    value, as load_checkpoint gives it."""
+def read_start(path, model_name, resume):
+    """The checkpoint dict a run starts from (--init, or the run's last.pt when resuming), read once; a file that
+    is not a checkpoint of model_name ends the run with a line naming the fix."""
     what = 'resume from' if resume else 'start from (--init)'
     try:
         ck = torch_load(path)
@@ -291,13 +288,17 @@ def checkpoint_config(path, model_name, resume):
             what, path, 'a {} model'.format(held) if held else 'no nanolink model', model_name,
             'pass --model {}'.format(held) if held else 'give a checkpoint of nanolink-train or nanolink-export')
             + (' or another --out' if resume else ' or another --init'))
-    cls = MODELS[model_name]
-    skip = () if resume else getattr(cls, 'run_fields', ())
-    cfg = dict(ck.get('model_config') or {})
-    for key, value in getattr(cls, 'legacy_config', {}).items():
-        cfg.setdefault(key, value)
-    fields = {f.name for f in dataclasses.fields(cls.Config)} - set(skip)
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
+    return ck
+
+
+def checkpoint_config(ck, resume):
+    """The architecture (Config fields) of the checkpoint dict a run starts from, which --arch then overrides: so a
+    narrowed or widened checkpoint trains on without repeating its widths. Resuming (the run's last.pt) takes all of
+    its fields; a new run (--init) leaves out the model's ``run_fields`` (how a run trains and exports, e.g. cae's
+    train_rates: its own --arch or the defaults say those)."""
+    cls = MODELS[ck['model_name']]
+    fields = {f.name for f in dataclasses.fields(cls.Config)} - set(() if resume else getattr(cls, 'run_fields', ()))
+    return {k: v for k, v in stored_config(ck).items() if k in fields}
 
 
 def _first_error(e):
@@ -311,23 +312,20 @@ def trainable(model, train_only):
     runs without a backward pass ('decoder': the encoder, gains and priors; 'post': all but the post-filter)."""
     if train_only == '':
         return list(model.parameters())
-    if train_only == 'decoder':                    # the frozen rest needs no backward pass either
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in model.decoder.parameters():
-            p.requires_grad_(True)
-        return list(model.decoder.parameters())
-    if train_only == 'post':
-        post = getattr(getattr(model, 'decoder', None), 'post', None)
-        if post is None:
+    if train_only == 'decoder':
+        part = model.decoder
+    elif train_only == 'post':
+        part = getattr(getattr(model, 'decoder', None), 'post', None)
+        if part is None:
             usage_error('--train-only post needs a model with a post-filter: add --arch post=WIDTH,BLOCKS '
                         '(e.g. post=48,2; model cae)')
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in post.parameters():
-            p.requires_grad_(True)
-        return list(post.parameters())
-    usage_error('--train-only must be "decoder", "post" or empty, got "{}"'.format(train_only))
+    else:
+        usage_error('--train-only must be "decoder", "post" or empty, got "{}"'.format(train_only))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in part.parameters():
+        p.requires_grad_(True)
+    return list(part.parameters())
 
 
 def save_checkpoint(path, model, opt, step, rng, cfg):
@@ -347,14 +345,14 @@ def train(cfg):
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     resume = os.path.exists(ckpt_path)
     start = ckpt_path if resume else cfg.init
-    model = build_model(cfg.model, **dict(checkpoint_config(start, cfg.model, resume) if start else {},
+    ck = read_start(start, cfg.model, resume) if start else None
+    model = build_model(cfg.model, **dict(checkpoint_config(ck, resume) if ck else {},
                                           **arch_overrides(cfg.model, cfg.arch)))
     params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     step = 0
     sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
-    if cfg.init and not os.path.exists(ckpt_path):
-        ck = torch_load(cfg.init)
+    if cfg.init and not resume:
         if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
             try:
                 joined, _ = load_checkpoint(cfg.init)
@@ -373,8 +371,7 @@ def train(cfg):
                              'the checkpoint\'s architecture; --arch can grow it (channels, rate points, a '
                              'post-filter), not change its widths'.format(cfg.init, _first_error(e)))
         print('initialised from {}'.format(cfg.init), flush=True)
-    if os.path.exists(ckpt_path):
-        ck = torch_load(ckpt_path)
+    if resume:
         try:
             model.load_state_dict(ck['model'])
         except RuntimeError as e:

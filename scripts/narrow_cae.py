@@ -53,6 +53,18 @@ def _in_dim(layer):
     return 0 if isinstance(layer, nn.ConvTranspose2d) else 1
 
 
+def _read_only(layer, keep, dropped, dropped_mean):
+    """(weight, bias) of ``layer`` reading only its input units ``keep``: the ``dropped`` ones' mean outputs
+    (dropped_mean) join the bias. A conv's output sums its taps; a transposed conv's output phases each take one
+    tap and share the bias, which gets the taps' mean."""
+    dim = _in_dim(layer)
+    w, b = layer.weight.detach(), layer.bias.detach()
+    shape = [1, 1, 1, 1]
+    shape[dim] = -1
+    extra = (w.index_select(dim, dropped) * dropped_mean.view(shape)).sum(dim=dim)        # (out, k, k)
+    return w.index_select(dim, keep), b + (extra.sum(dim=(1, 2)) if dim == 1 else extra.mean(dim=(1, 2)))
+
+
 def score_units(model, crops):
     """{unit set: (scores (units,), mean ReLU output (units,))} over crops (B, 3, S, S) at every rate point."""
     body = model.decoder.body
@@ -70,11 +82,14 @@ def score_units(model, crops):
     out = {}
     for name in UNITS:
         a = torch.cat(acts[name])                                        # (N, units, h, w)
-        reader = body[READER[name]]
-        w = reader.weight.detach().transpose(0, _in_dim(reader))         # (units, ...)
-        out[name] = (a.pow(2).mean(dim=(0, 2, 3)).sqrt() * w.reshape(w.shape[0], -1).norm(dim=1),
-                     a.mean(dim=(0, 2, 3)))
+        out[name] = (_score(a, body[READER[name]]), a.mean(dim=(0, 2, 3)))
     return out
+
+
+def _score(a, reader):
+    """Per unit: RMS of its ReLU outputs a (N, units, h, w) x L2 norm of the reader's weights on it."""
+    w = reader.weight.detach().transpose(0, _in_dim(reader))             # (units, ...)
+    return a.pow(2).mean(dim=(0, 2, 3)).sqrt() * w.reshape(w.shape[0], -1).norm(dim=1)
 
 
 def narrow_cae(model, widths, crops):
@@ -107,15 +122,8 @@ def narrow_cae(model, widths, crops):
                 layer.weight.copy_(w[keep['d4']])
                 layer.bias.copy_(b[keep['d4']])
                 continue
-            if src_set is not None:                          # the dropped inputs' mean outputs join the bias
-                taps = w.index_select(_in_dim(old_layer), dropped[src_set])
-                mean = scores[src_set][1][dropped[src_set]]
-                shape = [1, 1, 1, 1]
-                shape[_in_dim(old_layer)] = -1
-                extra = (taps * mean.view(shape)).sum(dim=_in_dim(old_layer))            # (out, k, k)
-                # a conv's output sums its taps; a transposed conv's phases each take one tap, its bias is shared
-                b = b + (extra.sum(dim=(1, 2)) if out_dim == 0 else extra.mean(dim=(1, 2)))
-                w = w.index_select(_in_dim(old_layer), keep[src_set])
+            if src_set is not None:
+                w, b = _read_only(old_layer, keep[src_set], dropped[src_set], scores[src_set][1][dropped[src_set]])
             if dst_set is not None:
                 w, b = w.index_select(out_dim, keep[dst_set]), b[keep[dst_set]]
             layer.weight.copy_(w)
@@ -138,11 +146,8 @@ def narrow_encoder(model, e8, crops):
         model.analysis(crops)
     hook.remove()
     a = acts[0]
-    w4 = body[4].weight.detach()                                          # (out, e8, 3, 3)
-    score = a.pow(2).mean(dim=(0, 2, 3)).sqrt() * w4.transpose(0, 1).reshape(w4.shape[1], -1).norm(dim=1)
-    order = torch.argsort(score, descending=True)
+    order = torch.argsort(_score(a, body[4]), descending=True)
     keep, dropped = order[:e8].sort().values, order[e8:]
-    mean = a.mean(dim=(0, 2, 3))[dropped]
     new = build_model('cae', **dict(dataclasses.asdict(model.config),
                                     enc_widths=(model.config.enc_widths[0], e8)))
     new.eval()
@@ -152,8 +157,9 @@ def narrow_encoder(model, e8, crops):
         nb = new.encoder.body
         nb[2].weight.copy_(body[2].weight[keep])
         nb[2].bias.copy_(body[2].bias[keep])
-        nb[4].weight.copy_(w4[:, keep])
-        nb[4].bias.copy_(body[4].bias + (w4[:, dropped] * mean.view(1, -1, 1, 1)).sum(dim=(1, 2, 3)))
+        w, b = _read_only(body[4], keep, dropped, a.mean(dim=(0, 2, 3))[dropped])
+        nb[4].weight.copy_(w)
+        nb[4].bias.copy_(b)
     _carry_context(new, model)
     return new, int((a.amax(dim=(0, 2, 3))[dropped] > 0).sum())
 
