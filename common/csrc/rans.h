@@ -74,10 +74,19 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
 int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const uint8_t *fill, uint32_t KS,
                     uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch, uint8_t *ctx);
 
-/* As nl_encode, with context tables (T = C * KS * KA entries in nsym and off). enc4: the encoder constants of
-   symbol s in context j of channel c (nl_encoder_tables' freq, bias, rcp, shift) at enc4[4e .. 4e + 3] with
-   e = off[c * K] + s * K + j: a channel's contexts side by side, so that the entries of its likely symbols
-   share a few cache lines whatever the context (K = KS * KA). */
+/* The context encoder's constants (enc4, 4 * the number of table entries uint32) from T = C * K tables whose K
+   tables of a channel lie one after the other in freq (off[c * K + j] = off[c * K] + j * nsym[c * K]); bias is
+   nl_encoder_tables'. Symbol s in context j of channel c is entry e = off[c * K] + s * K + j (a channel's contexts
+   side by side, so that the entries of its likely symbols share a few cache lines whatever the context), and
+   enc4[4e .. 4e + 3] = the low and high words of m, freq << 16 (the state at which a word goes out), bias, where
+   m = floor((2^64 - 1) / freq) + 1 = ceil(2^64 / freq) for freq >= 2 and 2^64 - 1 for freq 1: x / freq is then
+   the high 64 bits of x * m for every state x < 2^31 (one multiply, no shift; freq 1 gives x - 1, which bias
+   makes exact, as in nl_encoder_tables). */
+void nl_encoder_tables_ctx(uint32_t T, uint32_t K, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
+                           const uint32_t *bias, uint32_t *enc4);
+
+/* As nl_encode, with context tables (T = C * KS * KA entries in nsym and off; K = KS * KA) and the encoder's
+   constants from nl_encoder_tables_ctx. */
 int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *enc4, const uint8_t *coded, const uint8_t *fill,
                       uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,

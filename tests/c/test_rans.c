@@ -240,14 +240,11 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     }
     nl_encoder_tables(C * K, tnsym, toff, tfreq, tcum, trcp, tshift, tbias);
     nl_decoder_lut(C * K, tnsym, toff, tcum, tlut);
-    for (i = 0; i < C * K; i++) {                    /* the packed forms the coder reads (rans.h) */
+    nl_encoder_tables_ctx(C * K, K, tnsym, toff, tfreq, tbias, tenc4);
+    for (i = 0; i < C * K; i++) {                    /* the decoder's packed form (rans.h) */
         int32_t s;
         for (s = 0; s < tnsym[i]; s++) {
-            uint32_t src = (uint32_t)(toff[i] + s), d = (uint32_t)toff[(i / K) * K] + (uint32_t)s * K + i % K;
-            tenc4[4 * d] = tfreq[src];
-            tenc4[4 * d + 1] = tbias[src];
-            tenc4[4 * d + 2] = trcp[src];
-            tenc4[4 * d + 3] = tshift[src];
+            uint32_t src = (uint32_t)(toff[i] + s);
             tdec2[src] = tfreq[src] | (tcum[src] << 16);
         }
     }
