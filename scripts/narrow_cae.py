@@ -4,6 +4,7 @@
         --data ../shared/data/train --out runs/cae-narrow-init.pt
     nanolink-train --model cae --init runs/cae-narrow-init.pt --arch enc_widths=64,64 --arch dec_widths=96,40,40 \
         --train-only decoder ...
+    python scripts/narrow_cae.py common/weights/cae/cae.pt --dec-widths 96,32,32 ...    (the bundle's second step)
 
 Trained ReLU networks carry dead units: in the bundled cae of 2026-12-07, 48 of the encoder's 112 units at H/8 never
 fired on 32 training crops, 41 of them on nothing tried (192 more crops, Kodak, noise, sine gratings, flat colours)

@@ -24,8 +24,9 @@ Decoder (host, sized for <= 50 ms at 1008^2 on a 2-core CPU)::
     -> PixelShuffle(4)                                                       (B, 3, H, W)   plus a linear path
 
 Trained with (e4, e8) = (64, 112) and (d16, d8, d4) = (96, 64, 64): 2478 and 2857 MAC/px. The bundled model is
-that network narrowed by scripts/narrow_cae.py to (64, 64) and (96, 40, 40), 1776 and 2228 MAC/px: the encoder's
-48 dropped units never fired (the same symbols), and the decoder was trained on after losing its weakest units.
+that network narrowed by scripts/narrow_cae.py to (64, 64) and (96, 40, 40), then (96, 32, 32): 1776 and 2071
+MAC/px: the encoder's 48 dropped units never fired (the same symbols), and the decoder was trained on after losing
+its weakest units each time.
 
 Each 4 x 4 x 3 output block comes from d4 features (a 24-wide 3x3 layer there capped the first run's picture at
 ~25 dB even without quantisation), mixed with its neighbours by the depthwise 3x3.
