@@ -78,7 +78,7 @@ def _load():
     lib.nl_encoder_tables.argtypes = [u32, i32p, i32p, u32p, u32p, u32p, u32p, u32p]
     lib.nl_encoder_tables.restype = None
     lib.nl_encoder_tables_ctx.argtypes = [u32, u32, i32p, i32p, u32p, u32p, u32p]
-    lib.nl_encoder_tables_ctx.restype = None
+    lib.nl_encoder_tables_ctx.restype = ctypes.c_int
     lib.nl_decoder_lut.argtypes = [u32, i32p, i32p, u32p, u8p]
     lib.nl_decoder_lut.restype = None
     lib.nl_varying_channels.argtypes = [u8p, u32, u32, i32p, u8p, u8p, ctypes.POINTER(u32)]
@@ -206,8 +206,10 @@ class RansTables(object):
         self.lib.nl_decoder_lut(self.tables, self.nsym, self.offset, self.cum, self.lut)
         if self.context:                                  # the packed forms the context coder reads (rans.h)
             self.enc4 = np.zeros(4 * self.freq.size, dtype=np.uint32)  # (channel, symbol, context) order
-            self.lib.nl_encoder_tables_ctx(self.tables, self.ks * self.ka, self.nsym, self.offset, self.freq,
-                                           self.bias, self.enc4)
+            if self.lib.nl_encoder_tables_ctx(self.tables, self.ks * self.ka, self.nsym, self.offset, self.freq,
+                                              self.bias, self.enc4):
+                raise NanolinkError('rANS context tables: each channel needs its ks * ka tables side by side, of one '
+                                    'symbol count')
             self.dec1 = self.freq | (self.cum << np.uint32(16))   # freq < 2^15 wherever a table is coded
         self._out = np.zeros(0, dtype=np.uint8)
         self._local = threading.local()

@@ -80,10 +80,11 @@ int64_t nl_contexts(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, cons
    side by side, so that the entries of its likely symbols share a few cache lines whatever the context), and
    enc4[4e .. 4e + 3] = the low and high words of m, freq << 16 (the state at which a word goes out), bias, where
    m = floor((2^64 - 1) / freq) + 1 = ceil(2^64 / freq) for freq >= 2 and 2^64 - 1 for freq 1: x / freq is then
-   the high 64 bits of x * m for every state x < 2^31 (one multiply, no shift; freq 1 gives x - 1, which bias
-   makes exact, as in nl_encoder_tables). */
-void nl_encoder_tables_ctx(uint32_t T, uint32_t K, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
-                           const uint32_t *bias, uint32_t *enc4);
+   the high 64 bits of x * m for every state x < 2^32 (one multiply, no shift; freq 1 gives x - 1, which bias
+   makes exact, as in nl_encoder_tables). Returns 0, NL_ERR_SHAPE (K = 0 or T not a multiple of K) or NL_ERR_TABLES
+   (tables not laid out as above: a channel's tables of different symbol counts, or apart), writing nothing then. */
+int nl_encoder_tables_ctx(uint32_t T, uint32_t K, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
+                          const uint32_t *bias, uint32_t *enc4);
 
 /* As nl_encode, with context tables (T = C * KS * KA entries in nsym and off; K = KS * KA) and the encoder's
    constants from nl_encoder_tables_ctx. */

@@ -1,5 +1,7 @@
-/* nanolink rANS with context tables: nl_contexts, nl_encode_ctx, nl_decode_ctx (the rule and the tables' layout
-   are in rans.h; the stream layout is rans.c's). Plain C99 plus __builtin_prefetch where the compiler has it. */
+/* nanolink rANS with context tables: nl_contexts, nl_encoder_tables_ctx, nl_encode_ctx, nl_decode_ctx (the rule
+   and the tables' layout are in rans.h; the stream layout is rans.c's). Plain C99, plus where the compiler has
+   them: __builtin_prefetch, unsigned __int128 (a portable two-multiply fallback otherwise) and GCC's
+   target_clones. */
 #include "rans.h"
 #include "rans_le.h"
 
@@ -7,18 +9,24 @@
 
 /* The context loops are byte and int32 lanes: on x86-64 with glibc, GCC and clang build them twice, for the
    baseline (SSE2) and for AVX2, and the loader picks one for the CPU (an ifunc); 2026-12-07, GCC 12, 1008^2:
-   about 8 % off the edge coder. Elsewhere (aarch64: NEON is its baseline) they build once. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && !defined(NL_NO_CLONES)
+   about 8 % off the edge coder. Elsewhere (aarch64: NEON is its baseline; musl, which has no ifunc) they build
+   once; with clang too, whose resolvers of static clones are global symbols (clang 14), and older clangs lack the
+   attribute. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__) && !defined(NL_NO_CLONES)
 #define NL_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NL_VECTOR_CLONES
 #endif
 
-/* floor(x m / 2^64): with m of nl_encoder_tables_ctx, x / freq in one multiply */
+/* floor(x m / 2^64) for x < 2^32: with m of nl_encoder_tables_ctx, x / freq in one multiply (the fallback is
+   exact too: its sum stays below 2^64) */
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 nl_u128;
+#endif
 static inline uint32_t nl_mulhi(uint32_t x, uint64_t m)
 {
 #if defined(__SIZEOF_INT128__)
-    return (uint32_t)(((unsigned __int128)x * m) >> 64);
+    return (uint32_t)(((nl_u128)x * m) >> 64);
 #else
     return (uint32_t)(((uint64_t)x * (m >> 32) + (((uint64_t)x * (uint32_t)m) >> 32)) >> 32);
 #endif
@@ -227,22 +235,28 @@ static void ctx_entries(const ctx_work *wk, uint32_t p, uint32_t K, const uint32
 #endif
 }
 
-void nl_encoder_tables_ctx(uint32_t T, uint32_t K, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
-                           const uint32_t *bias, uint32_t *enc4)
+int nl_encoder_tables_ctx(uint32_t T, uint32_t K, const int32_t *nsym, const int32_t *off, const uint32_t *freq,
+                          const uint32_t *bias, uint32_t *enc4)
 {
     uint32_t t;
     int32_t s;
+    if (K == 0 || T % K)
+        return NL_ERR_SHAPE;
+    for (t = 0; t < T; t++)              /* the layout rans.h states, which the entries' index below relies on */
+        if (nsym[t] != nsym[t / K * K] || off[t] != off[t / K * K] + (int32_t)(t % K) * nsym[t / K * K])
+            return NL_ERR_TABLES;
     for (t = 0; t < T; t++) {
         for (s = 0; s < nsym[t]; s++) {
             uint64_t src = (uint64_t)(off[t] + s), e = (uint64_t)off[t / K * K] + (uint64_t)s * K + t % K;
             uint32_t f = freq[src];
-            uint64_t m = f < 2 ? ~(uint64_t)0 : ~(uint64_t)0 / f + 1;
+            uint64_t m = f < 2 ? ~(uint64_t)0 : ~(uint64_t)0 / f + 1;   /* freq 1: x - 1, bias as nl_encoder_tables' */
             enc4[4 * e] = (uint32_t)m;
             enc4[4 * e + 1] = (uint32_t)(m >> 32);
             enc4[4 * e + 2] = f << 16;
             enc4[4 * e + 3] = bias[src];
         }
     }
+    return 0;
 }
 
 int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,

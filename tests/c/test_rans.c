@@ -240,7 +240,10 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     }
     nl_encoder_tables(C * K, tnsym, toff, tfreq, tcum, trcp, tshift, tbias);
     nl_decoder_lut(C * K, tnsym, toff, tcum, tlut);
-    nl_encoder_tables_ctx(C * K, K, tnsym, toff, tfreq, tbias, tenc4);
+    if (nl_encoder_tables_ctx(C * K, K, tnsym, toff, tfreq, tbias, tenc4) != 0) {
+        printf("ctx case %d: encoder tables rejected\n", k);
+        return 1;
+    }
     for (i = 0; i < C * K; i++) {                    /* the decoder's packed form (rans.h) */
         int32_t s;
         for (s = 0; s < tnsym[i]; s++) {
@@ -340,6 +343,20 @@ int main(void)
     nsym[0] = 2; off[0] = 0; freq[0] = 1; freq[1] = 1; cum[0] = 0; cum[1] = 1;
     if (nl_check_tables(1, nsym, off, freq, cum) != NL_ERR_TABLES) {
         printf("bad tables accepted\n");
+        return 1;
+    }
+    /* context encoder tables not laid out as rans.h says are refused, with nothing written: a channel's two
+       tables on the same entries, then of different symbol counts, then K = 0 */
+    tnsym[0] = 2; tnsym[1] = 2; toff[0] = 0; toff[1] = 0; tfreq[0] = tfreq[1] = NL_PROB_SCALE / 2;
+    tbias[0] = 0; tbias[1] = NL_PROB_SCALE / 2; tenc4[16] = 12345;
+    if (nl_encoder_tables_ctx(2, 2, tnsym, toff, tfreq, tbias, tenc4) != NL_ERR_TABLES || tenc4[16] != 12345) {
+        printf("overlapping context tables accepted\n");
+        return 1;
+    }
+    tnsym[1] = 3; toff[1] = 2;
+    if (nl_encoder_tables_ctx(2, 2, tnsym, toff, tfreq, tbias, tenc4) != NL_ERR_TABLES ||
+        nl_encoder_tables_ctx(2, 0, tnsym, toff, tfreq, tbias, tenc4) != NL_ERR_SHAPE) {
+        printf("uneven context tables or K = 0 accepted\n");
         return 1;
     }
     for (k = 0; k < 400; k++) {
