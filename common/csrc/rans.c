@@ -132,7 +132,7 @@ int64_t nl_encode(const uint8_t *sym, uint32_t n, uint32_t C, const int32_t *nsy
                 return NL_ERR_SYMBOL;
             e = (uint32_t)o + s;
             xs = x[k];
-            if (nl_flush(out, &wp, &xs, freq[e]))
+            if (nl_flush(out, &wp, &xs, freq[e] << 16))
                 return NL_ERR_CAPACITY;
             q = (uint32_t)(((uint64_t)xs * rcp[e]) >> 32) >> shift[e];
             x[k] = xs + bias[e] + q * (NL_PROB_SCALE - freq[e]);

@@ -301,14 +301,8 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
         for (j = (int64_t)wk.Cc - 1; j >= 0; j--) {
             const uint32_t *e = enc4 + 4 * (uint64_t)ep[j];     /* m (low, high word), freq << 16, bias */
             uint32_t xs = xa;
-            if (xs >= e[2]) {                                   /* nl_flush, with freq << 16 from the table */
-                if (wp < 10)
-                    return NL_ERR_CAPACITY;
-                wp -= 2;
-                out[wp] = (uint8_t)xs;
-                out[wp + 1] = (uint8_t)(xs >> 8);
-                xs >>= 16;
-            }
+            if (nl_flush(out, &wp, &xs, e[2]))
+                return NL_ERR_CAPACITY;
             xa = xb;
             xb = xs + e[3] + nl_mulhi(xs, (uint64_t)e[0] | (uint64_t)e[1] << 32) * (NL_PROB_SCALE - (e[2] >> 16));
         }

@@ -18,11 +18,12 @@ static inline uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-/* The encoder's renormalisation before coding a symbol of frequency f with state *xs: one 16-bit word out below
-   out[*wp] (written backwards) when *xs >= f 2^16, at most one since x < 2^31. Returns 0 or NL_ERR_CAPACITY. */
-static inline int nl_flush(uint8_t *out, uint64_t *wp, uint32_t *xs, uint32_t f)
+/* The encoder's renormalisation before coding a symbol of frequency f with state *xs, given xmax = f 2^16: one
+   16-bit word out below out[*wp] (written backwards) when *xs >= xmax, at most one since x < 2^31. Returns 0 or
+   NL_ERR_CAPACITY. */
+static inline int nl_flush(uint8_t *out, uint64_t *wp, uint32_t *xs, uint32_t xmax)
 {
-    if (*xs >= (f << 16)) {
+    if (*xs >= xmax) {
         if (*wp < 10)
             return NL_ERR_CAPACITY;
         *wp -= 2;
