@@ -1,5 +1,5 @@
-/* What rans.c and rans_ctx.c share: little-endian stores and loads of the stream, and the decoder's
-   renormalisation. */
+/* What rans.c and the context coder (rans_ctx_*.c) share: little-endian stores and loads of the stream, and the
+   decoder's renormalisation. */
 #ifndef NANOLINK_RANS_LE_H
 #define NANOLINK_RANS_LE_H
 

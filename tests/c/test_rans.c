@@ -1,8 +1,8 @@
 /* C-level round trip of nanolink's rANS coder (common/csrc/rans.c), for the platforms Python tests cannot reach:
    CI builds it natively and cross-compiled for aarch64 (the Jetson's CPU) and runs it under qemu-user.
 
-       gcc -O2 -Wall -Werror -std=c99 -Icommon/csrc tests/c/test_rans.c common/csrc/rans.c common/csrc/rans_ctx.c \
-           -o test_rans && ./test_rans
+       gcc -O2 -Wall -Werror -std=c99 -Icommon/csrc tests/c/test_rans.c common/csrc/rans.c common/csrc/rans_ctx_enc.c \
+           common/csrc/rans_ctx_dec.c -o test_rans && ./test_rans
 
    Random tables (1..256 symbols a channel, frequencies >= 1 summing to 2^15, constant channels) and symbols,
    including all-fill frames (no channel coded), the largest symbol index and one-position channels; every stream
@@ -180,7 +180,7 @@ static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_S
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
 static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
-static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (4 * MAXK + 25) * MAXC + 4];
+static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (4 * MAXK + 31) * MAXC + 4];
 
 /* K tables of n symbols for each of C channels: table t = c * K + j */
 static void random_ctx_tables(uint32_t C, uint32_t K)

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = [os.path.join(ROOT, 'tests', 'c', 'test_rans.c'), os.path.join(ROOT, 'common', 'csrc', 'rans.c'),
-           os.path.join(ROOT, 'common', 'csrc', 'rans_ctx.c')]
+           os.path.join(ROOT, 'common', 'csrc', 'rans_ctx_enc.c'), os.path.join(ROOT, 'common', 'csrc', 'rans_ctx_dec.c')]
 FLAGS = ['-O2', '-Wall', '-Wextra', '-Werror', '-std=c99', '-I' + os.path.join(ROOT, 'common', 'csrc')]
 
 

@@ -1,0 +1,95 @@
+/* nanolink rANS with context tables, the decoder: nl_decode_ctx (rans.h has the rule and the tables' layout,
+   rans.c the stream's). Plain C99. It works out each symbol's context from the symbols decoded before it. */
+#include "rans.h"
+#include "rans_ctx.h"
+#include "rans_le.h"
+
+#include <string.h>
+
+/* ka of rans.h: how many of a channel's KA - 1 thresholds are <= u (four at a time: the decoder's inner loop) */
+static uint32_t ctx_bucket(const int32_t *row, uint32_t KA1, int32_t u)
+{
+    uint32_t k, ka = 0;
+    for (k = 0; k + 4 <= KA1; k += 4)
+        ka += (uint32_t)((row[k] <= u) + (row[k + 1] <= u) + (row[k + 2] <= u) + (row[k + 3] <= u));
+    for (; k < KA1; k++)
+        ka += (uint32_t)(row[k] <= u);
+    return ka;
+}
+
+/* ks of each of position p's Cc symbols into ctxp; a neighbour outside the grid reads as the fill row
+   (the decoder's) */
+static void ctx_position(const uint8_t *symT, uint32_t p, uint32_t w, uint32_t Cc, const uint8_t *restrict fillc,
+                         uint32_t KS, uint8_t *restrict ctxp)
+{
+    const uint8_t *cur = symT + (uint64_t)p * Cc;
+    const uint8_t *restrict left = p % w > 0 ? cur - Cc : fillc, *restrict up = p >= w ? cur - (uint64_t)w * Cc : fillc;
+    uint32_t j;
+    uint8_t top = (uint8_t)(KS - 1);
+    for (j = 0; j < Cc; j++) {
+        uint8_t d = (uint8_t)(ctx_dist(left[j], fillc[j]) + ctx_dist(up[j], fillc[j]));
+        ctxp[j] = (uint8_t)(d < top ? d : top);
+    }
+}
+
+int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
+                      const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
+                      const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act,
+                      uint8_t *scratch, uint8_t *sym)
+{
+    uint32_t x[2];
+    uint64_t rp = 8, i = 0;
+    int r;
+    uint32_t c, p, j, K = KS * KA, KA1 = KA - 1;
+    uint8_t *ctxp;
+    ctx_work wk;
+    int small = ctx_fits_int32(C, mix);
+    if (!ctx_shape_ok(n, w, KS, KA, mix))
+        return NL_ERR_SHAPE;
+    r = nl_start(in, len, x);
+    if (r)
+        return r;
+    for (c = 0; c < C; c++)
+        if (coded[c] && nsym[c * K] < 2)
+            return NL_ERR_CODED;
+    ctx_carve(scratch, n, C, coded, fill, NULL, K, KA, NULL, &wk);
+    ctxp = wk.ctxb;                      /* one position's ks */
+    for (p = 0; p < n; p++) {
+        uint8_t *sp = wk.rows + (uint64_t)p * wk.Cc;
+        uint32_t nb = ctx_neighbours(act, p, w), part = 0;
+        ctx_position(wk.rows, p, w, wk.Cc, wk.fillc, KS, ctxp);
+        for (j = 0; j < wk.Cc; j++) {   /* ka needs this position's symbols before j: chosen as they decode */
+            int32_t level = small ? (int32_t)(nb + mix * part) : ctx_level(nb, mix, part);
+            uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, level);
+            uint32_t t = wk.clist[j] * K + ka * KS + ctxp[j], xs, slot, s, ns = (uint32_t)nsym[t];
+            const uint32_t *fc = dec1 + off[t];     /* freq | cum << 16 of each symbol of the table */
+            unsigned k = (unsigned)(i & 1);
+            xs = x[k];
+            slot = xs & (NL_PROB_SCALE - 1);
+            s = lut[(uint64_t)t * NL_LUT_SIZE + (slot >> NL_LUT_SHIFT)];
+            while (s + 1 < ns && (fc[s + 1] >> 16) <= slot)
+                s++;
+            xs = (fc[s] & 0xffffu) * (xs >> NL_PROB_BITS) + slot - (fc[s] >> 16);
+            if (nl_refill(in, len, &rp, &xs))
+                return NL_ERR_TRUNCATED;
+            x[k] = xs;
+            i++;
+            sp[j] = (uint8_t)s;
+            part += ctx_dist(sp[j], wk.fillc[j]);
+        }
+        act[p] = (uint32_t)part;         /* A(p): every channel of p, the ones not coded adding 0 */
+    }
+    if (!nl_stream_done(rp, len, x))
+        return NL_ERR_TRAILING;
+    for (c = 0, j = 0; c < C; c++) {     /* back to channel-major; channels left out are their fill symbol */
+        uint8_t *row = sym + (uint64_t)c * n;
+        if (j < wk.Cc && wk.clist[j] == c) {
+            for (p = 0; p < n; p++)
+                row[p] = wk.rows[(uint64_t)p * wk.Cc + j];
+            j++;
+        } else {
+            memset(row, fill[c], n);
+        }
+    }
+    return 0;
+}
