@@ -19,7 +19,6 @@ same minutes as the others' and the JPEG baseline's.
 import argparse
 import json
 import os
-import platform
 import sys
 
 import cv2
@@ -30,11 +29,13 @@ from nanolink.common.codec import HostDecoder
 from nanolink.common.codec import prepare
 from nanolink.common.stages import time_calls
 from nanolink.common.zoo import FAST, SAMPLE_DIR, bundled_model, load_manifest
+from nanolink.export.machine import OtherLoad, cpu_name
 
 ENCODER_MAC_PER_PX = 2500
 ENCODER_MS = 33.0
 DECODER_MS = 50.0
 ENTROPY_MS = 5.0
+QUIET_PCT = 5.0                     # other processes' share of the cores above which a run is flagged
 
 
 def onnx_macs(path, input_shape):
@@ -94,6 +95,7 @@ class Timings:
 
     def __init__(self):
         self.calls = []
+        self.load = OtherLoad()             # what other processes took of the machine while calls were timed
 
     def add(self, fn):
         out = {}
@@ -106,7 +108,8 @@ class Timings:
         for r in range(rounds):
             share = runs * (r + 1) // rounds - runs * r // rounds
             for (fn, _), t in zip(self.calls, times):
-                t.extend(time_calls(fn, share, warmup))
+                with self.load:
+                    t.extend(time_calls(fn, share, warmup))
         for (_, out), t in zip(self.calls, times):
             out.update(_stats(t))
 
@@ -163,7 +166,8 @@ def measure(info, size, runs, threads, rounds=3):
         timings.run(runs, rounds=rounds)
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
                 'threads': threads or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
-                'rounds': min(rounds, runs),
+                'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
+                'steal_pct': timings.load.steal_percent,
                 'networks': rows, 'entropy': [], 'baselines': []}
     k = info.default_channels
     if info.dtype == 'rans':
@@ -183,27 +187,9 @@ def measure(info, size, runs, threads, rounds=3):
     timings.run(runs, rounds=rounds)
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
             'threads': threads or 'onnxruntime default', 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
-            'rounds': min(rounds, runs),
+            'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
+            'steal_pct': timings.load.steal_percent,
             'networks': rows, 'entropy': coding, 'baselines': baselines}
-
-
-def cpu_name():
-    """'AMD EPYC (x86_64, avx2)': the CPU's model and its widest vector extension, since ONNX Runtime's
-    convolutions run about twice as fast with AVX-512 as with AVX2 on the same core count (the JPEG baseline barely
-    changes), so budget runs are comparable only on the same kind of CPU."""
-    model, flags = '', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name' and not model:
-                    model = value.strip()
-                elif key.strip() in ('flags', 'Features') and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    isa = next((x for x in ('avx512f', 'avx2', 'asimd', 'neon') if x in flags), 'unknown vector extension')
-    return '{} ({}, {})'.format(model or platform.processor() or 'unknown CPU', platform.machine(), isa)
 
 
 def entropy_rows(info, codes, timed):
@@ -227,12 +213,26 @@ def entropy_rows(info, codes, timed):
     return rows, default_bytes
 
 
+def quiet_line(r):
+    """How quiet the machine was while the calls were timed: what other processes took of its cores, and the
+    hypervisor's steal (from the machine's CPU counters, export/machine.py)."""
+    other, steal = r.get('other_cpu_pct'), r.get('steal_pct')
+    if other is None:
+        return 'other processes\' share of the machine: not measured (no /proc/stat here)'
+    line = 'other processes took {:.1f} % of the {} cores while calls were timed (steal {:.1f} %)'.format(
+        other, r['cores'], steal or 0.0)
+    if other + (steal or 0.0) > QUIET_PCT:
+        line += ': NOT a quiet run (over {:.0f} %): its times do not compare with a quiet run\'s'.format(QUIET_PCT)
+    return line
+
+
 def format_report(r):
     rounds = r.get('rounds', 1)
     how = 'in {} rounds, each giving every row a turn'.format(rounds) if rounds > 1 else 'each row in one block'
     lines = ['{} at {}x{} ({} runs {}; ONNX Runtime CPU, {} cores of {})'.format(
                  r['model'], r['size'], r['size'], r['runs'], how, r['cores'], r.get('cpu', 'an unrecorded CPU')),
              '{:28s} {:>9s} {:>10s} {:>16s}  {}'.format('network', 'MAC/px', 'median ms', 'p5-p95 ms', 'budget')]
+    lines.insert(1, quiet_line(r))
     for n in r['networks']:
         t = n['ort_cpu']
         if n['role'] == 'encoder':
