@@ -220,7 +220,7 @@ class RansTables(object):
         mine = getattr(self._local, 'scratch', None)
         if mine is None or mine[0].size < n:
             mine = (np.empty(max(n, 1), dtype=np.uint32),
-                    np.empty(2 * n * self.channels + (4 * self.ka + 31) * self.channels + 4,
+                    np.empty(2 * n * self.channels + (6 * self.ka + 33) * self.channels + 4,
                              dtype=np.uint8))                                          # csrc/rans.h
             self._local.scratch = mine
         return mine

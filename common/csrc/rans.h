@@ -66,7 +66,7 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
 #define NL_CTX_MAX 256                       /* KS * KA */
 #define NL_CTX_MAX_MIX 1024                  /* mix: N + mix * P stays far inside 32 bits for C <= 4096 */
 
-/* Scratch the caller provides: act, n uint32; scratch, 2 * n * C + (4 * KA + 31) * C + 4 bytes (position-major
+/* Scratch the caller provides: act, n uint32; scratch, 2 * n * C + (6 * KA + 33) * C + 4 bytes (position-major
    copies of the coded channels, per-position entry lists, running sums, levels and counts, the coded channels'
    thresholds). */
 

@@ -60,6 +60,7 @@ typedef struct {
     int32_t *level, *count, *part[2];    /* Cc each (part: the encoder's P of two positions) */
     int32_t *thrc;                       /* (KA - 1) x Cc: threshold k of coded channel j at k * Cc + j */
     uint8_t *zero, *ctxb;                /* Cc each */
+    int16_t *thr16, *lev16, *cnt16;      /* the encoder's 16-bit lanes: (KA - 1) x Cc, Cc, Cc */
     uint32_t Cc;
 } ctx_work;
 
@@ -80,7 +81,10 @@ static inline void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uin
     wk->part[1] = wk->part[0] + C;
     wk->thrc = wk->part[1] + C;
     wk->zero = (uint8_t *)(void *)(wk->thrc + (uint64_t)KA1 * C);
-    wk->ctxb = wk->zero + C;             /* ends (4 KA + 31) C + 3 bytes past 2 n C at most */
+    wk->ctxb = wk->zero + C;
+    wk->thr16 = (int16_t *)(void *)(wk->ctxb + C);
+    wk->lev16 = wk->thr16 + (uint64_t)KA1 * C;
+    wk->cnt16 = wk->lev16 + C;           /* which ends (6 KA + 33) C + 3 bytes past 2 n C at most */
     wk->Cc = 0;
     for (c = 0; c < C; c++)
         if (!coded || coded[c])

@@ -174,13 +174,13 @@ static int check_case(uint32_t C, uint32_t n, int all_fill, int k)
 }
 
 /* ---- context coding ---- */
-#define MAXK 12
+#define MAXK 28
 static int32_t cnsym[MAXC], tnsym[MAXC * MAXK], toff[MAXC * MAXK], thr[MAXC * MAXK];
 static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
 static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
-static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (4 * MAXK + 31) * MAXC + 4];
+static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (6 * MAXK + 33) * MAXC + 4];
 
 /* K tables of n symbols for each of C channels: table t = c * K + j */
 static void random_ctx_tables(uint32_t C, uint32_t K)
@@ -227,12 +227,14 @@ static void random_ctx_tables(uint32_t C, uint32_t K)
 
 static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int k)
 {
-    uint32_t KS = 1 + rnd() % 4, KA = 1 + rnd() % 3, K = KS * KA, n = h * w, c, p, i, badc = 0;
+    uint32_t KS = 1 + rnd() % 4, KA = 1 + rnd() % 7, K = KS * KA, n = h * w, c, p, i, badc = 0;
     uint32_t mix = k % 3 == 0 ? 0 : (k % 5 == 0 ? NL_CTX_MAX_MIX : rnd() % 64);
     int64_t len, r;
     for (c = 0; c < C; c++)        /* per-channel thresholds (every third case: the same list for all, mix 0) */
         for (i = 0; i + 1 < KA; i++)
-            thr[c * (KA - 1) + i] = k % 3 == 0 && c > 0 ? thr[i] : (int32_t)(rnd() % 300) - 20;
+            thr[c * (KA - 1) + i] = k % 3 == 0 && c > 0 ? thr[i] :
+                                    k % 5 == 0 ? (int32_t)(rnd() % 200000) - 40000 :   /* past int16, mix 1024 */
+                                    (int32_t)(rnd() % 300) - 20;
     random_ctx_tables(C, K);
     if (nl_check_tables(C * K, tnsym, toff, tfreq, tcum) != 0) {
         printf("ctx case %d: generated tables rejected\n", k);

@@ -10,38 +10,61 @@ from nanolink.common.rans import (CTX_DCLIP, PROB_BITS, PROB_SCALE, RansError, R
 from tests.common.test_rans import random_freqs
 
 
-def context_case(seed, channels=None, h=None, w=None):
+def context_case(seed, channels=None, h=None, w=None, span=None):
     """Random tables with context (ks x ka tables a channel) and symbols of an h x w grid that are mostly each
-    channel's fill symbol, as latents are. -> (tables, symbols (C, h, w))."""
+    channel's fill symbol, as latents are. ``span`` 'wide': mix 1024 and per-channel thresholds past int16, most
+    of them levels N + mix * P that occur in the grid (each comparison's boundary); 'low': some thresholds far
+    below -32768, the rest small. -> (tables, symbols (C, h, w))."""
     rng = np.random.RandomState(seed)
     c = channels or rng.randint(1, 16)
     h, w = h or rng.randint(1, 12), w or rng.randint(1, 15)
-    ks, ka = rng.randint(1, 5), rng.randint(1, 4)
+    ks, ka = rng.randint(1, 5), rng.randint(1, 8)           # ka > 4: four thresholds a pass, then the rest
     nsym = [int(rng.choice([1, 2, 3, 17, 256])) if rng.rand() < 0.4 else rng.randint(2, 40) for _ in range(c)]
     base = [random_freqs(rng, n) for n in nsym]
     ctx = np.concatenate([random_freqs(rng, n) for n in nsym for _ in range(ks * ka)])
-    if seed % 3 == 0:                        # the first rule: one threshold list for every channel, mix 0
+    if span == 'wide':                       # past int16: the encoder's int32 lanes (chosen below)
+        thresholds, mix = np.full((c, ka - 1), 40000), 1024
+    elif span == 'low':                      # only below int16: clamped in its int16 lanes
+        low = rng.randint(0, 2, (c, ka - 1)) * rng.randint(33000, 60000, (c, ka - 1))
+        thresholds, mix = rng.randint(-5, 200, (c, ka - 1)) - low, int(rng.choice([0, 7, 50]))
+    elif seed % 3 == 0:                      # the first rule: one threshold list for every channel, mix 0
         thresholds, mix = np.cumsum(rng.randint(0, 30, ka - 1)), 0
     else:                                    # per-channel thresholds (any order, even negative), this position too
         thresholds, mix = rng.randint(-5, 200, (c, ka - 1)), int(rng.choice([0, 1, 7, 50, 1024]))
     tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, thresholds, ctx, mix)))
     sym = np.stack([np.where(rng.rand(h, w) < 0.5, tables.fill[i], rng.randint(0, n, (h, w)))
                     for i, n in enumerate(nsym)]).astype(np.uint8)
+    if span == 'wide':
+        levels = reference_levels(tables.fill, sym, mix)
+        thresholds = np.array([rng.choice(np.concatenate([lv[lv > 32767], [32768, 40000, 10 ** 6]]), ka - 1)
+                               for lv in levels.reshape(c, -1)])
+        tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, thresholds, ctx, mix)))
     return tables, sym
+
+
+def reference_levels(fill, sym, mix):
+    """N(p) + mix * P(c, p) of csrc/rans.h for every symbol of (C, h, w), written from its description."""
+    d = np.minimum(np.abs(sym.astype(np.int64) - fill.astype(np.int64)[:, None, None]), CTX_DCLIP)
+    a = d.sum(0)
+    n = np.zeros(a.shape, dtype=np.int64)
+    n[:, 1:] += 2 * a[:, :-1]
+    n[1:, :] += 2 * a[:-1, :]
+    n[1:, 1:] += a[:-1, :-1]
+    before = np.cumsum(d, axis=0) - d                       # P: this position's channels before c
+    return n[None] + mix * before
 
 
 def reference_contexts(tables, sym):
     """The context rule of csrc/rans.h, written from its description: (C, h, w) -> context indices (C, h, w)."""
     c_, h, w = sym.shape
     d = np.minimum(np.abs(sym.astype(int) - tables.fill.astype(int)[:, None, None]), CTX_DCLIP)
-    a = d.sum(0)
+    level = reference_levels(tables.fill, sym, tables.mix)
     thr = tables.thresholds[:c_ * (tables.ka - 1)].reshape(c_, tables.ka - 1)
     ctx = np.zeros(sym.shape, dtype=int)
     for y in range(h):
         for x in range(w):
-            n = (2 * a[y, x - 1] if x else 0) + (2 * a[y - 1, x] if y else 0) + (a[y - 1, x - 1] if x and y else 0)
             for c in range(c_):
-                ka = int(np.sum(thr[c] <= n + tables.mix * d[:c, y, x].sum()))
+                ka = int(np.sum(thr[c] <= level[c, y, x]))
                 own = (d[c, y, x - 1] if x else 0) + (d[c, y - 1, x] if y else 0)
                 ctx[c, y, x] = ka * tables.ks + min(own, tables.ks - 1)
     return ctx
@@ -85,17 +108,31 @@ def test_context_round_trip_and_the_documented_rule_and_order(seed):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10 ** 6), c=st.integers(1, 20), h=st.integers(1, 10), w=st.integers(1, 20),
-       leave_out=st.integers(0, 2 ** 20 - 1))
-def test_context_encoder_matches_the_rule_on_any_grid_and_channel_subset(seed, c, h, w, leave_out):
-    """The encoder works the contexts out from a two-row window in blocks of 8 channels x 8 positions
-    (csrc/rans_ctx_enc.c): every grid and channel count around those blocks, and channels left out of a frame by
-    the caller, give the stream the rule describes."""
-    tables, sym = context_case(seed, channels=c, h=h, w=w)
+       leave_out=st.integers(0, 2 ** 20 - 1), span=st.sampled_from([None, 'wide', 'low']))
+def test_context_encoder_matches_the_rule_on_any_grid_and_channel_subset(seed, c, h, w, leave_out, span):
+    """The encoder works the contexts out from a two-row window in blocks of 8 channels x 8 positions, and
+    compares levels in int16 lanes unless a threshold needs more (csrc/rans_ctx_enc.c): every grid and channel
+    count around those blocks, thresholds either side of int16, and channels left out of a frame by the caller
+    give the stream the rule describes."""
+    tables, sym = context_case(seed, channels=c, h=h, w=w, span=span)
     coded = tables.varying(sym.reshape(c, -1)) & np.array([1 - ((leave_out >> i) & 1) for i in range(c)], np.uint8)
     stream, _ = tables.encode(sym, coded=coded)
     assert stream == reference_encode(tables, sym, coded)
     kept = np.where(coded[:, None, None].astype(bool), sym, tables.fill[:, None, None])
     assert np.array_equal(tables.decode(stream, coded, h * w, w).reshape(sym.shape), kept)
+
+
+@pytest.mark.parametrize('span', ['wide', 'low'])
+@pytest.mark.parametrize('seed', range(4))
+def test_thresholds_either_side_of_int16_give_the_rule_at_every_boundary(seed, span):
+    """Thresholds past int16 take the encoder's int32 lanes ('wide': most of them levels that occur, so that
+    t == N + mix * P is met); far below it, its int16 lanes with clamping ('low')."""
+    tables, sym = context_case(seed, channels=15, h=6, w=9, span=span)
+    c, h, w = sym.shape
+    assert np.array_equal(tables.contexts(sym.reshape(c, -1), w).reshape(sym.shape), reference_contexts(tables, sym))
+    stream, coded = tables.encode(sym)
+    assert stream == reference_encode(tables, sym, coded)
+    assert np.array_equal(tables.decode(stream, coded, h * w, w).reshape(sym.shape), sym)
 
 
 @pytest.mark.parametrize('shape', [(1, 1), (1, 37), (29, 1), (3, 3), (16, 24)])
