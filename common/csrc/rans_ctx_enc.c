@@ -74,7 +74,8 @@ static void ctx_window(ctx_win *cw, const ctx_work *wk, const uint8_t *sym, uint
 }
 
 /* An 8 x 8 byte transpose in a uint64 per row (byte k of a[i] is element (i, k); after, byte i of a[k]): 2 x 2
-   blocks of bytes, then of 16-bit pairs, then of 32-bit quads swap across the diagonal. */
+   blocks of bytes, then of 16-bit pairs, then of 32-bit quads swap across the diagonal. Byte k is bits 8k..8k+7
+   only on a little-endian CPU (x86, the Jetson's aarch64): elsewhere ctx_load_row goes byte by byte. */
 static void tr8x8(uint64_t *a)
 {
     uint64_t t;
@@ -101,7 +102,8 @@ static void tr8x8(uint64_t *a)
 NL_VECTOR_CLONES static void ctx_load_row(const ctx_win *cw, uint32_t y)
 {
     const ctx_work *wk = cw->wk;
-    uint32_t j, x, w = cw->w, Cc = wk->Cc, w8 = w & ~7u, C8 = Cc & ~7u;
+    const uint16_t one = 1;
+    uint32_t j, x, w = cw->w, Cc = wk->Cc, w8 = w & ~7u, C8 = *(const uint8_t *)&one ? Cc & ~7u : 0;
     uint8_t *restrict rs = cw->rsym[y & 1], *restrict rd = cw->rdist[y & 1];
     const uint8_t *restrict fillc = wk->fillc;
     const uint8_t *src[8];
