@@ -14,8 +14,8 @@ frame equals the channel's most probable one are left out of that frame's stream
 
 Why C: no entropy coder library installs on JetPack 4.6's Python 3.6 for aarch64 (constriction and range-coder ship
 x86 wheels; compressai needs Python >= 3.8 and torch), and numpy cannot run a sequential coder fast enough (a 1008^2
-frame has ~0.6 M latents; the edge has ~5 ms for them). The C files (rans.c; rans_ctx_enc.c and rans_ctx_dec.c for context
-tables) are C99 without allocation.
+frame has ~0.6 M latents; the edge has ~5 ms for them). The C files (rans.c; rans_ctx_enc.c and rans_ctx_dec.c for
+context tables) are C99 without allocation.
 
 Context tables (``RansTables(lo, freqs, context)``, from nanolink-fit-context): each channel has ks * ka tables over
 its symbols and each symbol is coded with the one its already-decoded neighbours select (the rule is in

@@ -11,8 +11,9 @@
        x = freq[s] * (x >> 15) + slot - cum[s];  if x < 2^15: x = (x << 16) | next u16 word
    Both states end at 2^15 (the encoder's initial state) with every word read: anything else is a corrupt or
    foreign stream and is rejected. Every read is bounds-checked against len.
-   nl_encode_ctx / nl_decode_ctx (rans_ctx_enc.c, rans_ctx_dec.c) write and read the same layout with context tables (rans.h):
-   position-major symbol order, and each symbol's table chosen from symbols the decoder has already decoded. */
+   nl_encode_ctx / nl_decode_ctx (rans_ctx_enc.c, rans_ctx_dec.c) write and read the same layout with context
+   tables (rans.h): position-major symbol order, and each symbol's table chosen from symbols the decoder has already
+   decoded. */
 #include "rans.h"
 #include "rans_le.h"
 

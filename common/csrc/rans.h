@@ -93,8 +93,7 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
                       uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,
                       uint8_t *out, uint64_t capacity);
 
-/* As nl_decode, with context tables. dec1[e] = freq | cum << 16 of table entry e. Scratch: n * C + C bytes
-   suffice. */
+/* As nl_decode, with context tables. dec1[e] = freq | cum << 16 of table entry e. Scratch: as nl_encode_ctx's. */
 int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
                       const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act,

@@ -49,7 +49,8 @@ static inline int ctx_fits_int32(uint32_t C, uint32_t mix)
 
 static inline int ctx_shape_ok(uint32_t n, uint32_t w, uint32_t KS, uint32_t KA, uint32_t mix)
 {
-    return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS * KA <= NL_CTX_MAX && mix <= NL_CTX_MAX_MIX;
+    return w > 0 && n % w == 0 && KS >= 1 && KA >= 1 && KS <= NL_CTX_MAX && KA <= NL_CTX_MAX &&
+           KS * KA <= NL_CTX_MAX && mix <= NL_CTX_MAX_MIX;     /* each <= 256 first: the product cannot wrap */
 }
 
 /* Working memory carved from the caller's scratch (rans.h gives its size): rows is its first 2 n C bytes, the
@@ -67,7 +68,8 @@ typedef struct {
 static inline void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uint8_t *coded, const uint8_t *fill,
                              const int32_t *off, uint32_t K, uint32_t KA, const int32_t *thr, ctx_work *wk)
 {
-    uint64_t a = ((uint64_t)2 * n * C + C + 3) & ~(uint64_t)3;
+    uint64_t a = (uint64_t)2 * n * C + C;
+    a += (4 - ((uintptr_t)scratch + a) % 4) % 4;         /* the int32 arrays 4-aligned wherever scratch lies */
     uint32_t c, k, KA1 = KA - 1;
     wk->rows = scratch;
     wk->fillc = scratch + (uint64_t)2 * n * C;

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-/* The context loops are byte and int32 lanes: on x86-64 with glibc, GCC builds them twice, for the baseline
+/* The context loops are byte, int16 and int32 lanes: on x86-64 with glibc, GCC builds them twice, for the baseline
    (SSE2) and for AVX2, and the loader picks one for the CPU (an ifunc). Elsewhere (aarch64: NEON is its baseline;
    musl, which has no ifunc) they build once; with clang too, whose resolvers of static clones are global symbols
    (clang 14), and older clangs lack the attribute. */
@@ -267,7 +267,7 @@ static void ctx_entries(const ctx_win *cw, uint32_t q, uint32_t K, uint32_t *res
     const ctx_work *wk = cw->wk;
     uint32_t j, Cc = wk->Cc;
     const uint8_t *restrict sp = cw->rsym[(q / cw->w) & 1] + (uint64_t)(q % cw->w) * Cc;
-    const uint8_t *restrict cp = wk->ctxb;
+    const uint8_t *cp = wk->ctxb;        /* not restrict: ctx_codes writes it */
     const uint32_t *restrict base = wk->base;
     ctx_codes(cw, q, wk->part[q & 1], wk->ctxb);
     for (j = 0; j < Cc; j++)

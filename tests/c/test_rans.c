@@ -180,7 +180,8 @@ static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_S
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
 static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
-static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN], scratch[2 * MAXC * MAXN + (6 * MAXK + 33) * MAXC + 4];
+static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN];
+static uint8_t scratch[2 * MAXC * MAXN + (6 * MAXK + 33) * MAXC + 4 + 3];   /* + 3: cases start it unaligned */
 
 /* K tables of n symbols for each of C channels: table t = c * K + j */
 static void random_ctx_tables(uint32_t C, uint32_t K)
@@ -230,6 +231,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     uint32_t KS = 1 + rnd() % 4, KA = 1 + rnd() % 7, K = KS * KA, n = h * w, c, p, i, badc = 0;
     uint32_t mix = k % 3 == 0 ? 0 : (k % 5 == 0 ? NL_CTX_MAX_MIX : rnd() % 64);
     int64_t len, r;
+    uint8_t *scr = scratch + k % 4;     /* the carving aligns its int32 arrays wherever the scratch starts */
     for (c = 0; c < C; c++)        /* per-channel thresholds (every third case: the same list for all, mix 0) */
         for (i = 0; i + 1 < KA; i++)
             thr[c * (KA - 1) + i] = k % 3 == 0 && c > 0 ? thr[i] :
@@ -264,7 +266,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         printf("ctx case %d: varying channels %lld\n", k, (long long)r);
         return 1;
     }
-    if (nl_contexts(sym, n, w, C, fill, KS, KA, thr, mix, act, scratch, ctx) != 0) {
+    if (nl_contexts(sym, n, w, C, fill, KS, KA, thr, mix, act, scr, ctx) != 0) {
         printf("ctx case %d: contexts failed\n", k);
         return 1;
     }
@@ -273,7 +275,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
             printf("ctx case %d: context %u >= %u\n", k, ctx[i], K);
             return 1;
         }
-    len = nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scratch, out,
+    len = nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scr, out,
                         sizeof out);
     if (len < 8) {
         printf("ctx case %d: encode returned %lld\n", k, (long long)len);
@@ -281,14 +283,14 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     }
     memset(back, 0xee, sizeof back);
     r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
-                      scratch, back);
+                      scr, back);
     if (r != 0 || memcmp(back, sym, (size_t)C * n) != 0) {
         printf("ctx case %d: round trip failed (%lld), C=%u h=%u w=%u KS=%u KA=%u\n", k, (long long)r, C, h, w,
                KS, KA);
         return 1;
     }
     if (len > 8 && nl_decode_ctx(out, (uint64_t)len - 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS,
-                                 KA, thr, mix, act, scratch, back) == 0) {
+                                 KA, thr, mix, act, scr, back) == 0) {
         printf("ctx case %d: truncated stream accepted\n", k);
         return 1;
     }
@@ -296,7 +298,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     bad[len] = 0;
     bad[len + 1] = 0;
     if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
-                      act, scratch, back) == 0) {
+                      act, scr, back) == 0) {
         printf("ctx case %d: extended stream accepted\n", k);
         return 1;
     }
@@ -304,7 +306,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         memcpy(bad, out, (size_t)len);
         bad[rnd() % (uint32_t)len] ^= (uint8_t)(1 + rnd() % 255);
         if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
-                          act, scratch, back) == 0)
+                          act, scr, back) == 0)
             for (c = 0; c < C; c++)
                 for (p = 0; p < n; p++)
                     if (back[c * n + p] >= cnsym[c]) {
@@ -314,13 +316,22 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     }
     /* a grid whose width does not divide it, or no width, is refused on both sides */
     if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
-                      scratch, back) != NL_ERR_SHAPE ||
+                      scr, back) != NL_ERR_SHAPE ||
         nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
-                      NL_CTX_MAX_MIX + 1, act, scratch, back) != NL_ERR_SHAPE ||
+                      NL_CTX_MAX_MIX + 1, act, scr, back) != NL_ERR_SHAPE ||
         (w > 1 && n % (w + 1) != 0 &&
-         nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scratch, out,
+         nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scr, out,
                        sizeof out) != NL_ERR_SHAPE)) {
         printf("ctx case %d: a bad grid width was accepted\n", k);
+        return 1;
+    }
+    /* KS * KA past 256 is refused even where the product wraps in 32 bits (2^31 * 2) */
+    if (nl_contexts(sym, n, w, C, fill, 0x80000000u, 2, thr, mix, act, scr, ctx) != NL_ERR_SHAPE ||
+        nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, 2, 0x80000000u, thr, mix, act, scr, out,
+                      sizeof out) != NL_ERR_SHAPE ||
+        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, 0x80000000u, 2, thr, mix,
+                      act, scr, back) != NL_ERR_SHAPE) {
+        printf("ctx case %d: KS * KA wrapping past 2^32 was accepted\n", k);
         return 1;
     }
     /* a symbol past its table is refused by the encoder */
@@ -329,7 +340,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
             sym[c * n] = (uint8_t)cnsym[c];
             coded[c] = 1;
             if (nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act,
-                              scratch, out, sizeof out) != NL_ERR_SYMBOL) {
+                              scr, out, sizeof out) != NL_ERR_SYMBOL) {
                 printf("ctx case %d: encoder took a symbol past its table\n", k);
                 return 1;
             }

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCES = [os.path.join(ROOT, 'tests', 'c', 'test_rans.c'), os.path.join(ROOT, 'common', 'csrc', 'rans.c'),
-           os.path.join(ROOT, 'common', 'csrc', 'rans_ctx_enc.c'), os.path.join(ROOT, 'common', 'csrc', 'rans_ctx_dec.c')]
+SOURCES = [os.path.join(ROOT, 'tests', 'c', 'test_rans.c')] + [
+    os.path.join(ROOT, 'common', 'csrc', name) for name in ('rans.c', 'rans_ctx_enc.c', 'rans_ctx_dec.c')]
 FLAGS = ['-O2', '-Wall', '-Wextra', '-Werror', '-std=c99', '-I' + os.path.join(ROOT, 'common', 'csrc')]
 
 

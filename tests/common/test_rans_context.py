@@ -135,6 +135,39 @@ def test_thresholds_either_side_of_int16_give_the_rule_at_every_boundary(seed, s
     assert np.array_equal(tables.decode(stream, coded, h * w, w).reshape(sym.shape), sym)
 
 
+def level_32767_case(thresholds):
+    """33 channels on a 2 x 2 grid whose distances put N = 1023 at position (1, 1) and P = 31 at its channels 4..16
+    (d = 8, 8, 8, 7, then 1 at channel 16), so that with mix 1024 their level N + mix * P is exactly 32767, and
+    33 791 past channel 16. Every channel gets the given ka - 1 thresholds. -> (tables, symbols (33, 2, 2))."""
+    rng = np.random.RandomState(5)
+    c, ks, ka = 33, 2, len(thresholds) + 1
+    base = [random_freqs(rng, 17) for _ in range(c)]
+    ctx = np.concatenate([random_freqs(rng, 17) for _ in range(c * ks * ka)])
+    tables = RansTables([0] * c, base, unpack_context(pack_context(ks, ka, np.tile(thresholds, (c, 1)), ctx, 1024)))
+    d = np.zeros((c, 2, 2), dtype=int)
+    d[:, 0, 0] = [8] * 32 + [7]                            # A = 263 up-left of (1, 1)
+    d[:24, 0, 1] = [8] * 23 + [6]                          # A = 190 above it
+    d[:24, 1, 0] = [8] * 23 + [6]                          # A = 190 left of it: N = 2 * 190 + 2 * 190 + 263
+    d[:4, 1, 1], d[16, 1, 1] = [8, 8, 8, 7], 1
+    fill = tables.fill.astype(int)[:, None, None]
+    sym = np.where(fill + d < 17, fill + d, fill - d).astype(np.uint8)
+    return tables, sym
+
+
+@pytest.mark.parametrize('thresholds', [[32767, 100], [32768, 100]])
+def test_levels_at_and_past_32767_against_thresholds_either_side_of_it(thresholds):
+    """The int16 lanes' boundary (csrc/rans_ctx_enc.c): with every threshold <= 32767 they compare levels clamped
+    at 32767 (exactly 32767 counts for a threshold of 32767, 33 791 must not wrap); a threshold of 32768 takes the
+    int32 lanes, where a level of 32767 does not reach it."""
+    tables, sym = level_32767_case(thresholds)
+    level = reference_levels(tables.fill, sym, tables.mix)
+    assert np.all(level[4:16, 1, 1] == 32767) and np.all(level[17:, 1, 1] == 33791)
+    assert np.array_equal(tables.contexts(sym.reshape(33, -1), 2).reshape(sym.shape), reference_contexts(tables, sym))
+    stream, coded = tables.encode(sym)
+    assert stream == reference_encode(tables, sym, coded)
+    assert np.array_equal(tables.decode(stream, coded, 4, 2).reshape(sym.shape), sym)
+
+
 @pytest.mark.parametrize('shape', [(1, 1), (1, 37), (29, 1), (3, 3), (16, 24)])
 def test_context_round_trip_on_edge_shapes_all_fill_and_max_symbols(shape):
     h, w = shape
