@@ -231,8 +231,8 @@ def format_report(r):
     how = 'in {} rounds, each giving every row a turn'.format(rounds) if rounds > 1 else 'each row in one block'
     lines = ['{} at {}x{} ({} runs {}; ONNX Runtime CPU, {} cores of {})'.format(
                  r['model'], r['size'], r['size'], r['runs'], how, r['cores'], r.get('cpu', 'an unrecorded CPU')),
+             quiet_line(r),
              '{:28s} {:>9s} {:>10s} {:>16s}  {}'.format('network', 'MAC/px', 'median ms', 'p5-p95 ms', 'budget')]
-    lines.insert(1, quiet_line(r))
     for n in r['networks']:
         t = n['ort_cpu']
         if n['role'] == 'encoder':

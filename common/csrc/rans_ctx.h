@@ -69,8 +69,8 @@ static inline void ctx_carve(uint8_t *scratch, uint32_t n, uint32_t C, const uin
                              const int32_t *off, uint32_t K, uint32_t KA, const int32_t *thr, ctx_work *wk)
 {
     uint64_t a = (uint64_t)2 * n * C + C;
-    a += (4 - ((uintptr_t)scratch + a) % 4) % 4;         /* the int32 arrays 4-aligned wherever scratch lies */
     uint32_t c, k, KA1 = KA - 1;
+    a += (4 - ((uintptr_t)scratch + a) % 4) % 4;         /* the int32 arrays 4-aligned wherever scratch lies */
     wk->rows = scratch;
     wk->fillc = scratch + (uint64_t)2 * n * C;
     wk->clist = (uint32_t *)(void *)(scratch + a);
