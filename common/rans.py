@@ -35,6 +35,7 @@ PROB_BITS = 15
 PROB_SCALE = 1 << PROB_BITS
 MAX_SYMBOLS = 256
 LUT_SIZE = PROB_SCALE >> 7
+CTX_LUT_SIZE = PROB_SCALE >> 9                    # csrc/rans.h: NL_CTX_LUT_SIZE
 
 ERRORS = {
     -1: 'the output buffer is too small',
@@ -71,7 +72,8 @@ def _load():
                             'compiler present (pip install . ; on a Jetson: sudo apt-get install build-essential '
                             'python3-dev)')
     lib = ctypes.CDLL(path)
-    u8p, i32p, u32p = (np.ctypeslib.ndpointer(t, flags='C_CONTIGUOUS') for t in (np.uint8, np.int32, np.uint32))
+    u8p, u16p, i32p, u32p = (np.ctypeslib.ndpointer(t, flags='C_CONTIGUOUS')
+                             for t in (np.uint8, np.uint16, np.int32, np.uint32))
     u32, u64, i64 = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_int64
     lib.nl_check_tables.argtypes = [u32, i32p, i32p, u32p, u32p]
     lib.nl_check_tables.restype = ctypes.c_int
@@ -81,6 +83,8 @@ def _load():
     lib.nl_encoder_tables_ctx.restype = ctypes.c_int
     lib.nl_decoder_lut.argtypes = [u32, i32p, i32p, u32p, u8p]
     lib.nl_decoder_lut.restype = None
+    lib.nl_decoder_tables_ctx.argtypes = [u32, u32, u32, i32p, i32p, u32p, u16p, u8p]
+    lib.nl_decoder_tables_ctx.restype = ctypes.c_int
     lib.nl_varying_channels.argtypes = [u8p, u32, u32, i32p, u8p, u8p, ctypes.POINTER(u32)]
     lib.nl_varying_channels.restype = i64
     lib.nl_encode.argtypes = [u8p, u32, u32, i32p, i32p, u32p, u32p, u32p, u32p, u8p, u8p, u64]
@@ -92,7 +96,7 @@ def _load():
     lib.nl_encode_ctx.argtypes = [u8p, u32, u32, u32, i32p, i32p, u32p, u8p, u8p, u32, u32, i32p, u32, u32p, u8p, u8p,
                                   u64]
     lib.nl_encode_ctx.restype = i64
-    lib.nl_decode_ctx.argtypes = [ctypes.c_char_p, u64, u32, u32, u32, i32p, i32p, u32p, u8p, u8p, u8p, u32, u32, i32p,
+    lib.nl_decode_ctx.argtypes = [ctypes.c_char_p, u64, u32, u32, u32, i32p, i32p, u16p, u8p, u8p, u8p, u32, u32, i32p,
                                   u32, u32p, u8p, u8p]
     lib.nl_decode_ctx.restype = i64
     return lib
@@ -202,15 +206,19 @@ class RansTables(object):
         self.rcp, self.shift, self.bias = (np.zeros_like(self.freq) for _ in range(3))
         self.lib.nl_encoder_tables(self.tables, self.nsym, self.offset, self.freq, self.cum, self.rcp, self.shift,
                                    self.bias)
-        self.lut = np.zeros(self.tables * LUT_SIZE, dtype=np.uint8)
-        self.lib.nl_decoder_lut(self.tables, self.nsym, self.offset, self.cum, self.lut)
         if self.context:                                  # the packed forms the context coder reads (rans.h)
             self.enc4 = np.zeros(4 * self.freq.size, dtype=np.uint32)  # (channel, symbol, context) order
-            if self.lib.nl_encoder_tables_ctx(self.tables, self.ks * self.ka, self.nsym, self.offset, self.freq,
-                                              self.bias, self.enc4):
+            self.cum16 = np.zeros(self.freq.size + self.tables, dtype=np.uint16)
+            self.lut = np.zeros(self.tables * CTX_LUT_SIZE, dtype=np.uint8)
+            if (self.lib.nl_encoder_tables_ctx(self.tables, self.ks * self.ka, self.nsym, self.offset, self.freq,
+                                               self.bias, self.enc4) or
+                    self.lib.nl_decoder_tables_ctx(self.channels, self.ks, self.ka, self.nsym, self.offset, self.cum,
+                                                   self.cum16, self.lut)):
                 raise NanolinkError('rANS context tables: each channel needs its ks * ka tables side by side, of one '
                                     'symbol count')
-            self.dec1 = self.freq | (self.cum << np.uint32(16))   # freq < 2^15 wherever a table is coded
+        else:
+            self.lut = np.zeros(self.tables * LUT_SIZE, dtype=np.uint8)
+            self.lib.nl_decoder_lut(self.tables, self.nsym, self.offset, self.cum, self.lut)
         self._out = np.zeros(0, dtype=np.uint8)
         self._local = threading.local()
 
@@ -290,7 +298,7 @@ class RansTables(object):
             if not width:
                 raise RansError('context tables decode a grid: give width=')
             r = self.lib.nl_decode_ctx(stream, len(stream), n, width, self.channels, self.nsym, self.offset,
-                                       self.dec1, self.lut, coded, self.fill, self.ks, self.ka, self.thresholds,
+                                       self.cum16, self.lut, coded, self.fill, self.ks, self.ka, self.thresholds,
                                        self.mix, *(self._scratch(n) + (out,)))
         else:
             r = self.lib.nl_decode(stream, len(stream), n, self.channels, self.nsym, self.offset, self.freq,

@@ -93,9 +93,24 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
                       uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,
                       uint8_t *out, uint64_t capacity);
 
-/* As nl_decode, with context tables. dec1[e] = freq | cum << 16 of table entry e. Scratch: as nl_encode_ctx's. */
+/* The context decoder's forms of T = C * KS * KA tables laid out one after the other (off[t] = the sum of nsym
+   before t), table t = c * K + ka * KS + ks as above:
+       cum16, T + the sum of nsym uint16: table t's cumulative frequencies at off[t] + t .. off[t] + t + nsym[t] - 1,
+           then 2^15 (the search for a slot's symbol stops there, and freq = cum16[i + 1] - cum16[i]);
+       lut, C * KS * NL_CTX_LUT_SIZE * KA bytes: lut[((c KS + ks) NL_CTX_LUT_SIZE + b) KA + ka] is the symbol of
+           table t whose range holds slot b << NL_CTX_LUT_SHIFT, the ka tables of a slot side by side: the decoder
+           fetches the next symbol's line before it knows that symbol's ka.
+   Half the bytes of the decoder's first forms (freq | cum << 16 and 256 LUT entries a table), whose misses
+   took half its time. Returns 0, NL_ERR_SHAPE (KS or KA outside 1..256, or their product) or NL_ERR_TABLES
+   (tables not one after the other, or a count outside 1..256), writing nothing then. */
+#define NL_CTX_LUT_SHIFT 9
+#define NL_CTX_LUT_SIZE (NL_PROB_SCALE >> NL_CTX_LUT_SHIFT)
+int nl_decoder_tables_ctx(uint32_t C, uint32_t KS, uint32_t KA, const int32_t *nsym, const int32_t *off,
+                          const uint32_t *cum, uint16_t *cum16, uint8_t *lut);
+
+/* As nl_decode, with context tables, cum16 and lut from nl_decoder_tables_ctx. Scratch: as nl_encode_ctx's. */
 int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
-                      const int32_t *off, const uint32_t *dec1, const uint8_t *lut, const uint8_t *coded,
+                      const int32_t *off, const uint16_t *cum16, const uint8_t *lut, const uint8_t *coded,
                       const uint8_t *fill, uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act,
                       uint8_t *scratch, uint8_t *sym);
 #define NL_ERR_SHAPE     -9   /* context coding: w = 0, n not a multiple of w, KS * KA outside 1..256 or

@@ -13,6 +13,12 @@
 
 #include "rans.h"
 
+#if defined(__GNUC__)
+#define NL_PREFETCH(a) __builtin_prefetch(a)
+#else
+#define NL_PREFETCH(a) ((void)(a))
+#endif
+
 static inline uint8_t ctx_dist(uint8_t s, uint8_t f)       /* bytes throughout: the loops using it vectorise */
 {
     uint8_t d = (uint8_t)(s > f ? s - f : f - s);

@@ -278,12 +278,6 @@ static void ctx_entries(const ctx_win *cw, uint32_t q, uint32_t K, uint32_t *res
         eidx[j] = base[j] + (uint32_t)sp[j] * K + cp[j];
 }
 
-#if defined(__GNUC__)
-#define NL_PREFETCH(a) __builtin_prefetch(a)
-#else
-#define NL_PREFETCH(a) ((void)(a))
-#endif
-
 int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, const int32_t *nsym,
                       const int32_t *off, const uint32_t *enc4, const uint8_t *coded, const uint8_t *fill,
                       uint32_t KS, uint32_t KA, const int32_t *thr, uint32_t mix, uint32_t *act, uint8_t *scratch,

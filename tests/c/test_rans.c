@@ -179,8 +179,9 @@ static int32_t cnsym[MAXC], tnsym[MAXC * MAXK], toff[MAXC * MAXK], thr[MAXC * MA
 static uint32_t tfreq[MAXC * MAXK * NL_MAX_SYMBOLS], tcum[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t trcp[MAXC * MAXK * NL_MAX_SYMBOLS], tshift[MAXC * MAXK * NL_MAX_SYMBOLS];
 static uint32_t tbias[MAXC * MAXK * NL_MAX_SYMBOLS], act[MAXN];
-static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS], tdec2[2 * MAXC * MAXK * NL_MAX_SYMBOLS];
-static uint8_t tlut[MAXC * MAXK * NL_LUT_SIZE], ctx[MAXC * MAXN];
+static uint32_t tenc4[4 * MAXC * MAXK * NL_MAX_SYMBOLS];
+static uint16_t tcum16[MAXC * MAXK * (NL_MAX_SYMBOLS + 1)];
+static uint8_t tlut[MAXC * MAXK * NL_CTX_LUT_SIZE], ctx[MAXC * MAXN];
 static uint8_t scratch[2 * MAXC * MAXN + (6 * MAXK + 33) * MAXC + 4 + 3];   /* + 3: cases start it unaligned */
 
 /* K tables of n symbols for each of C channels: table t = c * K + j */
@@ -243,17 +244,10 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         return 1;
     }
     nl_encoder_tables(C * K, tnsym, toff, tfreq, tcum, trcp, tshift, tbias);
-    nl_decoder_lut(C * K, tnsym, toff, tcum, tlut);
-    if (nl_encoder_tables_ctx(C * K, K, tnsym, toff, tfreq, tbias, tenc4) != 0) {
-        printf("ctx case %d: encoder tables rejected\n", k);
+    if (nl_encoder_tables_ctx(C * K, K, tnsym, toff, tfreq, tbias, tenc4) != 0 ||
+        nl_decoder_tables_ctx(C, KS, KA, tnsym, toff, tcum, tcum16, tlut) != 0) {
+        printf("ctx case %d: encoder or decoder tables rejected\n", k);
         return 1;
-    }
-    for (i = 0; i < C * K; i++) {                    /* the decoder's packed form (rans.h) */
-        int32_t s;
-        for (s = 0; s < tnsym[i]; s++) {
-            uint32_t src = (uint32_t)(toff[i] + s);
-            tdec2[src] = tfreq[src] | (tcum[src] << 16);
-        }
     }
     for (c = 0; c < C; c++)
         for (p = 0; p < n; p++) {
@@ -282,14 +276,14 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         return 1;
     }
     memset(back, 0xee, sizeof back);
-    r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
+    r = nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, KS, KA, thr, mix, act,
                       scr, back);
     if (r != 0 || memcmp(back, sym, (size_t)C * n) != 0) {
         printf("ctx case %d: round trip failed (%lld), C=%u h=%u w=%u KS=%u KA=%u\n", k, (long long)r, C, h, w,
                KS, KA);
         return 1;
     }
-    if (len > 8 && nl_decode_ctx(out, (uint64_t)len - 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS,
+    if (len > 8 && nl_decode_ctx(out, (uint64_t)len - 2, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, KS,
                                  KA, thr, mix, act, scr, back) == 0) {
         printf("ctx case %d: truncated stream accepted\n", k);
         return 1;
@@ -297,7 +291,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     memcpy(bad, out, (size_t)len);
     bad[len] = 0;
     bad[len + 1] = 0;
-    if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
+    if (nl_decode_ctx(bad, (uint64_t)len + 2, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, KS, KA, thr, mix,
                       act, scr, back) == 0) {
         printf("ctx case %d: extended stream accepted\n", k);
         return 1;
@@ -305,7 +299,7 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     for (i = 0; i < 20; i++) {
         memcpy(bad, out, (size_t)len);
         bad[rnd() % (uint32_t)len] ^= (uint8_t)(1 + rnd() % 255);
-        if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix,
+        if (nl_decode_ctx(bad, (uint64_t)len, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, KS, KA, thr, mix,
                           act, scr, back) == 0)
             for (c = 0; c < C; c++)
                 for (p = 0; p < n; p++)
@@ -315,9 +309,9 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
                     }
     }
     /* a grid whose width does not divide it, or no width, is refused on both sides */
-    if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr, mix, act,
+    if (nl_decode_ctx(out, (uint64_t)len, n, 0, C, tnsym, toff, tcum16, tlut, coded, fill, KS, KA, thr, mix, act,
                       scr, back) != NL_ERR_SHAPE ||
-        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, KS, KA, thr,
+        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, KS, KA, thr,
                       NL_CTX_MAX_MIX + 1, act, scr, back) != NL_ERR_SHAPE ||
         (w > 1 && n % (w + 1) != 0 &&
          nl_encode_ctx(sym, n, w + 1, C, tnsym, toff, tenc4, coded, fill, KS, KA, thr, mix, act, scr, out,
@@ -329,9 +323,18 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
     if (nl_contexts(sym, n, w, C, fill, 0x80000000u, 2, thr, mix, act, scr, ctx) != NL_ERR_SHAPE ||
         nl_encode_ctx(sym, n, w, C, tnsym, toff, tenc4, coded, fill, 2, 0x80000000u, thr, mix, act, scr, out,
                       sizeof out) != NL_ERR_SHAPE ||
-        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tdec2, tlut, coded, fill, 0x80000000u, 2, thr, mix,
+        nl_decode_ctx(out, (uint64_t)len, n, w, C, tnsym, toff, tcum16, tlut, coded, fill, 0x80000000u, 2, thr, mix,
                       act, scr, back) != NL_ERR_SHAPE) {
         printf("ctx case %d: KS * KA wrapping past 2^32 was accepted\n", k);
+        return 1;
+    }
+    /* the decoder's forms need the tables one after the other (else their sentinels could overlap a table) */
+    toff[C * K - 1] += 1;
+    r = nl_decoder_tables_ctx(C, KS, KA, tnsym, toff, tcum, tcum16, tlut);
+    toff[C * K - 1] -= 1;
+    if (r != NL_ERR_TABLES || nl_decoder_tables_ctx(C, 0, KA, tnsym, toff, tcum, tcum16, tlut) != NL_ERR_SHAPE ||
+        nl_decoder_tables_ctx(C, 0x80000000u, 2, tnsym, toff, tcum, tcum16, tlut) != NL_ERR_SHAPE) {
+        printf("ctx case %d: decoder tables out of order, or a bad KS, were accepted\n", k);
         return 1;
     }
     /* a symbol past its table is refused by the encoder */
