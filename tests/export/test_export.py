@@ -1,6 +1,7 @@
 """Torch <-> ONNX parity on real images, export and a few real training steps with resume."""
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -233,7 +234,17 @@ def test_budget_times_every_row_in_rounds(tmp_path, capsys):
     out = str(tmp_path / 'budget.json')
     assert budget_script.main(['--model', 'cae', '--size', '64', '--runs', '2', '--out', out]) == 0
     report = json.load(open(out))
-    assert report['rounds'] == 2 and '2 runs in 2 rounds' in capsys.readouterr()[0]
+    text = capsys.readouterr()[0]
+    assert report['rounds'] == 2 and '2 runs in 2 rounds' in text
+    jpeg = {b['network'].split()[2]: b['cpu']['median_ms'] for b in report['baselines'][:2]}    # encode, decode
+    enc, dec = report['networks'][0], report['networks'][6]
+    for row, base in ((enc, jpeg['encode']), (dec, jpeg['decode'])):   # each row's multiple of the same run's JPEG
+        shown = re.search(re.escape(row['network']) + r'\s+\d+\s+[\d.]+\s+[\d.]+-[\d.]+\s+([\d.]+)x', text)
+        assert shown and float(shown.group(1)) == pytest.approx(row['ort_cpu']['median_ms'] / base, abs=0.051)
+    coder = re.search(r'edge\s+[\d.]+ ms \([\d.]+-[\d.]+; ([\d.]+)x\), host\s+[\d.]+ ms \(([\d.]+)x\)', text)
+    e = report['entropy'][0]
+    assert coder and float(coder.group(1)) == pytest.approx(e['edge']['median_ms'] / jpeg['encode'], abs=0.051)
+    assert float(coder.group(2)) == pytest.approx(e['host']['median_ms'] / jpeg['decode'], abs=0.051)
     timed = [n['ort_cpu'] for n in report['networks']] + [b['cpu'] for b in report['baselines']] + \
         [e[side] for e in report['entropy'] for side in ('edge', 'host')]
     assert len(timed) == 6 + 2 + 3 + 12 and all(t['median_ms'] > 0 for t in timed)
