@@ -19,7 +19,8 @@
 #define NL_ERR_STATE     -4   /* decode: an initial state outside [2^15, 2^31) */
 #define NL_ERR_TRUNCATED -5   /* decode: the stream ended before the last symbol */
 #define NL_ERR_TRAILING  -6   /* decode: bytes left over, or final states that are not 2^15 */
-#define NL_ERR_TABLES    -7   /* tables: a count outside 1..256, a zero frequency, or a sum that is not 2^15 */
+#define NL_ERR_TABLES    -7   /* tables: a count outside 1..256, a zero frequency, or a sum that is not 2^15; for
+                                 the context coders also tables not laid out as rans.h says */
 #define NL_ERR_CODED     -8   /* encode/decode: a one-symbol channel marked as coded */
 
 /* Tables of C channels, flattened: channel c owns entries off[c] .. off[c] + nsym[c] - 1 of freq and cum
@@ -59,7 +60,8 @@ int64_t nl_decode(const uint8_t *in, uint64_t len, uint32_t n, uint32_t C, const
    Channels not coded in a frame hold their fill symbol everywhere, so they add 0 to A and P. thr holds KA - 1
    thresholds per channel (C * (KA - 1) in all); mix = 0 with the same thresholds for every channel is the first
    rule nanolink shipped (the neighbours' activity alone). The tables are given as T = C * K virtual channels (nsym,
-   off, freq, cum, lut and encoder constants per table; every table of channel c has nsym[c] symbols). Symbols are
+   off, freq, cum and encoder constants per table; every table of channel c has nsym[c] symbols; the decoder's LUT
+   holds the tables of a channel interleaved, nl_decoder_tables_ctx below). Symbols are
    coded position by position (p ascending), the coded channels of a position in ascending order; the i-th coded
    symbol uses state i % 2. */
 #define NL_CTX_DCLIP 8
@@ -100,9 +102,11 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
        lut, C * KS * NL_CTX_LUT_SIZE * KA bytes: lut[((c KS + ks) NL_CTX_LUT_SIZE + b) KA + ka] is the symbol of
            table t whose range holds slot b << NL_CTX_LUT_SHIFT, the ka tables of a slot side by side: the decoder
            fetches the next symbol's line before it knows that symbol's ka.
-   Half the bytes of the decoder's first forms (freq | cum << 16 and 256 LUT entries a table), whose misses
-   took half its time. Returns 0, NL_ERR_SHAPE (KS or KA outside 1..256, or their product) or NL_ERR_TABLES
-   (tables not one after the other, or a count outside 1..256), writing nothing then. */
+   A table of n symbols takes 2 n + 66 bytes, against 4 n + 256 in the decoder's first forms (freq | cum << 16
+   and 256 LUT entries a table), whose cache misses took half its time. Returns 0, NL_ERR_SHAPE (KS or KA outside
+   1..256, or their product) or NL_ERR_TABLES (tables not one after the other, a count outside 1..256, a channel's
+   tables of different counts, or cum not rising from 0 below 2^15: nl_check_tables' tables pass), writing
+   nothing then. */
 #define NL_CTX_LUT_SHIFT 9
 #define NL_CTX_LUT_SIZE (NL_PROB_SCALE >> NL_CTX_LUT_SHIFT)
 int nl_decoder_tables_ctx(uint32_t C, uint32_t KS, uint32_t KA, const int32_t *nsym, const int32_t *off,

@@ -337,6 +337,29 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         printf("ctx case %d: decoder tables out of order, or a bad KS, were accepted\n", k);
         return 1;
     }
+    /* ... and cum rising from 0 below 2^15, and one count for a channel's tables (the decoder derives freq from cum) */
+    for (i = 0; i < 4; i++) {
+        uint32_t e = (uint32_t)toff[C * K - 1], last = e + (uint32_t)tnsym[C * K - 1] - 1, keep = tcum[last];
+        int32_t keepn = tnsym[1 % (C * K)];
+        if (i == 0)
+            tcum[e] = 1;
+        else if (i == 1)
+            tcum[last] = last > e ? tcum[last - 1] : 1;
+        else if (i == 2)
+            tcum[last] = NL_PROB_SCALE;
+        else if (K > 1 && tnsym[0] > 1)
+            tnsym[1] = tnsym[0] - 1;
+        else
+            continue;
+        r = nl_decoder_tables_ctx(C, KS, KA, tnsym, toff, tcum, tcum16, tlut);
+        tcum[e] = 0;
+        tcum[last] = keep;
+        tnsym[1 % (C * K)] = keepn;
+        if (r != NL_ERR_TABLES) {
+            printf("ctx case %d: decoder tables with a bad cum or count (%u) were accepted\n", k, i);
+            return 1;
+        }
+    }
     /* a symbol past its table is refused by the encoder */
     for (c = 0; c < C; c++)
         if (cnsym[c] > 1 && cnsym[c] < NL_MAX_SYMBOLS) {
