@@ -105,8 +105,9 @@ int64_t nl_encode_ctx(const uint8_t *sym, uint32_t n, uint32_t w, uint32_t C, co
    A table of n symbols takes 2 n + 66 bytes, against 4 n + 256 in the decoder's first forms (freq | cum << 16
    and 256 LUT entries a table), whose cache misses took half its time. Returns 0, NL_ERR_SHAPE (KS or KA outside
    1..256, or their product) or NL_ERR_TABLES (tables not one after the other, a count outside 1..256, a channel's
-   tables of different counts, or cum not rising from 0 below 2^15: nl_check_tables' tables pass), writing
-   nothing then. */
+   tables of different counts, or cum not rising from 0 below 2^15), writing nothing then. It reads cum alone and
+   the decoder takes 2^15 - cum as the last symbol's frequency: that freq sums to 2^15 is nl_check_tables' check,
+   which the tables must pass first (RansTables does both). */
 #define NL_CTX_LUT_SHIFT 9
 #define NL_CTX_LUT_SIZE (NL_PROB_SCALE >> NL_CTX_LUT_SHIFT)
 int nl_decoder_tables_ctx(uint32_t C, uint32_t KS, uint32_t KA, const int32_t *nsym, const int32_t *off,
