@@ -191,7 +191,7 @@ def test_init_that_does_not_fit_the_arch_is_one_line_and_a_post_filter_can_be_le
         _train(tmp_path, '--arch', 'post=8,1', '--steps', '2')
     assert 'resume without --arch' in str(e.value)
     bad = tmp_path / 'garbage.pt'
-    bad.write_bytes(b'\x80\x04not a checkpoint at all')
+    bad.write_bytes(b'\x80\x02not a checkpoint at all')
     with pytest.raises(SystemExit) as e:
         _train(tmp_path, '--init', str(bad), '--out', str(tmp_path / 'other'))
     assert 'cannot start from (--init)' in str(e.value)
