@@ -328,35 +328,32 @@ static int check_ctx_case(uint32_t C, uint32_t h, uint32_t w, int all_fill, int 
         printf("ctx case %d: KS * KA wrapping past 2^32 was accepted\n", k);
         return 1;
     }
-    /* the decoder's forms need the tables one after the other (else their sentinels could overlap a table) */
-    toff[C * K - 1] += 1;
-    r = nl_decoder_tables_ctx(C, KS, KA, tnsym, toff, tcum, tcum16, tlut);
-    toff[C * K - 1] -= 1;
-    if (r != NL_ERR_TABLES || nl_decoder_tables_ctx(C, 0, KA, tnsym, toff, tcum, tcum16, tlut) != NL_ERR_SHAPE ||
+    /* the decoder's forms need the tables one after the other (else a sentinel could overlap a table), one count
+       for a channel's tables, and cum rising from 0 below 2^15 (the decoder derives freq from cum); bad KS refused */
+    if (nl_decoder_tables_ctx(C, 0, KA, tnsym, toff, tcum, tcum16, tlut) != NL_ERR_SHAPE ||
         nl_decoder_tables_ctx(C, 0x80000000u, 2, tnsym, toff, tcum, tcum16, tlut) != NL_ERR_SHAPE) {
-        printf("ctx case %d: decoder tables out of order, or a bad KS, were accepted\n", k);
+        printf("ctx case %d: decoder tables with a bad KS were accepted\n", k);
         return 1;
     }
-    /* ... and cum rising from 0 below 2^15, and one count for a channel's tables (the decoder derives freq from cum) */
-    for (i = 0; i < 4; i++) {
-        uint32_t e = (uint32_t)toff[C * K - 1], last = e + (uint32_t)tnsym[C * K - 1] - 1, keep = tcum[last];
-        int32_t keepn = tnsym[1 % (C * K)];
-        if (i == 0)
-            tcum[e] = 1;
-        else if (i == 1)
-            tcum[last] = last > e ? tcum[last - 1] : 1;
-        else if (i == 2)
-            tcum[last] = NL_PROB_SCALE;
-        else if (K > 1 && tnsym[0] > 1)
-            tnsym[1] = tnsym[0] - 1;
-        else
+    for (i = 0; i < 5; i++) {
+        uint32_t t = C * K - 1, e = (uint32_t)toff[t], last = e + (uint32_t)tnsym[t] - 1, keep = tcum[last];
+        int32_t keepn = tnsym[K > 1 ? 1 : 0];
+        if (i == 4 && (K < 2 || tnsym[0] < 2))
             continue;
+        switch (i) {
+        case 0: toff[t] += 1; break;
+        case 1: tcum[e] = 1; break;
+        case 2: tcum[last] = last > e ? tcum[last - 1] : 1; break;
+        case 3: tcum[last] = NL_PROB_SCALE; break;
+        default: tnsym[1] = tnsym[0] - 1; break;
+        }
         r = nl_decoder_tables_ctx(C, KS, KA, tnsym, toff, tcum, tcum16, tlut);
+        toff[t] = (int32_t)e;
         tcum[e] = 0;
         tcum[last] = keep;
-        tnsym[1 % (C * K)] = keepn;
+        tnsym[K > 1 ? 1 : 0] = keepn;
         if (r != NL_ERR_TABLES) {
-            printf("ctx case %d: decoder tables with a bad cum or count (%u) were accepted\n", k, i);
+            printf("ctx case %d: decoder tables with a bad layout, cum or count (%u) were accepted\n", k, i);
             return 1;
         }
     }
