@@ -105,7 +105,10 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
     for (p = 0; p < n; p++) {
         uint8_t *sp = wk.rows + (uint64_t)p * wk.Cc;
         uint32_t nb = ctx_neighbours(act, p, w), part = 0;
+        const uint8_t *line = lut;      /* this symbol's LUT line, found (and fetched) while the one before decoded */
         ctx_position(wk.rows, p, w, wk.Cc, wk.fillc, KS, ctxp);
+        if (wk.Cc > 0)
+            line += lut_at(wk.clist[0], ctxp[0], KS, KA, x[i & 1] & (NL_PROB_SCALE - 1));
         for (j = 0; j < wk.Cc; j++) {   /* ka needs this position's symbols before j: chosen as they decode */
             int32_t level = small ? (int32_t)(nb + mix * part) : ctx_level(nb, mix, part);
             uint32_t ka = ctx_bucket(thr + (uint64_t)wk.clist[j] * KA1, KA1, level);
@@ -113,11 +116,14 @@ int64_t nl_decode_ctx(const uint8_t *in, uint64_t len, uint32_t n, uint32_t w, u
             uint32_t xs, slot, s;
             const uint16_t *cu = cum16 + (uint64_t)off[t] + t;    /* the table's cumulative frequencies, 2^15 last */
             unsigned k = (unsigned)(i & 1);
-            if (j + 1 < wk.Cc)          /* the next symbol's LUT line, every ka in it: its state is final already */
-                NL_PREFETCH(lut + lut_at(wk.clist[j + 1], ctxp[j + 1], KS, KA, x[k ^ 1u] & (NL_PROB_SCALE - 1)));
+            const uint8_t *here = line;
+            if (j + 1 < wk.Cc) {        /* the next symbol's LUT line, every ka in it: its state is final already */
+                line = lut + lut_at(wk.clist[j + 1], ctxp[j + 1], KS, KA, x[k ^ 1u] & (NL_PROB_SCALE - 1));
+                NL_PREFETCH(line);
+            }
             xs = x[k];
             slot = xs & (NL_PROB_SCALE - 1);
-            s = lut[lut_at(wk.clist[j], ctxp[j], KS, KA, slot) + ka];
+            s = here[ka];
             while (cu[s + 1] <= slot)
                 s++;
             xs = (uint32_t)(cu[s + 1] - cu[s]) * (xs >> NL_PROB_BITS) + slot - cu[s];
