@@ -84,7 +84,7 @@ class TorchBackend(Backend):
         Backend.__init__(self)
         try:
             import torch
-            from nanolink.export.onnx_export import load_checkpoint
+            from nanolink.export.model_io import load_checkpoint
         except ImportError as e:
             raise NanolinkError('the torch backend needs torch ({}): pip install "nanolink[train]"'.format(e))
         if device == 'cuda' and not torch.cuda.is_available():

@@ -231,7 +231,8 @@ def build_torch2trt(checkpoint, channels, out, shape, fp16=True, workspace_mb=10
     if not torch.cuda.is_available():
         raise NanolinkError('--via torch2trt needs a CUDA GPU (torch.cuda.is_available() is False)')
     _import_tensorrt()
-    from nanolink.export.onnx_export import CODE_DTYPES, encoder_identity, load_checkpoint
+    from nanolink.export.model_io import load_checkpoint
+    from nanolink.export.onnx_export import CODE_DTYPES, encoder_identity
     model, _ = load_checkpoint(checkpoint)
     k = channels or model.config.default_channels
     if k not in model.config.rate_points:

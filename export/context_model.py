@@ -159,8 +159,8 @@ def _run(args):
         import torch
     except ImportError:
         return cliutil.torch_missing('nanolink-fit-context', 'torch')
-    from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
-    from nanolink.export.train import list_images, load_rgb
+    from nanolink.export.model_io import load_checkpoint, save_checkpoint
+    from nanolink.export.train_data import list_images, load_rgb
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, ident = load_checkpoint(args.checkpoint, trusted=True)
     if model.wire_dtype != 'rans':

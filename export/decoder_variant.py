@@ -12,8 +12,8 @@ import torch
 
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.zoo import FAST, load_manifest
-from nanolink.export.onnx_export import export_onnx, fingerprint, identity, load_checkpoint, save_checkpoint, \
-    save_delta_checkpoint, write_manifest
+from nanolink.export.model_io import fingerprint, identity, load_checkpoint, save_checkpoint, save_delta_checkpoint
+from nanolink.export.onnx_export import export_onnx, write_manifest
 from nanolink.export.onnx_graph import share_by_value
 
 

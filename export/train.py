@@ -28,24 +28,21 @@ import sys
 import time
 from typing import Tuple
 
-import cv2
-import numpy as np
-
 from nanolink.common import cli as cliutil
 from nanolink.common import zoo
 from nanolink.common.errors import NanolinkError
+from nanolink.export.train_data import CropSampler, list_images, load_rgb
 try:                                    # --help works without the training extras; main() says what to install
     import torch
     import torch.nn.functional as F
     from pytorch_msssim import ms_ssim
     from tqdm import tqdm
     from nanolink.export.models import MODELS, build_model
-    from nanolink.export.onnx_export import load_checkpoint, stored_config, torch_load
+    from nanolink.export.model_io import load_checkpoint, stored_config, torch_load
+    from nanolink.export.validation import plot_curve, validate
     MISSING = None
 except ImportError as e:
     MISSING, MODELS = e, {}
-
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.ppm', '.webp')
 
 
 @dataclasses.dataclass
@@ -140,124 +137,6 @@ def arch_overrides(model, items):
                 item, key, 'comma-separated integers' if isinstance(default, tuple) else
                 'true or false' if isinstance(default, bool) else type(default).__name__))
     return out
-
-
-def list_images(folder):
-    if not os.path.isdir(folder):
-        raise SystemExit('nanolink-train: image folder "{}" does not exist; pass --data/--val with a folder '
-                         'of images (PNG/JPEG/TIFF)'.format(folder))
-    paths = []
-    for root, _, files in os.walk(folder):
-        paths += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTS)]
-    if not paths:
-        raise SystemExit('nanolink-train: no images in "{}"'.format(folder))
-    return sorted(paths)
-
-
-def load_rgb(path):
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise SystemExit('nanolink-train: cannot read image "{}"'.format(path))
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-class CropSampler:
-    """Random crops with random downscale and flips from images held in memory."""
-
-    def __init__(self, images, crop, min_scale, rng):
-        self.images = [im for im in images if min(im.shape[:2]) >= crop]
-        if not self.images:
-            raise SystemExit('nanolink-train: no training image is at least {0}x{0}'.format(crop))
-        self.crop, self.min_scale, self.rng = crop, min_scale, rng
-
-    def sample(self):
-        im = self.images[self.rng.randrange(len(self.images))]
-        h, w = im.shape[:2]
-        max_side = min(h, w)
-        scale = self.rng.uniform(self.min_scale, 1.0)
-        side = min(max_side, int(round(self.crop / scale)))
-        y, x = self.rng.randrange(h - side + 1), self.rng.randrange(w - side + 1)
-        patch = im[y:y + side, x:x + side]
-        if side != self.crop:
-            patch = cv2.resize(patch, (self.crop, self.crop), interpolation=cv2.INTER_AREA)
-        if self.rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        if self.rng.random() < 0.5:
-            patch = patch[::-1]
-        return np.ascontiguousarray(patch)
-
-    def batch(self, n):
-        arr = np.stack([self.sample() for _ in range(n)])           # (B, S, S, 3) uint8
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
-
-
-def psnr_8bit(x, x_hat):
-    """PSNR in dB of 8-bit rounded RGB; x, x_hat float in [0, 1] (x_hat is clamped and rounded)."""
-    a = torch.round(x * 255.0)
-    b = torch.round(x_hat.clamp(0, 1) * 255.0)
-    mse = torch.mean((a - b) ** 2).item()
-    return float('inf') if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
-def pad_to(x, multiple):
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    return F.pad(x, (0, pw, 0, ph), mode='replicate') if (ph or pw) else x
-
-
-def validate(model, images):
-    """Mean PSNR / MS-SSIM per rate point over the validation images, plus code health (binary codes)."""
-    with torch.no_grad():
-        return _validate(model, images)
-
-
-def _validate(model, images):
-    model.eval()
-    c = model.config
-    rows = {k: {'psnr': [], 'ms_ssim': []} for k in c.rate_points}
-    flips, balance, bpp = [], [], {k: [] for k in c.rate_points}
-    for im in images:
-        x = torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0
-        h, w = x.shape[-2:]
-        outs, health = model.rate_outputs(pad_to(x, model.multiple))
-        if 'flip_share' in health:
-            flips.append(health['flip_share'])
-            balance.append(health['balance'])
-        for k, v in health.get('bpp', {}).items():
-            bpp[k].append(v)
-        for k, x_hat in outs.items():
-            x_hat = x_hat[..., :h, :w].clamp(0, 1)
-            rows[k]['psnr'].append(psnr_8bit(x, x_hat))
-            if min(h, w) > 160:                 # 5-scale MS-SSIM needs more than 160 pixels a side
-                rows[k]['ms_ssim'].append(ms_ssim(torch.round(x * 255), torch.round(x_hat * 255), data_range=255).item())
-    model.train()
-    out = {}
-    if balance:
-        bal = torch.stack(balance).mean(0)
-        out = {'flip_share': float(np.mean(flips)), 'balance_min': bal.min().item(), 'balance_max': bal.max().item()}
-    for k in c.rate_points:
-        out['psnr_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['psnr']))
-        out['msssim_{}{}'.format(model.rate_prefix, k)] = float(np.mean(rows[k]['ms_ssim'])) if rows[k]['ms_ssim'] \
-            else None
-        if bpp[k]:
-            out['bpp_{}{}'.format(model.rate_prefix, k)] = float(np.mean(bpp[k]))
-    return out
-
-
-def plot_curve(rows, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    steps = [r['step'] for r in rows]
-    for key in sorted(k for k in rows[0] if k.startswith('psnr_')):
-        a.plot(steps, [r[key] for r in rows], label=key.replace('psnr_', ''))
-    a.set_xlabel('step'); a.set_ylabel('validation PSNR (dB)'); a.legend(); a.grid(alpha=.3)
-    b.plot(steps, [r['train_loss'] for r in rows], label='train loss')
-    if 'flip_share' in rows[0]:
-        b.plot(steps, [r['flip_share'] for r in rows], label='flip share')
-    b.set_xlabel('step'); b.legend(); b.grid(alpha=.3)
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
 def compact_optimizer_state(state):

@@ -64,7 +64,7 @@ def main(argv=None):
     import torch
     from nanolink.common import wire
     from nanolink.common.zoo import bundled_model
-    from nanolink.export.onnx_export import load_checkpoint
+    from nanolink.export.model_io import load_checkpoint
     model, ident = load_checkpoint(bundled_model('cae-bin').torch)
     if args.channels not in ident['rate_points']:
         p.error('--channels must be one of {}'.format(ident['rate_points']))

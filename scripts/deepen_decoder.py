@@ -32,7 +32,7 @@ from torch import nn
 
 from nanolink.export.models import build_model
 from nanolink.export.models.layers import ResBlock
-from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
+from nanolink.export.model_io import load_checkpoint, save_checkpoint
 
 
 def _convs(decoder):

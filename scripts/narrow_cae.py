@@ -37,8 +37,9 @@ from torch import nn
 
 from nanolink.common.errors import NanolinkError
 from nanolink.export.models import build_model
-from nanolink.export.onnx_export import load_checkpoint, save_checkpoint
-from nanolink.export.train import CropSampler, list_images, load_rgb, psnr_8bit
+from nanolink.export.model_io import load_checkpoint, save_checkpoint
+from nanolink.export.train_data import CropSampler, list_images, load_rgb
+from nanolink.export.validation import psnr_8bit
 
 # cae's fast decoder body (res = (0, 0), no post-filter), by index, with the unit sets each layer reads and writes:
 #   0 conv 3x3 (M -> d16a)   2 conv 3x3 (d16a -> d16b)   4 convT 2x2/2 (d16b -> d8a)   6 conv 3x3 (d8a -> d8b)

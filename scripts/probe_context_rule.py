@@ -25,7 +25,7 @@ import torch
 
 from nanolink.common import zoo
 from nanolink.common.rans import CTX_DCLIP, RansTables
-from nanolink.export import onnx_export
+from nanolink.export import model_io
 from nanolink.export.context_model import activity_terms, symbols_of
 
 KS, KA, ALPHA = 4, 6, 20.0
@@ -50,7 +50,7 @@ def main():
     p.add_argument('--weights', type=float, nargs='+', default=[0.0, 10.0], help='W values to try')
     args = p.parse_args()
     torch.set_num_threads(1)
-    model, _ = onnx_export.load_checkpoint(args.checkpoint or zoo.bundled_model('cae').torch)
+    model, _ = model_io.load_checkpoint(args.checkpoint or zoo.bundled_model('cae').torch)
     model.eval()
     qi = args.quality - 1
     paths = sorted(f for f in glob.glob(os.path.join(args.data, '**', '*'), recursive=True)

@@ -41,3 +41,17 @@ def test_bundled_sample_within_2_mb():
     assert sample, 'common/sample/ has no tracked files'
     total = sum(os.path.getsize(os.path.join(ROOT, p)) for p in sample)
     assert total <= 2 * 1000 * 1000, 'common/sample/ holds %d bytes; the bundled sample must stay within 2 MB' % total
+
+
+def test_modules_stay_small():
+    """Small modules with one job: every source module of the package and its scripts (Python and the coder's C)
+    under 400 lines; a longer one is split by what it does (export/train.py gave train_data.py and validation.py)."""
+    code = [p for p in _tracked_files() if p.endswith(('.py', '.c', '.h'))
+            and p.split('/')[0] in ('api', 'common', 'edge', 'host', 'export', 'scripts', 'examples')]
+    assert len(code) > 50, 'found only %d modules: is this the repository root?' % len(code)
+    lines = {}
+    for p in code:
+        with open(os.path.join(ROOT, p), 'rb') as f:
+            lines[p] = f.read().count(b'\n')
+    long = {p: n for p, n in lines.items() if n >= 400}
+    assert not long, 'modules of 400 lines or more (split them by job): %r' % long

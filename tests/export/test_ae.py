@@ -9,7 +9,7 @@ torch = pytest.importorskip('torch')
 
 from nanolink.common.backends import open_backend     # noqa: E402
 from nanolink.common.zoo import bundled_model           # noqa: E402
-from nanolink.export import onnx_export, train          # noqa: E402
+from nanolink.export import model_io, onnx_export, train    # noqa: E402
 from nanolink.export.models import budget, build_model, jpeg_round_trip   # noqa: E402
 
 
@@ -64,7 +64,7 @@ def test_bundled_export_parity(tmp_path, sample_frame, name, code_shape):
     at .5)."""
     from nanolink.common.codec import prepare
     info = bundled_model(name)
-    model, ident = onnx_export.load_checkpoint(info.torch)
+    model, ident = model_io.load_checkpoint(info.torch)
     assert ident['fingerprint'] == info.fingerprint and ident['dtype'] == 'jpeg'
     x = prepare(sample_frame, info.multiple)[0]
     ort_code = open_backend(info.encoder, 'encoder').run(x)
@@ -117,7 +117,7 @@ def test_arch_overrides_train_export_and_decode_like_the_float_model(tmp_path, s
     assert onnx_export.main(['--checkpoint', os.path.join(out, 'last.pt'), '--out', exported]) == 0
     m = json.load(open(os.path.join(exported, 'manifest.json')))
     assert m['architecture']['dec_layers'] == 2
-    model, _ = onnx_export.load_checkpoint(os.path.join(out, 'last.pt'))
+    model, _ = model_io.load_checkpoint(os.path.join(out, 'last.pt'))
     code = np.random.RandomState(0).randint(0, 256, (1, 21, 34, 3)).astype(np.float32)
     with torch.no_grad():
         ref = model.synthesis(torch.from_numpy(code[..., ::-1].copy()).permute(0, 3, 1, 2) / 255.0)[0].numpy()
@@ -172,5 +172,5 @@ def test_checkpoint_older_than_dec_layers_loads_as_one_middle_layer(tmp_path):
     del cfg['dec_layers']                                      # as written before the field existed
     path = str(tmp_path / 'old.pt')
     torch.save({'model': old.state_dict(), 'model_name': 'ae', 'model_config': cfg}, path)
-    model, ident = onnx_export.load_checkpoint(path)
-    assert model.config.dec_layers == 1 and ident['fingerprint'] == onnx_export.fingerprint(old.state_dict())
+    model, ident = model_io.load_checkpoint(path)
+    assert model.config.dec_layers == 1 and ident['fingerprint'] == model_io.fingerprint(old.state_dict())

@@ -14,7 +14,7 @@ from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
 from nanolink.common.metrics import psnr
 from nanolink.common.rans import PROB_SCALE
-from nanolink.export import context_model, entropy_model, onnx_export, train
+from nanolink.export import context_model, entropy_model, model_io, onnx_export, train
 from nanolink.export.budget import ENCODER_MAC_PER_PX, onnx_macs
 from nanolink.export.models import build_model
 from nanolink.export.models.cae import EntropyCAE
@@ -102,7 +102,7 @@ def test_context_tables_cut_the_bytes_of_a_photo_they_were_not_fitted_on(info, s
 
 
 def test_symbols_are_deterministic_and_the_same_in_torch_and_onnxruntime(info, sample_frame):
-    model, _ = onnx_export.load_checkpoint(info.torch)
+    model, _ = model_io.load_checkpoint(info.torch)
     enc = EdgeEncoder.open('cae', rate=3)
     blob, _ = enc.preprocess(sample_frame)
     a, _ = enc.fetch(enc.backend.forward(blob))
@@ -148,16 +148,16 @@ def test_compress_wire_decompress_round_trip_at_every_rate_point(info, sample_fr
 def test_fingerprint_covers_the_tables(monkeypatch):
     torch.manual_seed(0)
     model = build_model('cae', **TINY)
-    weights_only = onnx_export.fingerprint(model.state_dict())
-    fp = onnx_export.model_fingerprint(model)
+    weights_only = model_io.fingerprint(model.state_dict())
+    fp = model_io.model_fingerprint(model)
     assert fp != weights_only
     monkeypatch.setattr(entropy_model, 'TAIL_MASS', 1e-3)         # other tables from the very same weights
-    fp2 = onnx_export.model_fingerprint(model)
+    fp2 = model_io.model_fingerprint(model)
     assert fp2 != fp
     rng = np.random.RandomState(0)
     images = [cv2.GaussianBlur(rng.randint(0, 255, (64, 80, 3)).astype(np.uint8), (5, 5), 2) for _ in range(2)]
     model.context = context_model.fit(model, images, ks=2, ka=2)   # context tables: yet another fingerprint
-    assert onnx_export.model_fingerprint(model) not in (fp, fp2)
+    assert model_io.model_fingerprint(model) not in (fp, fp2)
 
 
 def test_a_checkpoint_forks_new_rate_points_from_its_last_two():
@@ -236,7 +236,7 @@ def test_training_a_small_cae_checkpoints_resumes_and_logs_bpp(tmp_path):
     assert onnx_export.main(['--checkpoint', with_ctx, '--out', exported]) == 0
     m2 = zoo.load_manifest(exported)
     assert m2.fingerprint != m.fingerprint
-    model, _ = onnx_export.load_checkpoint(with_ctx)
+    model, _ = model_io.load_checkpoint(with_ctx)
     img = cv2.cvtColor(cv2.imread(str(data / '0.png')), cv2.COLOR_BGR2RGB)[:96, :112]
     for q in m2.rate_points:
         tables = zoo.rans_tables(zoo.rate_tables(m2.manifest, q))

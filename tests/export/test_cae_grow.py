@@ -13,7 +13,7 @@ import torch
 from nanolink.common import zoo
 from nanolink.common.codec import EdgeEncoder
 from nanolink.common.errors import NanolinkError
-from nanolink.export import build_engine, context_model, onnx_export, train
+from nanolink.export import build_engine, context_model, model_io, onnx_export, train
 from nanolink.export.models import build_model
 
 onnx = pytest.importorskip('onnx')
@@ -94,7 +94,7 @@ def test_a_grown_model_trains_from_init_and_keeps_its_moments_in_bfloat16(tmp_pa
         cv2.imwrite(str(data / '{}.png'.format(i)), im)
     base = build_model('cae', channels=8, body_channels=0, **SMALL)
     init = str(tmp_path / 'base.pt')
-    onnx_export.save_checkpoint(base, init)
+    model_io.save_checkpoint(base, init)
     out = str(tmp_path / 'run')
     args = ['--model', 'cae', '--data', str(data), '--out', out, '--batch', '2', '--crop', '64', '--threads', '1',
             '--ckpt-every', '2', '--init', init, '--arch', 'channels=12', '--arch', 'body_channels=8',
@@ -107,7 +107,7 @@ def test_a_grown_model_trains_from_init_and_keeps_its_moments_in_bfloat16(tmp_pa
     assert all(v.dtype == torch.float32 for v in ck['model'].values())
     assert train.main(args + ['--steps', '3']) == 0                          # resumes (bfloat16 moments back in)
     assert torch.load(os.path.join(out, 'last.pt'), weights_only=True)['step'] == 3
-    model, ident = onnx_export.load_checkpoint(os.path.join(out, 'last.pt'))
+    model, ident = model_io.load_checkpoint(os.path.join(out, 'last.pt'))
     assert ident['channels'] == 12 and ident['rate_points'] == [1, 2, 3]
 
 
@@ -185,6 +185,6 @@ def test_the_torch_checkpoint_stores_float16_weights_without_changing_the_model(
     net = {k: v for k, v in ck['model'].items() if k.startswith(('encoder.', 'decoder.'))}
     assert net and all(v.dtype == torch.float16 for v in net.values())
     assert any(v.dtype == torch.float32 for k, v in ck['model'].items() if k.startswith('priors.'))
-    model, ident = onnx_export.load_checkpoint(m.torch)
+    model, ident = model_io.load_checkpoint(m.torch)
     assert ident['fingerprint'] == m.fingerprint                          # the same weights as the ONNX files
     assert all(v.dtype == torch.float32 for v in model.state_dict().values())

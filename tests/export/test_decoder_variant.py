@@ -14,13 +14,13 @@ torch = pytest.importorskip('torch')
 from nanolink.common import wire, zoo                       # noqa: E402
 from nanolink.common.codec import EdgeEncoder, HostDecoder  # noqa: E402
 from nanolink.common.errors import NanolinkError            # noqa: E402
-from nanolink.export import onnx_export                     # noqa: E402
+from nanolink.export import model_io, onnx_export           # noqa: E402
 from nanolink.export.models import build_model              # noqa: E402
 
 
 def _deeper_cae(base_pt, encoder_noise=0.0):
     """The bundled cae-bin with one more (random) middle decoder layer; the encoder copied, or perturbed."""
-    base, _ = onnx_export.load_checkpoint(base_pt)
+    base, _ = model_io.load_checkpoint(base_pt)
     cfg = dataclasses.replace(base.config, dec_layers=base.config.dec_layers + 1)
     torch.manual_seed(0)
     deep = build_model('cae-bin', **dataclasses.asdict(cfg))
@@ -57,14 +57,14 @@ def _message(info, enc, frame):
 def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, sample_frame):
     ck = str(tmp_path / 'deep.pt')
     deep = _deeper_cae(os.path.join(model_dir, 'cae-bin.pt'))
-    onnx_export.save_checkpoint(deep, ck)
+    model_io.save_checkpoint(deep, ck)
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', model_dir]) == 0
     info = zoo.load_manifest(model_dir)
     base = zoo.bundled_model('cae-bin')
     assert info.fingerprint == base.fingerprint                # frames keep the model's fingerprint
     entry = info.manifest['decoder_variants']['hq']
     assert entry['reads_fingerprint'] == base.fingerprint
-    assert entry['weights_fingerprint'] == onnx_export.identity(deep)['fingerprint'] != base.fingerprint
+    assert entry['weights_fingerprint'] == model_io.identity(deep)['fingerprint'] != base.fingerprint
     assert entry['architecture']['dec_layers'] == base.manifest['architecture'].get('dec_layers', 1) + 1
     meta = json.loads(__import__('onnx').load(info.decoder_file('hq')).metadata_props[0].value)
     assert meta['fingerprint'] == base.fingerprint and meta['decoder_variant'] == 'hq'
@@ -90,7 +90,7 @@ def test_variant_decodes_the_fast_models_wire_messages(model_dir, tmp_path, samp
 
 def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, capsys):
     ck = str(tmp_path / 'other.pt')
-    onnx_export.save_checkpoint(_deeper_cae(os.path.join(model_dir, 'cae-bin.pt'), encoder_noise=1e-3), ck)
+    model_io.save_checkpoint(_deeper_cae(os.path.join(model_dir, 'cae-bin.pt'), encoder_noise=1e-3), ck)
     before = open(os.path.join(model_dir, 'manifest.json')).read()
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'quality', '--out', model_dir]) == 1
     err = capsys.readouterr()[1]
@@ -108,11 +108,11 @@ def test_variant_with_other_encoder_weights_is_refused(model_dir, tmp_path, caps
 def test_bundled_quality_decoder_was_trained_on_the_bundled_encoder(name):
     info = zoo.bundled_model(name)
     entry = info.manifest['decoder_variants']['quality']
-    quality, ident = onnx_export.load_checkpoint(info.decoder_file('quality', 'torch'))
-    base, base_ident = onnx_export.load_checkpoint(info.torch)
+    quality, ident = model_io.load_checkpoint(info.decoder_file('quality', 'torch'))
+    base, base_ident = model_io.load_checkpoint(info.torch)
     assert base_ident['fingerprint'] == info.fingerprint == entry['reads_fingerprint']
     assert ident['fingerprint'] == entry['weights_fingerprint'] != info.fingerprint
-    assert onnx_export.fingerprint(quality.encoder.state_dict()) == onnx_export.fingerprint(base.encoder.state_dict())
+    assert model_io.fingerprint(quality.encoder.state_dict()) == model_io.fingerprint(base.encoder.state_dict())
     assert quality.config.dec_layers == entry['architecture']['dec_layers'] > base.config.dec_layers
     meta = json.loads(__import__('onnx').load(info.decoder_file('quality')).metadata_props[0].value)
     assert meta['fingerprint'] == info.fingerprint and meta['weights_fingerprint'] == ident['fingerprint']
@@ -126,14 +126,14 @@ def test_bundled_cae_quality_decoder_is_the_fast_decoder_plus_a_post_filter(samp
     from nanolink.common import metrics
     info = zoo.bundled_model('cae')
     entry = info.manifest['decoder_variants']['quality']
-    quality, ident = onnx_export.load_checkpoint(info.decoder_file('quality', 'torch'))
-    base, base_ident = onnx_export.load_checkpoint(info.torch)
+    quality, ident = model_io.load_checkpoint(info.decoder_file('quality', 'torch'))
+    base, base_ident = model_io.load_checkpoint(info.torch)
     assert base_ident['fingerprint'] == info.fingerprint == entry['reads_fingerprint']
     assert ident['fingerprint'] == entry['weights_fingerprint'] != info.fingerprint
     for k, v in base.state_dict().items():                   # everything but the filter is the fast model's
         assert torch.equal(v, quality.state_dict()[k]), k
     assert list(quality.config.post) == entry['architecture']['post'] and quality.config.post[0] > 0
-    delta = onnx_export.torch_load(info.decoder_file('quality', 'torch'))
+    delta = model_io.torch_load(info.decoder_file('quality', 'torch'))
     assert delta['base'] == os.path.basename(info.torch)
     ext = {e.value for t in onnx.load(info.decoder_file('quality'), load_external_data=False).graph.initializer
            for e in t.external_data if e.key == 'location'}
@@ -200,7 +200,7 @@ def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_m
         json.dump(m, f)
     onnx.save(onnx.load(zoo.bundled_model('cae').decoder), os.path.join(out, 'cae-dec.onnx'))     # weights inline
     size = sum(os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out))
-    base, _ = onnx_export.load_checkpoint(os.path.join(out, 'cae.pt'))
+    base, _ = model_io.load_checkpoint(os.path.join(out, 'cae.pt'))
     fresh = build_model('cae', **dict(dataclasses.asdict(base.config), post=(8, 1)))
     fresh.load_init(base.state_dict(), dataclasses.asdict(base.config))
     fresh.eval()
@@ -212,7 +212,7 @@ def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_m
     assert train.main(['--model', 'cae', '--init', os.path.join(out, 'cae.pt'), '--arch', 'post=8,1',
                        '--train-only', 'post', '--data', SAMPLE_DIR, '--out', run, '--steps', '3', '--batch', '1',
                        '--crop', '64', '--lr', '1e-3', '--val-every', '1000', '--ckpt-every', '3']) in (0, None)
-    trained, _ = onnx_export.load_checkpoint(os.path.join(run, 'last.pt'))
+    trained, _ = model_io.load_checkpoint(os.path.join(run, 'last.pt'))
     for k, v in base.state_dict().items():                   # --train-only post moved nothing else
         assert torch.equal(v, trained.state_dict()[k]), k
     assert onnx_export.main(['--checkpoint', os.path.join(run, 'last.pt'), '--decoder-variant', 'quality',
@@ -232,7 +232,7 @@ def test_a_post_filter_quality_decoder_trains_on_the_bundled_cae_and_reads_its_m
            if t.data_location == onnx.TensorProto.EXTERNAL]
     assert ext and {e.value for t in ext for e in t.external_data if e.key == 'location'} == {'cae-dec.weights'}
     assert str(len(ext)) in entry['shares']
-    delta = onnx_export.torch_load(info.decoder_file('quality', 'torch'))
+    delta = model_io.torch_load(info.decoder_file('quality', 'torch'))
     assert delta['base'] == 'cae.pt' and all(k.startswith('decoder.post.') for k in delta['model'])
     grown = sum(os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out)) - size
     post_bytes = sum(v.numel() * 4 for k, v in trained.state_dict().items() if k.startswith('decoder.post.'))
@@ -250,7 +250,7 @@ def test_a_post_filter_checkpoint_refuses_a_changed_base(tmp_path):
     says what to do rather than decoding with a filter trained for another decoder."""
     out = str(tmp_path / 'cae')
     shutil.copytree(os.path.dirname(zoo.bundled_model('cae').decoder), out)
-    base, _ = onnx_export.load_checkpoint(os.path.join(out, 'cae.pt'))
+    base, _ = model_io.load_checkpoint(os.path.join(out, 'cae.pt'))
     model = build_model('cae', **dict(dataclasses.asdict(base.config), post=(8, 1)))
     model.load_init(base.state_dict(), dataclasses.asdict(base.config))
     torch.manual_seed(0)
@@ -258,11 +258,11 @@ def test_a_post_filter_checkpoint_refuses_a_changed_base(tmp_path):
         for p in model.decoder.post.parameters():
             p.normal_(0, 0.01)
     ck = str(tmp_path / 'post.pt')
-    onnx_export.save_checkpoint(model, ck)
+    model_io.save_checkpoint(model, ck)
     assert onnx_export.main(['--checkpoint', ck, '--decoder-variant', 'hq', '--out', out]) == 0
     info = zoo.load_manifest(out)
-    assert onnx_export.torch_load(info.decoder_file('hq', 'torch'))['base'] == 'cae.pt'
-    loaded, ident = onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))      # base + filter
+    assert model_io.torch_load(info.decoder_file('hq', 'torch'))['base'] == 'cae.pt'
+    loaded, ident = model_io.load_checkpoint(info.decoder_file('hq', 'torch'))      # base + filter
     assert ident['fingerprint'] == info.manifest['decoder_variants']['hq']['weights_fingerprint']
     from nanolink.common.zoo import SAMPLE_DIR                # ... which nanolink-train --init continues from
     from nanolink.export import train
@@ -270,16 +270,16 @@ def test_a_post_filter_checkpoint_refuses_a_changed_base(tmp_path):
     assert train.main(['--model', 'cae', '--init', info.decoder_file('hq', 'torch'), '--arch', 'post=8,1',
                        '--train-only', 'post', '--data', SAMPLE_DIR, '--out', run, '--steps', '1', '--batch', '1',
                        '--crop', '64', '--val-every', '1000', '--ckpt-every', '1']) in (0, None)
-    cont, _ = onnx_export.load_checkpoint(os.path.join(run, 'last.pt'))
+    cont, _ = model_io.load_checkpoint(os.path.join(run, 'last.pt'))
     assert torch.equal(cont.gain, base.gain) and torch.equal(cont.decoder.linear.weight, base.decoder.linear.weight)
     with torch.no_grad():
         next(base.decoder.parameters()).add_(1e-2)
-    onnx_export.save_checkpoint(base, info.torch)
+    model_io.save_checkpoint(base, info.torch)
     with pytest.raises(NanolinkError, match='restore cae.pt, or export the variant again from its training'):
-        onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))
+        model_io.load_checkpoint(info.decoder_file('hq', 'torch'))
     os.remove(info.torch)
     with pytest.raises(NanolinkError, match='holds only the weights it adds to cae.pt, which must lie beside it'):
-        onnx_export.load_checkpoint(info.decoder_file('hq', 'torch'))
+        model_io.load_checkpoint(info.decoder_file('hq', 'torch'))
 
 
 def test_sharing_weights_with_an_unrelated_graph_is_refused_and_writes_nothing(tmp_path):

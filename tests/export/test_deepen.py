@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from nanolink.export.models import build_model          # noqa: E402
-from nanolink.export.onnx_export import load_checkpoint   # noqa: E402
+from nanolink.export.model_io import load_checkpoint        # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       'scripts', 'deepen_decoder.py')

@@ -12,7 +12,7 @@ torch = pytest.importorskip('torch')
 from nanolink.common import wire, zoo                       # noqa: E402
 from nanolink.common.zoo import bundled_model               # noqa: E402
 from nanolink.common.backends import open_backend           # noqa: E402
-from nanolink.export import onnx_export, train               # noqa: E402
+from nanolink.export import model_io, onnx_export, train    # noqa: E402
 from nanolink.export.models import build_model, budget       # noqa: E402
 
 
@@ -33,7 +33,7 @@ def test_export_writes_manifest_and_keeps_the_fingerprint(exported):
 
 def test_torch_and_onnxruntime_encoders_agree_bit_for_bit(exported, sample_frame):
     info = zoo.load_manifest(exported)
-    model, _ = onnx_export.load_checkpoint(info.torch)
+    model, _ = model_io.load_checkpoint(info.torch)
     x = cv2.dnn.blobFromImage(sample_frame, 1 / 255.0, swapRB=True)
     with torch.no_grad():
         y = model.analysis(torch.from_numpy(x))[0].numpy()              # pre-binarisation code, (16, h, w)
@@ -65,7 +65,7 @@ def test_display_decoders_are_the_trained_function_rounded_to_bytes(name):
     their own way (ae and ae-full also move their skip before the shuffle): the result must be the model's float
     output rounded to BGR bytes, borders included, at a size that is not a multiple of anything."""
     info = zoo.bundled_model(name)
-    model, _ = onnx_export.load_checkpoint(info.torch)
+    model, _ = model_io.load_checkpoint(info.torch)
     rng = np.random.RandomState(3)
     with torch.no_grad():
         if name == 'cae-bin':
@@ -197,7 +197,7 @@ def test_budget_counts_macs_from_onnx_like_the_torch_model(tmp_path, capsys):
     pytest.importorskip('onnx')
     from nanolink.export import budget as budget_script
     info = bundled_model('cae-bin')
-    model, _ = onnx_export.load_checkpoint(info.torch)
+    model, _ = model_io.load_checkpoint(info.torch)
     torch_counts = budget(model, 64)
     px = 64 * 64
     dec = budget_script.onnx_macs(info.decoder, (1, 16, 16, 16)) / px
