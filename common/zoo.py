@@ -59,19 +59,37 @@ class ModelInfo:
 
 
 def load_manifest(path):
-    """Read a manifest.json (or the folder holding one) into a ModelInfo with absolute file paths."""
+    """Read a manifest.json (or the folder holding one) into a ModelInfo with absolute file paths. A file that is
+    not a manifest nanolink-export wrote raises NanolinkError naming what is wrong with it."""
     if os.path.isdir(path):
         path = os.path.join(path, 'manifest.json')
     if not os.path.isfile(path):
         raise NanolinkError('no model manifest at {}: export one with nanolink-export'.format(path))
-    with open(path) as f:
-        m = json.load(f)
-    d = os.path.dirname(os.path.abspath(path))
+    fix = 'give the folder nanolink-export wrote (its manifest.json beside the ONNX files), or export it again'
+    try:
+        with open(path, 'rb') as f:
+            m = json.loads(f.read().decode('utf-8'))
+    except OSError as e:
+        raise NanolinkError('cannot read the model manifest {}: {}'.format(path, e.strerror or e))
+    except ValueError as e:                      # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise NanolinkError('{} is not a model manifest (not JSON: {}): {}'.format(path, str(e)[:120], fix))
+    if not isinstance(m, dict):
+        raise NanolinkError('{} is not a model manifest (a JSON {}, not an object): {}'.format(
+            path, type(m).__name__, fix))
+    try:
+        return _model_info(m, os.path.dirname(os.path.abspath(path)))
+    except KeyError as e:
+        raise NanolinkError('{} is not a complete model manifest (no "{}"): {}'.format(path, e.args[0], fix))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise NanolinkError('{} is not a valid model manifest ({}): {}'.format(path, str(e)[:120], fix))
+
+
+def _model_info(m, d):
     files = m.get('files', {})
     return ModelInfo(
-        name=m['name'], fingerprint=m['fingerprint'], stride=m['stride'], multiple=m['multiple'],
-        channels=m['channels'], rate_points=tuple(m['rate_points']), default_channels=m['default_channels'],
-        dtype=m.get('dtype', 'bits'),
+        name=str(m['name']), fingerprint=str(m['fingerprint']), stride=int(m['stride']), multiple=int(m['multiple']),
+        channels=int(m['channels']), rate_points=tuple(int(r) for r in m['rate_points']),
+        default_channels=int(m['default_channels']), dtype=m.get('dtype', 'bits'),
         encoders={int(k): os.path.join(d, v) for k, v in files.get('encoders', {}).items()},
         encoder=os.path.join(d, files['encoder']) if files.get('encoder') else '',
         decoder=os.path.join(d, files['decoder']) if files.get('decoder') else '',

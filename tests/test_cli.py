@@ -111,6 +111,19 @@ def test_bad_host_arguments():
     assert r.returncode == 1 and '--show' in r.stderr and '--save' in r.stderr
 
 
+@pytest.mark.parametrize('text, words', [
+    (b'{', 'not JSON'), (b'[]', 'a JSON list, not an object'), (b'{"model": "cae"}', 'no "name"'),
+    (b'\xff\xfe', 'not JSON'), (b'{"name": "cae", "fingerprint": "0", "stride": "x", "multiple": 16, "channels": 1, '
+                                b'"rate_points": [1], "default_channels": 1}', 'not a valid model manifest'),
+])
+def test_a_model_dir_that_is_not_an_export_is_refused_in_one_line(tmp_path, text, words):
+    (tmp_path / 'manifest.json').write_bytes(text)
+    for where in (tmp_path, tmp_path / 'manifest.json'):
+        r = cli('nanolink.host.cli', '--model-dir', where, '--bind', 'tcp://127.0.0.1:*', '--timeout', '1')
+        assert r.returncode == 1 and words in r.stderr and 'nanolink-export' in r.stderr, r.stderr
+        assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_host_timeout_exits_non_zero(host_process):
     h = host_process('--timeout', '1', '--frames', '1')
     rc, err = h.wait(30)
