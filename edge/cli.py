@@ -81,8 +81,9 @@ def build_parser():
     p.add_argument('--jpeg-quality', type=int, metavar='Q', help='JPEG quality 1..100 of the code image of ae / '
                                                                'ae-full (default: the model\'s) or of --model jpeg '
                                                                '(default 75)')
-    p.add_argument('--quality', type=int, metavar='Q', help='rate point of cae, 1 (fewest bytes) .. 5 (best picture), '
-                                                            'as in CompressAI; default: the model\'s (3)')
+    p.add_argument('--quality', type=int, metavar='Q', help='rate point of cae, 1 (fewest bytes) .. 6 (best picture), '
+                                                            'as in CompressAI (another export: its manifest\'s '
+                                                            'rate_points); default: the model\'s (3)')
     p.add_argument('--max-mbps', type=float, metavar='MBPS',
                    help='pick the best rate point of the bundled model that fits MBPS megabits a second at the frame '
                         'size sent and --fps (else 30), from its measured bits per pixel; exits 2 when none fits, '
