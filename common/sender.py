@@ -15,12 +15,14 @@ import time
 import zmq
 
 from nanolink.common import wire
+from nanolink.common.answers import unpack_answer
 from nanolink.common.errors import UsageError
 from nanolink.common.transport import CREDIT, _ipv6, _Socket, check_endpoint
 
 
 class Sender(_Socket):
     WAIT_STEP_MS = 200     # how often a wait looks at its stop event
+    MAX_REASONS = 16       # distinct refusal reasons counted one by one
     STOP_LINGER_MS = 2000  # once ``stop`` is set, how long a wait goes on without an acknowledgement coming in
     RESEND_AFTER_S = 10.0  # connected, frames in flight and no acknowledgement for this long: send them again
 
@@ -56,7 +58,8 @@ class Sender(_Socket):
         self._cond = threading.Condition()
         self._closing = False
         self._thread = None
-        self._pending = collections.deque()     # [session, seq, message, in flight, sent ever, t sent, skipped]
+        self._pending = collections.deque()     # [session, seq, message, in flight, sent ever, t sent, skipped,
+                                                #  refused]
         self._bytes = 0
         self._in_flight = 0
         self._credit = CREDIT
@@ -70,6 +73,10 @@ class Sender(_Socket):
         self.connected = False        # a host is connected now (as of the last monitor event read)
         self.undelivered = 0          # set by close: frames never acknowledged
         self.bad_acks = 0             # answers that were not acknowledgements of this sender's frames
+        self.refused = 0              # frames the host took but did not decode (a refusal came with the reason)
+        self.refused_seqs = []        # their seqs (the first 10000)
+        self.refusals = collections.Counter()    # reason -> frames (MAX_REASONS reasons, the rest as 'other')
+        self.on_refused = None        # called as on_refused(seq, reason) on the I/O thread, e.g. to log it
         if not latest:                # from here on the I/O thread alone uses the socket
             self._thread = threading.Thread(target=self._io, name='nanolink-sender', daemon=True)
             self._thread.start()
@@ -114,7 +121,7 @@ class Sender(_Socket):
                     return self._drop(seq)               # is gone, so the frames after this one do not wait either
                 self._cond.wait(self.WAIT_STEP_MS / 1000.0 if deadline is None else
                                 min(self.WAIT_STEP_MS / 1000.0, deadline - now))
-            self._pending.append([session, seq, message, False, False, 0.0, False])
+            self._pending.append([session, seq, message, False, False, 0.0, False, False])
             self._bytes += len(message)
         self._wake()
         return True
@@ -132,11 +139,12 @@ class Sender(_Socket):
             pass
 
     def _read_answers(self):
-        """latest: acknowledgements are not needed; read them (and connection events) so they do not pile up."""
+        """latest: acknowledgements are not needed; read them (refusals counted) and connection events, so that
+        they do not pile up."""
         while self._monitor.poll(0):
             self._event()
         while self.socket.poll(0):
-            self.socket.recv()
+            self._answer(self.socket.recv())
 
     def _io(self):
         """The I/O thread of the acknowledged mode: the only user of the socket after start."""
@@ -202,14 +210,19 @@ class Sender(_Socket):
         acknowledgement was lost, or the host answered out of turn) is marked, and sent again if no acknowledgement
         comes for it within RESEND_AFTER_S."""
         try:
-            session, seq, credit = wire.unpack_ack(data)
+            kind, session, seq, last = unpack_answer(data)
         except wire.WireError:
             self.bad_acks += 1
             return
         if self.session is not None and session != self.session:
             self.bad_acks += 1
             return
-        self._credit = credit
+        if kind == 'refused':
+            self._refusal(session, seq, last)
+            return
+        if self.latest:
+            return
+        self._credit = last
         for i, entry in enumerate(self._pending):       # nearly always the oldest
             if entry[1] == seq and entry[0] == session and entry[4]:
                 break
@@ -222,6 +235,22 @@ class Sender(_Socket):
         self._last_progress = time.time()
         for older in itertools.islice(self._pending, i):
             older[6] = older[3]
+
+    def _refusal(self, session, seq, reason):
+        """The host took frame seq but did not decode it: counted once (a frame sent again and refused again is the
+        same frame) and reported; its acknowledgement follows."""
+        if not self.latest:
+            entry = next((e for e in self._pending if e[1] == seq and e[0] == session and e[4]), None)
+            if entry is None or entry[7]:
+                return
+            entry[7] = True
+        self.refused += 1
+        if len(self.refused_seqs) < 10000:
+            self.refused_seqs.append(seq)
+        key = reason if reason in self.refusals or len(self.refusals) < self.MAX_REASONS else 'other'
+        self.refusals[key] += 1
+        if self.on_refused is not None:
+            self.on_refused(seq, reason)
 
     def _transmit(self):
         now = time.time()
@@ -258,8 +287,9 @@ class Sender(_Socket):
 
     def wait_acknowledged(self, timeout_ms):
         """Wait for every buffered frame to be acknowledged, giving up after timeout_ms without an acknowledgement
-        (-1: never; once ``stop`` is set, STOP_LINGER_MS at most), so a slow host that keeps acknowledging is waited
-        for; True if none is left."""
+        (-1: never; once ``stop`` is set, STOP_LINGER_MS at most, and not at all when a send already waited that
+        long after the stop for nothing), so a slow host that keeps acknowledging is waited for; True if none is
+        left."""
         if self.latest:
             return True
         limit = None if timeout_ms < 0 else timeout_ms / 1000.0
@@ -271,6 +301,8 @@ class Sender(_Socket):
                     left, t_progress = len(self._pending), now
                 wait = limit
                 if self.stop is not None and self.stop.is_set():
+                    if self._stalled:                    # send already gave the host STOP_LINGER_MS after the stop
+                        break
                     wait = self.STOP_LINGER_MS / 1000.0 if wait is None else min(wait, self.STOP_LINGER_MS / 1000.0)
                 if wait is not None and now - t_progress >= wait:
                     break

@@ -8,15 +8,17 @@
 
 (Sender is in nanolink.common.sender.)
 
-Acknowledged mode (the default): an I/O thread owns the socket, so frames move and acknowledgements are read
-whatever the caller does between sends; it keeps every frame until the host acknowledges it (wire.pack_ack: the
-session and seq of each frame taken), in a buffer of at most ``buffer_frames`` frames and ``buffer_bytes`` bytes, and
-has at most ``credit`` frames in flight, as the host grants. After a reconnection (the host restarted, the network
-came back) it replaces the socket, so nothing queued for the dead connection jumps the queue, and sends every
-unacknowledged frame again, oldest first; the host drops repeats by (session, seq). A frame is
-dropped only when the buffer stayed full for ``send_timeout_ms`` (-1: wait, in short steps, until ``stop``); it is
-counted in ``dropped`` and its seq kept in ``dropped_seqs``. ``close`` waits at most ``linger_ms`` for the rest to be
-acknowledged and counts what was not in ``undelivered``. Nothing blocks without a timeout.
+Acknowledged mode (the default): an I/O thread owns the socket, so frames move and answers are read whatever the
+caller does between sends; it keeps every frame until the host acknowledges it (the session and seq of each frame
+taken; one taken but not decoded is refused first, with the reason: the sender counts those in ``refused``), in a
+buffer of at most ``buffer_frames`` frames and ``buffer_bytes`` bytes, and has at most ``credit`` frames in
+flight, as the host grants. After a reconnection (the host restarted, the network came back) it replaces the
+socket, so nothing queued for the dead connection jumps the queue, and sends every unacknowledged frame again,
+oldest first; the host drops repeats by (session, seq). A frame is dropped only when the buffer stayed full for
+``send_timeout_ms`` (-1: wait, in short steps, until ``stop``); it is counted in ``dropped`` and its seq kept in
+``dropped_seqs``. ``close`` waits for the rest to be acknowledged until ``linger_ms`` pass without an
+acknowledgement, and counts what was not in ``undelivered`` (not acknowledged in time: a host may still have
+them, e.g. one busy decoding). Nothing blocks without a timeout.
 latest=True: no acknowledgements and no buffer; ZMQ_CONFLATE keeps only the newest unsent frame, so a slow host
 shows the newest frame instead of falling behind (older ones show up as ``lost`` at the host).
 
@@ -31,6 +33,7 @@ import time
 import zmq
 
 from nanolink.common import wire
+from nanolink.common.answers import pack_ack, pack_refusal
 from nanolink.common.errors import NanolinkError, UsageError
 
 MULTIPART = object()
@@ -189,10 +192,13 @@ class Receiver(_Socket):
             self.socket.setsockopt(zmq.LINGER, 500)     # the last acknowledgements still leave
         _Socket.close(self)
 
-    def ack(self, session, seq, peer=None):
-        """Acknowledge ``session``'s frames up to ``seq`` to the socket that sent the last message (or ``peer``),
-        granting it CREDIT more in flight. Never blocks: an edge that reads no acknowledgements loses them."""
-        try:
-            self.socket.send_multipart([peer or self.peer, wire.pack_ack(session, seq, CREDIT)], zmq.NOBLOCK)
-        except zmq.ZMQError:                   # the edge is gone (or not reading): it sends again after reconnecting
-            pass
+    def ack(self, session, seq, peer=None, refused=None):
+        """Acknowledge ``session``'s frame ``seq`` to the socket that sent the last message (or ``peer``), granting
+        it CREDIT more in flight; ``refused``: why the frame was not decoded, sent to the edge first (a refusal).
+        Never blocks: an edge that reads no answers loses them."""
+        answers = [pack_refusal(session, seq, refused)] if refused else []
+        for answer in answers + [pack_ack(session, seq, CREDIT)]:
+            try:
+                self.socket.send_multipart([peer or self.peer, answer], zmq.NOBLOCK)
+            except zmq.ZMQError:               # the edge is gone (or not reading): it sends again after reconnecting
+                return

@@ -98,10 +98,10 @@ frame as H * W * 3 bytes, row-major. "jpeg" and "raw" as models are baselines fo
 A receiver validates every field (types, ranges, lengths, known version, model and fingerprint) and
 raises WireError with a reason; it never trusts a length or shape it has not checked.
 
-Acknowledgements (host -> edge, acknowledged mode; nanolink.common.transport)
--------------------------------------------------------------------------------
+Answers (host -> edge, acknowledged mode; nanolink.common.transport, packed by nanolink.common.answers)
+------------------------------------------------------------------------------------------------------
 For every frame it has taken (decoded, rejected, or a repeat it already had), the host answers the sending socket
-with one ZeroMQ frame, a msgpack map of exactly these 4 entries::
+with one ZeroMQ frame, a msgpack map of exactly these 4 entries, an acknowledgement::
 
     0x84                                   fixmap, 4 entries
     0xa1 'v'        0x02                   format version 2
@@ -112,6 +112,16 @@ with one ZeroMQ frame, a msgpack map of exactly these 4 entries::
 An acknowledgement is for that one frame, not the ones before it: after a reconnection the host can take a newer
 frame before an older one sent again. An edge keeps every unacknowledged frame and sends it again after a
 reconnection; the host drops repeats by (session, seq).
+
+A frame the host took but did not decode (its model unknown there, over --max-size or the stream's pixel rate, a
+payload that does not decode, ...) is also answered, just before its acknowledgement, with a refusal, so that its
+edge knows (since 2026-12-07; an edge of before counts it among the answers it cannot read, and goes on)::
+
+    0x84                                   fixmap, 4 entries
+    0xa1 'v'        0x02                   format version 2
+    0xa7 'refused'  uint                   the session of the frame
+    0xa3 'seq'      uint                   the frame of that session with this seq was not decoded
+    0xa6 'reason'   str                    why, as the host logs it: 1..200 bytes of UTF-8
 """
 import math
 import re
@@ -266,10 +276,6 @@ def unpack(data, models):
     return frame
 
 
-ACK_FIELDS = ('v', 'ack', 'seq', 'credit')
-MAX_CREDIT = 4096
-
-
 def peek_ids(data):
     """(session, seq) of a message whose map reads and carries valid ones (to acknowledge a message that is
     otherwise rejected), else None."""
@@ -284,27 +290,6 @@ def peek_ids(data):
     if type(session) is int and type(seq) is int and 0 <= session < 2 ** 63 and 0 <= seq < 2 ** 63:
         return session, seq
     return None
-
-
-def pack_ack(session, seq, credit):
-    """An acknowledgement (the table above) of ``session``'s frames up to ``seq``."""
-    return msgpack.packb({'v': VERSION, 'ack': int(session), 'seq': int(seq), 'credit': int(credit)})
-
-
-def unpack_ack(data):
-    """Acknowledgement bytes -> (session, seq, credit); WireError for anything else."""
-    try:
-        obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, object_pairs_hook=_unique_keys,
-                              ext_hook=_no_ext, max_str_len=16, max_bin_len=0, max_array_len=0, max_map_len=4)
-    except WireError:
-        raise
-    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
-        raise WireError('not an acknowledgement: {}'.format(type(e).__name__))
-    if not isinstance(obj, dict) or tuple(sorted(obj)) != tuple(sorted(ACK_FIELDS)) or obj['v'] != VERSION or \
-            any(type(obj[k]) is not int for k in ACK_FIELDS) or not 0 <= obj['ack'] < 2 ** 63 or \
-            not 0 <= obj['seq'] < 2 ** 63 or not 0 <= obj['credit'] <= MAX_CREDIT:
-        raise WireError('not an acknowledgement')
-    return obj['ack'], obj['seq'], obj['credit']
 
 
 def _uint_list(value, n, name, stream):

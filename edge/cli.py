@@ -121,7 +121,8 @@ def build_parser():
                    help='with the buffer full (the host away or slow), wait this long for it, then drop the frame '
                         '(counted and named in the summary; default: %(default)s); 0: wait as long as it takes (no '
                         'frame dropped; the camera loop stalls instead, and at exit the sender waits until the host '
-                        'has acknowledged every frame)')
+                        'has acknowledged every frame; after Ctrl-C, those no host takes within 2 s are dropped '
+                        'and counted)')
     p.add_argument('--buffer', type=int, default=256, metavar='FRAMES',
                    help='frames kept until the host acknowledges them, and sent again after a reconnection (host '
                         'restarts, network drops lose nothing while they fit; default: %(default)s, 25 s at 10 fps)')
@@ -218,7 +219,8 @@ def run(cfg, stop=None, status_every_s=2.0):
         result = _stream(cfg, tx, stop, status_every_s, watch)
     link = tx.link                      # its counts are final once the sender has closed
     result.update(dropped=link.dropped, dropped_seqs=link.dropped_seqs, resent=link.resent,
-                  host_seen=link.handshakes > 0, undelivered=link.undelivered)
+                  host_seen=link.handshakes > 0, undelivered=link.undelivered, refused=link.refused,
+                  refusals=dict(link.refusals), refused_seqs=link.refused_seqs)
     return result
 
 
@@ -254,6 +256,14 @@ def _stream(cfg, tx, stop, status_every_s, watch=None):
                  enc.backend.device, '' if cfg.frames is None else '{} frames, '.format(cfg.frames),
                  'pipelined' if cfg.pipeline else 'sequential (--no-pipeline)')
         log.info('session %016x, %s', tx.session, tx.link.describe())
+        told = set()
+
+        def on_refused(seq, reason):         # on the link's I/O thread: each reason once, the rest in the summary
+            if reason not in told and len(told) < tx.link.MAX_REASONS:
+                told.add(reason)
+                log.warning('host-receiver refused frame %d: %s (frames refused for this reason are counted, and '
+                            'listed when edge-sender ends)', seq, reason)
+        tx.link.on_refused = on_refused
 
         def on_sent(sent, t_cap):            # in frame order, on the CPU stage's thread when pipelined
             if not sent.delivered and cfg.send_timeout_ms < 0:
@@ -318,10 +328,17 @@ def main(argv=None):
     if result['dropped_seqs']:
         print('edge-sender: dropped frames (seq): {}'.format(_ranges(result['dropped_seqs'])), file=sys.stderr)
     lost = result['undelivered']
+    refused = result['refused']
     if n and not result['host_seen']:
         print('edge-sender: error: no host-receiver answered at {}: none of the {} frame{} reached one (is '
               'host-receiver running and listening there? --curve-keys on both sides or on neither?)'.format(
                   args.connect, n, '' if n == 1 else 's'), file=sys.stderr)
+        return 1
+    if refused:
+        print('edge-sender: error: host-receiver at {} took {} of the {} frames but did not decode them ({}): {}'.format(
+            args.connect, refused, n, _ranges(result['refused_seqs']), '; '.join(
+                '{} ({})'.format(r, k) for r, k in sorted(result['refusals'].items(), key=lambda i: -i[1]))),
+            file=sys.stderr)
         return 1
     if lost:
         print('edge-sender: error: the host at {} went away and did not come back: {} frame{} never acknowledged '

@@ -165,7 +165,8 @@ class Sender(object):
 
     def close(self):
         """Wait (up to the linger time) for the host to acknowledge what is buffered, then release the link and
-        the encoder (a TensorRT engine's CUDA context too). Counts on ``link``: dropped, undelivered, resent."""
+        the encoder (a TensorRT engine's CUDA context too). Counts on ``link``: dropped, undelivered, resent,
+        refused."""
         try:
             if self.link is not None:
                 self.link.close()

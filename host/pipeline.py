@@ -12,7 +12,7 @@ decoder network and postprocess run on ``workers`` decode threads (default 1), s
 and unpacked while one is decoded, and with several streams several frames decode at once. Frames come out of
 ``recv`` in the order they arrived either way. workers=0 decodes on the caller's thread (and ``latest`` does,
 so the newest frame is the one decoded). A message that fails a check is counted (``rejects``), logged at most 5 lines a
-second, acknowledged when its ids can be read, and never raises. Streams are (stream id, session): a restarted edge or
+second, refused with the reason and acknowledged when its ids can be read (so its edge knows), and never raises. Streams are (stream id, session): a restarted edge or
 a twin with the same id is ``<id>~2``, ``~3``... Repeats of frames already taken are acknowledged, not decoded twice.
 """
 import collections
@@ -168,10 +168,10 @@ class Receiver(object):
         if self.on_reject:
             self.on_reject(stream if st is not None else None)
 
-    def _ack_message(self, data, peer=None):
+    def _ack_message(self, data, peer=None, refused=None):
         ids = wire.peek_ids(data)            # a message taken without decoding: acknowledged if it has ids
         if ids is not None:
-            self.link.ack(ids[0], ids[1], peer)
+            self.link.ack(ids[0], ids[1], peer, refused)
 
     def _admit(self):
         """Receive, unpack and check one waiting message: a _Job to decode, or None (rejected, a repeat, passed
@@ -193,12 +193,12 @@ class Receiver(object):
                 frame, err = None, e
         if frame is None:
             self._reject(err.reason, err.stream, err.fingerprint_mismatch)
-            self._ack_message(data)
+            self._ack_message(data, refused=err.reason)
             return None
         if rx.names and frame.stream != rx.user:   # CurveZMQ: a key may only send its own stream id
-            self._reject('stream id {} is not the one of the key that sent it ({})'.format(frame.stream, rx.user),
-                         None)
-            rx.ack(frame.session, frame.seq)
+            why = 'stream id {} is not the one of the key that sent it ({})'.format(frame.stream, rx.user)
+            self._reject(why, None)
+            rx.ack(frame.session, frame.seq, refused=why)
             return None
         stream_id = frame.stream
         # from here on the stream is (stream id, session), named by its label
@@ -220,7 +220,7 @@ class Receiver(object):
             st, why = self.streams.admit(frame.stream, time.time(), w * h)
         if why:
             self._reject(why, frame.stream)
-            rx.ack(frame.session, frame.seq)
+            rx.ack(frame.session, frame.seq, refused=why)
             return None
         return _Job(frame, self.decoders[frame.model][frame.fp], st, clock, len(data), stream_id, rx.peer)
 
@@ -232,7 +232,7 @@ class Receiver(object):
         if job.error is not None:                # a payload the codec cannot decode (e.g. a broken JPEG)
             self._reject(job.error.reason, job.error.stream or frame.stream)
             st.update(frame.seq)
-            rx.ack(frame.session, frame.seq, job.peer)
+            rx.ack(frame.session, frame.seq, job.peer, refused=job.error.reason)
             return None
         st.received += 1
         self.decoded += 1

@@ -257,7 +257,7 @@ def _end_to_end_ms(frame, t_now):
 
 def _timeout_message(timeout, decoded, rejected_since, rejects, endpoint):
     if rejected_since:
-        top = ', '.join('{} ({})'.format(r, n) for r, n in rejects.counts.most_common(2))
+        top = ', '.join('{} ({})'.format(rejects.examples.get(r, r), n) for r, n in rejects.counts.most_common(2))
         return ('no frame decoded for {:g} s: {} messages arrived and were rejected (mostly: {}); see the warnings '
                 'above'.format(timeout, rejected_since, top))
     return 'no frame for {:g} s (decoded {} so far): is edge-sender running and connecting to {}?'.format(

@@ -204,6 +204,7 @@ class RejectLog(object):
 
     def __init__(self, per_s=5):
         self.counts = collections.Counter()
+        self.examples = {}                        # key -> the first reason counted under it, values and all
         self.per_s, self._window, self._n, self._held = per_s, 0, 0, 0
         self._mismatch_seen = set()
 
@@ -212,6 +213,7 @@ class RejectLog(object):
         if key not in self.counts and len(self.counts) >= MAX_REASON_KEYS - 1:
             key = 'other'
         self.counts[key] += 1
+        self.examples.setdefault(key, reason[:200])
         if fingerprint_mismatch:                  # one line per stream and model, not one per frame
             mkey = (stream, reason.split(' with fingerprint')[0])
             if mkey in self._mismatch_seen or len(self._mismatch_seen) >= 1000:

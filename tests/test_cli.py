@@ -130,6 +130,20 @@ def test_host_timeout_exits_non_zero(host_process):
     assert rc == 1 and 'no frame for 1 s' in err
 
 
+def test_an_edge_whose_frames_the_host_refuses_says_why_and_exits_1(host_process):
+    """The host decodes cae only; an edge sending ae is refused frame by frame: the edge logs the reason once,
+    lists the refused frames at the end and exits 1, where it used to report a clean run."""
+    h = host_process('--model', 'cae', '--timeout', '5')
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x64', '--frames', 4, '--model', 'ae', '--connect',
+            h.endpoint)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("host-receiver refused frame") == 1 and "unknown model 'ae'" in r.stderr
+    assert "took 4 of the 4 frames but did not decode them (0-3): unknown model 'ae'; this receiver decodes " \
+           "['cae'] (4)" in r.stderr and 'Traceback' not in r.stderr
+    rc, err = h.wait()
+    assert rc == 1 and "mostly: unknown model 'ae'; this receiver decodes ['cae'] (4)" in err
+
+
 def test_video_file_streams_in_order_with_every_stage_logged(tmp_path, video_file, host_process):
     n = 12
     h = host_process('--frames', n, '--save', tmp_path / 'out', '--log', tmp_path / 'host.jsonl', '--timeout', 60)

@@ -270,7 +270,7 @@ def test_timeout_after_rejected_messages_says_so_and_prints_the_summary(host_pro
     h = host_process('--model', 'cae-bin', '--timeout', 20)          # long enough for a loaded machine's edge
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://64x48', '--frames', 2, '--model', 'ae', '--connect',
             h.endpoint, '--quiet')
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "took 2 of the 2 frames but did not decode them (0-1): unknown model 'ae'" in r.stderr
     rc, err = h.wait()
     assert rc == 1
     assert 'host-receiver: 0 decoded, 2 rejected of 2 received' in err                     # the summary, first

@@ -2,9 +2,11 @@
 acknowledged delivery across a host restart, the buffer's limit, latest-frame mode, timeouts."""
 import time
 
+import msgpack
+import pytest
 import zmq
 
-from nanolink.common import wire
+from nanolink.common import answers, wire
 from nanolink.common.sender import Sender
 from nanolink.common.transport import CREDIT, MULTIPART, Receiver
 
@@ -150,6 +152,52 @@ def test_acknowledgements_of_another_session_are_ignored():
     ctx.term()
 
 
+def test_a_refused_frame_is_counted_once_with_its_reason_and_leaves_the_buffer():
+    ctx = zmq.Context()
+    seen = []
+    with Receiver('tcp://127.0.0.1:*', context=ctx) as rx, Sender(rx.endpoint, context=ctx, session=SESSION,
+                                                                    linger_ms=0) as tx:
+        tx.on_refused = lambda seq, reason: seen.append((seq, reason))
+        for i in range(3):
+            assert tx.send(frame(i), i)
+        got = []
+        deadline = time.time() + 30
+        while len(got) < 3 and time.time() < deadline:
+            got += take(rx, 0.2, ack=False, tx=tx)
+        assert got == [0, 1, 2]
+        rx.ack(SESSION, 1, refused="unknown model 'raw'; this receiver decodes ['cae']")
+        rx.socket.send_multipart([rx.peer, answers.pack_refusal(SESSION, 1, 'the same frame again')])
+        rx.ack(SESSION, 0)
+        rx.ack(SESSION + 1, 2, refused='another session')              # not this sender's: a bad answer
+        deadline = time.time() + 30
+        while (tx.acked < 2 or tx.bad_acks < 1) and time.time() < deadline:
+            tx.wait_acknowledged(50)
+        assert tx.acked == 2 and tx.pending == 1 and tx.bad_acks == 2     # the other session's refusal and ack
+        assert tx.refused == 1 and tx.refused_seqs == [1] and seen == [(1, "unknown model 'raw'; this receiver "
+                                                                           "decodes ['cae']")]
+        assert dict(tx.refusals) == {"unknown model 'raw'; this receiver decodes ['cae']": 1}
+    ctx.term()
+
+
+def test_answers_round_trip_and_anything_else_is_a_wire_error():
+    assert answers.unpack_answer(answers.pack_ack(7, 9, CREDIT)) == ('ack', 7, 9, CREDIT)
+    assert answers.unpack_answer(answers.pack_refusal(7, 9, 'why')) == ('refused', 7, 9, 'why')
+    long = answers.unpack_answer(answers.pack_refusal(1, 2, 'é' * 150))[3]     # cut at 200 bytes, whole characters
+    assert long == 'é' * 100
+    bad = [b'', b'\x80', msgpack.packb({'v': 2, 'ack': 1, 'seq': 2}), msgpack.packb([1, 2, 3]),
+           msgpack.packb({'v': 2, 'ack': 1, 'seq': 2, 'credit': 4097}),
+           msgpack.packb({'v': 2.0, 'ack': 1, 'seq': 2, 'credit': 3}),
+           msgpack.packb({'v': 2, 'refused': 1, 'seq': 2, 'reason': ''}),
+           msgpack.packb({'v': 2, 'refused': 1, 'seq': 2, 'reason': b'bytes'}, use_bin_type=True),
+           msgpack.packb({'v': 2, 'refused': -1, 'seq': 2, 'reason': 'x'}),
+           msgpack.packb({'v': 2, 'refused': 1, 'seq': 2, 'reason': 'x' * 201}),
+           msgpack.packb({'v': 3, 'refused': 1, 'seq': 2, 'reason': 'x'}),
+           msgpack.packb({'v': 2, 'ack': 1, 'refused': 1, 'seq': 2})]
+    for data in bad:
+        with pytest.raises(wire.WireError):
+            answers.unpack_answer(data)
+
+
 def test_latest_mode_keeps_only_the_newest_message():
     ctx = zmq.Context()
     with Receiver('tcp://127.0.0.1:*', context=ctx, latest=True) as rx, Sender(rx.endpoint, context=ctx,
@@ -234,6 +282,10 @@ def test_stop_still_waits_for_a_slow_host_but_not_for_an_absent_one():
                 linger_ms=-1)
     assert tx.send(frame(0), 0) and tx.send(frame(1), 1)
     assert not tx.send(frame(2), 2) and not tx.send(frame(3), 3)            # nobody there: dropped, not hung
-    tx.close()
+    tx.STOP_LINGER_MS = 3600 * 1000       # close must not give the absent host that time again (Ctrl-C took 4 s)
+    closing = threading.Thread(target=tx.close, daemon=True)
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), 'close waited again for a host that a send had already waited for after the stop'
     ctx.term()
     assert tx.dropped == 2 and tx.dropped_seqs == [2, 3] and tx.undelivered == 2

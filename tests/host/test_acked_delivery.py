@@ -147,7 +147,9 @@ def test_a_curve_key_sends_only_its_own_stream_id(tmp_path, host_process):
     shutil.copy(str(keys / 'cam1.key_secret'), str(forged / 'cam2.key_secret'))
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://96x64', '--model', 'jpeg', '--frames', 2, '--connect',
             h.endpoint, '--curve-keys', forged, '--stream-id', 'cam2', '--quiet')
-    assert r.returncode == 0, r.stderr              # delivered and acknowledged, but refused
+    assert r.returncode == 1, r.stderr              # delivered and acknowledged, but refused, and told why
+    assert 'took 2 of the 2 frames but did not decode them (0-1): stream id cam2 is not the one of the key that ' \
+           'sent it (cam1) (2)' in r.stderr
     r = cli('nanolink.edge.cli', '--camera', 'synthetic://96x64', '--model', 'jpeg', '--frames', 2, '--connect',
             h.endpoint, '--curve-keys', keys, '--stream-id', 'cam1', '--quiet')
     assert r.returncode == 0, r.stderr
