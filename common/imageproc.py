@@ -106,13 +106,28 @@ def parse_size(text, option='--size'):
     return w, h
 
 
+FRAME_SHAPES = 'a numpy uint8 array (H, W, 3) BGR, (H, W) or (H, W, 1) grey, or (H, W, 4) BGRA'
+
+
 def as_bgr(frame):
-    """Camera frames may be grey or BGRA: return 3-channel uint8 BGR."""
+    """Camera frames may be grey ((H, W) or (H, W, 1)) or BGRA: return 3-channel uint8 BGR. UsageError, saying what
+    to pass instead, for anything else (not an array, not 8-bit, another shape, no pixels)."""
+    if not isinstance(frame, np.ndarray):
+        raise UsageError('a frame must be {}, got {}'.format(FRAME_SHAPES, type(frame).__name__))
     if frame.dtype != np.uint8:
-        raise NanolinkError('frames must be 8-bit, got {}'.format(frame.dtype))
-    if frame.ndim == 2:
+        raise UsageError('frames must be 8-bit (uint8), got {}: convert with {}'.format(frame.dtype, '(frame * 255)'
+                         '.clip(0, 255).astype(np.uint8) if its values are in [0, 1]' if frame.dtype.kind == 'f' else
+                         'frame.astype(np.uint8) once its values are in 0..255'))
+    shape = tuple(frame.shape)
+    if frame.ndim == 4 and shape[0] == 1:
+        raise UsageError('a frame must be {}, got a batch of one, {}: send frame[0]'.format(FRAME_SHAPES, shape))
+    if frame.ndim not in (2, 3) or frame.ndim == 3 and shape[2] not in (1, 3, 4):
+        raise UsageError('a frame must be {}, got shape {}'.format(FRAME_SHAPES, shape))
+    if not frame.size:
+        raise UsageError('an empty frame, shape {}: check that the camera or source gave an image'.format(shape))
+    if frame.ndim == 2 or shape[2] == 1:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
+    if shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame
 

@@ -145,3 +145,65 @@ def test_decode_workers_return_every_frame_in_arrival_order_bit_exact(workers):
                 src = frames[g.seq % 3][::-1].copy() if flip else frames[g.seq % 3]
                 np.testing.assert_array_equal(g.image, codec.decode(codec.encode(src)))
     assert rx.workers == workers
+
+
+# -- what Sender.send and Codec.encode refuse, and the odd frames they take (grey, (H, W, 1), BGRA) --
+
+BAD_FRAMES = [
+    (None, r'a numpy uint8 array \(H, W, 3\) BGR, .* got NoneType'),
+    ([[1, 2], [3, 4]], r'a numpy uint8 array \(H, W, 3\) BGR, .* got list'),
+    (np.zeros((1, 64, 80, 3), np.uint8), r'batch of one, \(1, 64, 80, 3\): send frame\[0\]'),
+    (np.zeros((0, 80, 3), np.uint8), r'empty frame, shape \(0, 80, 3\)'),
+    (np.zeros((64, 0), np.uint8), r'empty frame, shape \(64, 0\)'),
+    (np.zeros((64, 80, 5), np.uint8), r'\(H, W, 4\) BGRA, got shape \(64, 80, 5\)'),
+    (np.zeros((64, 80, 2), np.uint8), r'got shape \(64, 80, 2\)'),
+    (np.zeros((64 * 80 * 3,), np.uint8), r'got shape \(15360,\)'),
+    (np.zeros((64, 80, 3)), r'8-bit \(uint8\), got float64: convert with \(frame \* 255\)\.clip\(0, 255\)'),
+    (np.zeros((64, 80, 3), np.uint16), r'got uint16: convert with frame\.astype\(np\.uint8\)'),
+]
+
+
+def test_send_refuses_what_is_not_a_frame_with_one_line_saying_what_to_pass(capfd):
+    """Each refused before the encoder (no runtime's own error on stderr), as a UsageError; the Sender goes on."""
+    good = cv2.imread(SAMPLE[0])[:64, :80]
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['cae']) as rx:
+        with nanolink.Sender(rx.endpoint, model='cae', quality=1, stream_id='bad') as tx:
+            for frame, hint in BAD_FRAMES:
+                with pytest.raises(nanolink.UsageError, match=hint) as e:
+                    tx.send(frame)
+                assert '\n' not in str(e.value)
+            assert tx.seq == 0 and tx.send(good).seq == 0          # nothing was counted; the next frame goes
+            got = rx.recv(timeout=60)
+    assert got.seq == 0 and got.image.shape == good.shape
+    assert 'onnxruntime' not in capfd.readouterr().err.lower()
+
+
+def test_codec_refuses_the_same_frames():
+    with nanolink.open_codec('jpeg') as codec:
+        for frame, hint in BAD_FRAMES:
+            with pytest.raises(nanolink.UsageError, match=hint):
+                codec.encode(frame)
+
+
+def _odd_frames(bgr):
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 200, np.uint8)])
+    return [('grey (H, W)', grey, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)),
+            ('grey (H, W, 1)', grey[:, :, None], cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)),
+            ('BGRA (H, W, 4)', bgra, bgr)]
+
+
+def test_grey_and_bgra_frames_round_trip_through_sender_and_receiver():
+    bgr = cv2.imread(SAMPLE[1])[:96, :128]
+    odd = _odd_frames(bgr)
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['cae']) as rx:
+        with nanolink.Sender(rx.endpoint, model='cae', quality=4, stream_id='odd') as tx:
+            for _, frame, _ in odd:
+                tx.send(frame)
+            got = [rx.recv(timeout=60) for _ in odd]
+    with nanolink.open_codec('cae', quality=4) as codec:
+        for (name, frame, as_bgr), g in zip(odd, got):
+            assert g is not None and g.image.shape == (96, 128, 3), name
+            assert metrics.psnr(as_bgr, g.image) > 24, name
+            np.testing.assert_array_equal(g.image, codec.decode(codec.encode(frame)), err_msg=name)
+            np.testing.assert_array_equal(g.image, codec.decode(codec.encode(as_bgr)), err_msg=name)
