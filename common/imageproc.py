@@ -18,7 +18,7 @@ import struct
 import cv2
 import numpy as np
 
-from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common.errors import NanolinkError, UsageError, is_int
 
 log = logging.getLogger('nanolink.common')
 
@@ -94,16 +94,39 @@ def read_image(path):
         return None
 
 
+MIN_SIDE, MAX_SIDE = 8, 4096      # the sizes --size and Sender(size=...) resize to (the wire takes up to 4096)
+
+
 def parse_size(text, option='--size'):
     """'1008x1008' -> (1008, 1008) as (width, height); a clear error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split('x'))
     except ValueError:
         raise UsageError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
-    if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise UsageError('{}{}{}: width and height must be between 8 and 4096'.format(
-            option, '' if option.endswith('//') else ' ', text))     # '--size 9000x9', '--camera synthetic://9000x9'
+    return _check_sides(w, h, '{}{}{}'.format(option, '' if option.endswith('//') else ' ', text))  # '--size 9x9'
+
+
+def _check_sides(w, h, what):
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise UsageError('{}: width and height must be between {} and {}'.format(what, MIN_SIDE, MAX_SIDE))
     return w, h
+
+
+def check_size(size, name='size'):
+    """The API's size argument: None, (width, height) in pixels or the CLI's 'WxH' text -> None or (width, height),
+    each MIN_SIDE..MAX_SIDE, as --size takes them; UsageError naming ``name`` otherwise."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        return parse_size(size, name)
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        w = h = None
+    if not (is_int(w) and is_int(h)):
+        raise UsageError('{} must be (width, height) in pixels, e.g. (640, 480), or "640x480", got {!r}'.format(
+            name, size))
+    return _check_sides(int(w), int(h), '{}=({}, {})'.format(name, w, h))
 
 
 FRAME_SHAPES = 'a numpy uint8 array (H, W, 3) BGR, (H, W) or (H, W, 1) grey, or (H, W, 4) BGRA'

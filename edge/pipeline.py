@@ -32,13 +32,17 @@ from collections import namedtuple
 
 from nanolink.common import keys, wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
+from nanolink.common.cli import MAX_THREADS
 from nanolink.common.codec import EdgeEncoder, rate_label
-from nanolink.common.errors import NanolinkError, UsageError
-from nanolink.common.imageproc import as_bgr, resize_to
+from nanolink.common.errors import NanolinkError, UsageError, check_choice, check_int, check_number, check_rate
+from nanolink.common.imageproc import as_bgr, check_size, resize_to
+from nanolink.common.transport import check_endpoint
 from nanolink.common.stages import StageClock
 from nanolink.common.sender import Sender as Link
 
 log = logging.getLogger('nanolink.edge')
+ENTROPY = ('zlib', 'none')      # the lossless coding of binary codes (cae-bin): Sender(entropy=), --entropy
+MAX_BUFFER_FRAMES, MAX_SEND_TIMEOUT_MS, MAX_CLOCK_OFFSET_S = 1 << 20, 2 ** 31 - 1, 86400.0    # edge-sender's too
 IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's, in its message
 
 SentFrame = namedtuple('SentFrame', 'seq bytes delivered stages size ref_bytes')
@@ -75,6 +79,17 @@ class Sender(object):
             wire.check_stream_id(stream_id)
         except wire.WireError as e:
             raise UsageError('stream_id: ' + e.reason)
+        check_endpoint(connect if isinstance(connect, str) else repr(connect), 'connect', "'tcp://192.168.1.10:5555'")
+        check_rate(model, engine, quality, channels, jpeg_quality)
+        size = check_size(size)
+        check_int('threads', threads, 0, MAX_THREADS)
+        check_int('buffer_frames', buffer_frames, 1, MAX_BUFFER_FRAMES)
+        check_number('buffer_mb', buffer_mb, 0, unit=' MB', above=True)
+        check_choice('entropy', entropy, ENTROPY)
+        check_int('send_timeout_ms', send_timeout_ms, -1, MAX_SEND_TIMEOUT_MS)
+        check_int('linger_ms', linger_ms, -1)
+        check_number('clock_offset', clock_offset, -MAX_CLOCK_OFFSET_S, MAX_CLOCK_OFFSET_S, ' seconds')
+        check_int('reference_quality', reference_quality, 1, 100)
         if model in CLASSICAL and not engine:
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)
         else:
@@ -84,8 +99,8 @@ class Sender(object):
         try:
             info = self.info = self.encoder.info
             if entropy == 'none' and info.dtype == 'rans':
-                raise UsageError('{} always codes its symbols with rANS: drop --entropy none (it is for cae-bin)'
-                                 .format(info.name))
+                raise UsageError("{} always codes its symbols with rANS: drop entropy='none' (--entropy none; it is "
+                                 'for cae-bin)'.format(info.name))
             if engine and model and model != info.name:
                 raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'
                                  .format(engine, info.name, model, model))

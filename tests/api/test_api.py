@@ -207,3 +207,54 @@ def test_grey_and_bgra_frames_round_trip_through_sender_and_receiver():
             assert metrics.psnr(as_bgr, g.image) > 24, name
             np.testing.assert_array_equal(g.image, codec.decode(codec.encode(frame)), err_msg=name)
             np.testing.assert_array_equal(g.image, codec.decode(codec.encode(as_bgr)), err_msg=name)
+
+
+# -- Sender's arguments: checked when it is made, as edge-sender checks its flags (the same functions and limits) --
+
+BAD_SENDER_ARGS = [
+    (dict(quality='3'), r"quality must be an integer in {}, got '3'".format(CAE_QUALITIES)),
+    (dict(quality=3.5), r'quality must be an integer in {}, got 3\.5'.format(CAE_QUALITIES)),
+    (dict(quality=True), r'quality must be an integer in {}, got True'.format(CAE_QUALITIES)),
+    (dict(quality=0), r'quality must be an integer in {}, got 0'.format(CAE_QUALITIES)),
+    (dict(model='cae-bin', channels=8.0), r'channels must be an integer of at least 1, got 8\.0'),
+    (dict(model='ae', jpeg_quality='75'), r"jpeg_quality must be an integer in 1\.\.100, got '75'"),
+    (dict(model='jpeg', quality=3), r'jpeg is a classical baseline: it takes jpeg_quality 1\.\.100, not quality'),
+    (dict(model='raw', jpeg_quality=50), r'raw is a classical baseline: it takes no rate argument'),
+    (dict(connect=None), r"connect None: expected an endpoint like 'tcp://192\.168\.1\.10:5555'"),
+    (dict(connect='localhost:5555'), r'connect localhost:5555: expected an endpoint like'),
+    (dict(size=(0, 0)), r'size=\(0, 0\): width and height must be between 8 and 4096'),
+    (dict(size=(640.0, 480)), r'size must be \(width, height\) in pixels, e\.g\. \(640, 480\), or "640x480"'),
+    (dict(size=640), r'size must be \(width, height\) in pixels'),
+    (dict(size='640'), r'size must look like WIDTHxHEIGHT, e\.g\. 1008x1008, got "640"'),
+    (dict(size='9000x9'), r'size 9000x9: width and height must be between 8 and 4096'),
+    (dict(buffer_frames=0), r'buffer_frames must be an integer in 1\.\.1048576, got 0'),
+    (dict(buffer_mb=-1), r'buffer_mb must be a number > 0 MB, got -1'),
+    (dict(entropy='foo'), r"entropy must be one of 'zlib', 'none', got 'foo'"),
+    (dict(entropy='none'), r"cae always codes its symbols with rANS: drop entropy='none'"),
+    (dict(threads=-1), r'threads must be an integer in 0\.\.256, got -1'),
+    (dict(send_timeout_ms='5'), r"send_timeout_ms must be an integer in -1\.\.\d+, got '5'"),
+    (dict(linger_ms='x'), r"linger_ms must be an integer of at least -1, got 'x'"),
+    (dict(clock_offset=float('nan')), r'clock_offset must be a number in -86400\.0\.\.86400\.0 seconds, got nan'),
+    (dict(reference_quality=0), r'reference_quality must be an integer in 1\.\.100, got 0'),
+]
+
+
+@pytest.mark.parametrize('kw, hint', BAD_SENDER_ARGS, ids=[repr(kw) for kw, _ in BAD_SENDER_ARGS])
+def test_bad_sender_arguments_are_one_line_usage_errors(kw, hint):
+    kw = dict(kw)
+    connect = kw.pop('connect', 'tcp://127.0.0.1:9')
+    kw.setdefault('model', 'cae')
+    with pytest.raises(nanolink.UsageError, match=hint) as e:
+        nanolink.Sender(connect, **kw)
+    assert '\n' not in str(e.value)
+
+
+def test_sender_size_as_a_pair_or_as_wxh_text():
+    frame = cv2.imread(SAMPLE[2])
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['cae']) as rx:
+        for size in ((96, 64), '96x64', np.array([96, 64])):
+            with nanolink.Sender(rx.endpoint, model='cae', quality=1, stream_id='sized', size=size) as tx:
+                assert tx.size == (96, 64) and tx.send(frame).size == (64, 96)
+            got = rx.recv(timeout=60)
+            assert got is not None and got.image.shape == (64, 96, 3), size
+
