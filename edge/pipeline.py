@@ -163,9 +163,9 @@ class Sender(object):
                                            model=self.info.name, fp=self.info.fingerprint, dtype=dtype, shape=shape,
                                            size=size, payload=payload, stages=stages, ref=ref))
             except wire.WireError as e:
-                raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(
-                    size[1], size[0], e.reason, '; shrink frames with --size WxH or use a learned model'
-                    if e.too_big else ''))
+                raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(size[1], size[0], e.reason, (
+                    '; shrink frames with size=(W, H) (edge-sender: --size WxH){}'.format(' or use a learned model'
+                    if self.info.name in CLASSICAL else '')) if e.too_big else ''))
         with clock('send'):
             delivered = self.link.send(msg, self.seq)
         self._prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}

@@ -258,3 +258,13 @@ def test_sender_size_as_a_pair_or_as_wxh_text():
             got = rx.recv(timeout=60)
             assert got is not None and got.image.shape == (64, 96, 3), size
 
+
+def test_a_frame_over_the_wire_limit_names_the_size_argument():
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['ae']) as rx:
+        with nanolink.Sender(rx.endpoint, model='ae', stream_id='wide') as tx:
+            with pytest.raises(nanolink.NanolinkError, match=r'cannot send a 5000x64 frame: .*; shrink frames with '
+                               r'size=\(W, H\) \(edge-sender: --size WxH\)$'):
+                tx.send(np.zeros((64, 5000, 3), np.uint8))
+        with nanolink.Sender(rx.endpoint, model='raw', stream_id='big') as tx:
+            with pytest.raises(nanolink.NanolinkError, match=r'--size WxH\) or use a learned model$'):
+                tx.send(np.zeros((2400, 4000, 3), np.uint8))
