@@ -1,4 +1,5 @@
-"""The exception types the CLIs turn into a one-line message (never a traceback) and an exit status."""
+"""The exception types the CLIs turn into a one-line message (never a traceback) and an exit status; and the checks
+of the Python API's arguments that raise them."""
 
 
 class NanolinkError(Exception):
@@ -81,3 +82,14 @@ def check_rate(model, engine, quality, channels, jpeg_quality):
             check_int('quality', quality, min(info.rate_points), max(info.rate_points))
     elif quality is not None:
         check_int('quality', quality, 1)          # an engine's own rate point is checked against it when it opens
+
+
+DECODER_RUNTIMES = ('onnxruntime', 'torch')     # Receiver(decoder=), open_codec(decoder=), host-receiver --decoder
+
+
+def check_decoder(decoder, device, threads):
+    """The decoder arguments of Receiver and open_codec, as host-receiver's --decoder, --device and --threads."""
+    from nanolink.common.cli import MAX_THREADS
+    check_choice('decoder', decoder, DECODER_RUNTIMES)
+    check_choice('device', device, ('cpu', 'cuda'))
+    check_int('threads', threads, 0, MAX_THREADS)

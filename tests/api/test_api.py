@@ -74,7 +74,7 @@ def test_codec_encode_decode_without_sockets():
 
 
 def test_bad_arguments_are_usage_errors():
-    with pytest.raises(nanolink.UsageError, match='--quality must be in ' + CAE_QUALITIES):
+    with pytest.raises(nanolink.UsageError, match='quality must be an integer in ' + CAE_QUALITIES):
         nanolink.open_codec('cae', quality=9)
     with pytest.raises(nanolink.UsageError, match='stream_id'):
         nanolink.Sender('tcp://127.0.0.1:9', model='jpeg', stream_id='no spaces')
@@ -120,7 +120,7 @@ def test_example_encode_to_files_skips_what_is_not_an_image_and_bad_quality_is_o
     assert out.count('PSNR') == 1 and 'notes.txt: not an image, skipped' in err
     p = run_example('encode_to_files.py', SAMPLE[0], '--out', tmp_path / 'o', '--quality', 9)
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 2 and 'must be in ' + CAE_QUALITIES in err and 'Traceback' not in err, err
+    assert p.returncode == 2 and 'quality must be an integer in ' + CAE_QUALITIES in err and 'Traceback' not in err, err
 
 
 @pytest.mark.parametrize('workers', [0, 3])
@@ -268,3 +268,39 @@ def test_a_frame_over_the_wire_limit_names_the_size_argument():
         with nanolink.Sender(rx.endpoint, model='raw', stream_id='big') as tx:
             with pytest.raises(nanolink.NanolinkError, match=r'--size WxH\) or use a learned model$'):
                 tx.send(np.zeros((2400, 4000, 3), np.uint8))
+
+
+BAD_CODEC_ARGS = [
+    (dict(quality='3'), r"quality must be an integer in {}, got '3'".format(CAE_QUALITIES)),
+    (dict(quality=3.5), r'quality must be an integer in {}, got 3\.5'.format(CAE_QUALITIES)),
+    (dict(quality=True), r'quality must be an integer in {}, got True'.format(CAE_QUALITIES)),
+    (dict(model='jpeg', quality=3), r'jpeg is a classical baseline: it takes jpeg_quality 1\.\.100, not quality'),
+    (dict(model='ae', jpeg_quality=0), r'jpeg_quality must be an integer in 1\.\.100, got 0'),
+    (dict(size=(0, 0)), r'size=\(0, 0\): width and height must be between 8 and 4096'),
+    (dict(size='640'), r'size must look like WIDTHxHEIGHT'),
+    (dict(size=(640, None)), r'size must be \(width, height\) in pixels'),
+    (dict(decoder='foo'), r"decoder must be one of 'onnxruntime', 'torch', got 'foo'"),
+    (dict(device='gpu'), r"device must be one of 'cpu', 'cuda', got 'gpu'"),
+    (dict(threads='2'), r"threads must be an integer in 0\.\.256, got '2'"),
+]
+
+
+@pytest.mark.parametrize('kw, hint', BAD_CODEC_ARGS, ids=[repr(kw) for kw, _ in BAD_CODEC_ARGS])
+def test_bad_codec_arguments_are_the_senders_usage_errors(kw, hint):
+    kw = dict(kw)
+    with pytest.raises(nanolink.UsageError, match=hint) as e:
+        nanolink.open_codec(kw.pop('model', 'cae'), **kw)
+    assert '\n' not in str(e.value)
+
+
+def test_codec_size_and_odd_frames_and_the_wire_limit():
+    bgr = cv2.imread(SAMPLE[3])
+    for size in ('96x64', (96, 64)):
+        with nanolink.open_codec('cae', quality=2, size=size) as codec:
+            assert codec.decode(codec.encode(bgr)).shape == (64, 96, 3)
+            for name, frame, _ in _odd_frames(bgr[:64, :96]):
+                assert codec.decode(codec.encode(frame)).shape == (64, 96, 3), name
+    with nanolink.open_codec('cae') as codec:
+        with pytest.raises(nanolink.NanolinkError, match=r'cannot encode a 4100x64 frame: .*; shrink frames with '
+                           r'size=\(W, H\)$'):
+            codec.encode(np.zeros((64, 4100, 3), np.uint8))
