@@ -304,3 +304,49 @@ def test_codec_size_and_odd_frames_and_the_wire_limit():
         with pytest.raises(nanolink.NanolinkError, match=r'cannot encode a 4100x64 frame: .*; shrink frames with '
                            r'size=\(W, H\)$'):
             codec.encode(np.zeros((64, 4100, 3), np.uint8))
+
+
+# -- Receiver's arguments: checked before a decoder loads or the port is bound --
+
+BAD_RECEIVER_ARGS = [
+    (dict(workers=-1), r'workers must be an integer in 0\.\.64, got -1'),
+    (dict(workers=1.5), r'workers must be an integer in 0\.\.64, got 1\.5'),
+    (dict(bind=None), r"bind None: expected an endpoint like 'tcp://\*:5555'"),
+    (dict(bind='tcp://127.0.0.1:0x'), r'bind tcp://127\.0\.0\.1:0x: expected tcp://HOST:PORT with a port in 1\.\.65535'),
+    (dict(models=[1]), r"models must be a list of str, e\.g\. \['cae'\], got \[1\]"),
+    (dict(model_dirs=5), r'model_dirs must be a list of str'),
+    (dict(decoder='x'), r"decoder must be one of 'onnxruntime', 'torch', got 'x'"),
+    (dict(device='gpu'), r"device must be one of 'cpu', 'cuda', got 'gpu'"),
+    (dict(threads=-1), r'threads must be an integer in 0\.\.256, got -1'),
+    (dict(max_streams=0), r'max_streams must be an integer of at least 1, got 0'),
+    (dict(stream_idle_s=0), r'stream_idle_s must be a number > 0 seconds, got 0'),
+    (dict(stream_idle_s='300'), r"stream_idle_s must be a number > 0 seconds, got '300'"),
+    (dict(max_size=(0, 0)), r'max_size=\(0, 0\): width and height must be between 8 and 4096'),
+    (dict(max_pixel_rate=float('inf')), r'max_pixel_rate must be a number > 0 pixels a second, got inf'),
+]
+
+
+@pytest.mark.parametrize('kw, hint', BAD_RECEIVER_ARGS, ids=[repr(kw) for kw, _ in BAD_RECEIVER_ARGS])
+def test_bad_receiver_arguments_are_one_line_usage_errors(kw, hint):
+    kw = dict(kw)
+    kw.setdefault('models', ['jpeg'])
+    with pytest.raises(nanolink.UsageError, match=hint) as e:
+        nanolink.Receiver(kw.pop('bind', 'tcp://127.0.0.1:*'), **kw)
+    assert '\n' not in str(e.value)
+
+
+def test_a_refused_receiver_leaves_its_port_free_and_one_model_name_or_wxh_text_is_taken():
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg']) as rx:
+        endpoint = rx.endpoint
+    with pytest.raises(nanolink.UsageError, match='workers'):
+        nanolink.Receiver(endpoint, models=['jpeg'], workers=-1)       # it used to bind first, then fail
+    frame = cv2.imread(SAMPLE[4])[:64, :96]
+    with nanolink.Receiver(endpoint, models='jpeg', max_size='128x96') as rx:
+        assert rx.max_size == (128, 96) and set(rx.decoders) == {'jpeg'}
+        with nanolink.Sender(rx.endpoint, model='jpeg', stream_id='one') as tx:
+            tx.send(frame)
+            tx.send(np.zeros((97, 96, 3), np.uint8))                    # over max_size: refused, counted
+            tx.send(frame)
+            got = [rx.recv(timeout=60) for _ in range(2)]
+    assert [g.seq for g in got] == [0, 2] and got[0].image.shape == frame.shape
+    assert rx.rejects.total == 1
