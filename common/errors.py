@@ -91,5 +91,6 @@ def check_decoder(decoder, device, threads):
     """The decoder arguments of Receiver and open_codec, as host-receiver's --decoder, --device and --threads."""
     from nanolink.common.cli import MAX_THREADS
     check_choice('decoder', decoder, DECODER_RUNTIMES)
-    check_choice('device', device, ('cpu', 'cuda'))
+    if device is not None:                      # None: the runtime's default, the CPU
+        check_choice('device', device, ('cpu', 'cuda'))
     check_int('threads', threads, 0, MAX_THREADS)
