@@ -38,21 +38,21 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(name, value, low, high=None):
-    """None (not given) or an integer (not a bool) in low..high (high None: no upper bound); UsageError otherwise."""
-    if value is not None and (not is_int(value) or value < low or high is not None and value > high):
+def check_int(name, value, low, high=None, optional=False):
+    """An integer (not a bool) in low..high (high None: no upper bound), or None where ``optional`` (not given);
+    UsageError otherwise."""
+    if (value is not None or not optional) and (not is_int(value) or value < low or high is not None and value > high):
         raise UsageError('{} must be an integer {}, got {!r}'.format(name, _bounds(low, high), value))
     return value
 
 
 def check_number(name, value, low, high=None, unit='', above=False):
-    """None (not given) or a finite number (not a bool) in low..high, over ``low`` where ``above``; UsageError
-    otherwise. unit: words after the bounds (' seconds')."""
+    """A finite number (not a bool) in low..high, over ``low`` where ``above``; UsageError otherwise. unit: words
+    after the bounds (' seconds')."""
     import math
     import numbers
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                              or not math.isfinite(value) or value < low or above and value == low
-                              or high is not None and value > high):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low
+            or above and value == low or high is not None and value > high):
         raise UsageError('{} must be a number {}{}, got {!r}'.format(
             name, '> {}'.format(low) if above else _bounds(low, high), unit, value))
     return value
@@ -70,8 +70,8 @@ def check_rate(model, engine, quality, channels, jpeg_quality):
     entropy-coded model (from its manifest, as --quality is checked; an engine file holds its own), none that the
     model would ignore (a classical baseline's quality or channels, raw's jpeg_quality)."""
     from nanolink.common import zoo
-    check_int('channels', channels, 1)
-    check_int('jpeg_quality', jpeg_quality, 1, 100)
+    check_int('channels', channels, 1, optional=True)
+    check_int('jpeg_quality', jpeg_quality, 1, 100, optional=True)
     if model in zoo.CLASSICAL and not engine:
         if quality is not None or channels is not None or model == 'raw' and jpeg_quality is not None:
             raise UsageError('model {} is a classical baseline: it takes {}'.format(
@@ -79,9 +79,9 @@ def check_rate(model, engine, quality, channels, jpeg_quality):
     elif quality is not None and not engine:
         info = zoo.bundled_model(model or zoo.DEFAULT_MODEL)
         if info.dtype == 'rans':
-            check_int('quality', quality, min(info.rate_points), max(info.rate_points))
+            check_int('quality', quality, min(info.rate_points), max(info.rate_points), optional=True)
     elif quality is not None:
-        check_int('quality', quality, 1)          # an engine's own rate point is checked against it when it opens
+        check_int('quality', quality, 1, optional=True)      # an engine checks its own rate point when it opens
 
 
 DECODER_RUNTIMES = ('onnxruntime', 'torch')     # Receiver(decoder=), open_codec(decoder=), host-receiver --decoder
@@ -93,4 +93,4 @@ def check_decoder(decoder, device, threads):
     check_choice('decoder', decoder, DECODER_RUNTIMES)
     if device is not None:                      # None: the runtime's default, the CPU
         check_choice('device', device, ('cpu', 'cuda'))
-    check_int('threads', threads, 0, MAX_THREADS)
+    check_int('threads', threads, 0, MAX_THREADS, optional=True)     # None: the runtime's default, as 0

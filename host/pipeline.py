@@ -111,7 +111,7 @@ class Receiver(object):
         check_decoder(decoder, device, threads)
         check_int('max_streams', max_streams, 1)
         check_number('stream_idle_s', stream_idle_s, 0, unit=' seconds', above=True)
-        max_size = check_size(max_size, 'max_size')
+        max_size = check_size(max_size, 'max_size') or (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # None: the wire's
         check_number('max_pixel_rate', max_pixel_rate, 0, unit=' pixels a second', above=True)
         check_int('workers', workers, 0, MAX_WORKERS)
         self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant,

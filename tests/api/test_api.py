@@ -1,6 +1,7 @@
 """The Python API (import nanolink) on real sockets, pyzmq-test style: random ports on 127.0.0.1, a timeout on every
 receive; and the three examples, run as a user would."""
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -350,3 +351,30 @@ def test_a_refused_receiver_leaves_its_port_free_and_one_model_name_or_wxh_text_
             got = [rx.recv(timeout=60) for _ in range(2)]
     assert [g.seq for g in got] == [0, 2] and got[0].image.shape == frame.shape
     assert rx.rejects.total == 1
+
+
+@pytest.mark.parametrize('kw, hint', [(dict(buffer_frames=None), 'buffer_frames must be an integer in 1'),
+                                      (dict(buffer_mb=None), 'buffer_mb must be a number > 0 MB, got None'),
+                                      (dict(send_timeout_ms=None), 'send_timeout_ms must be an integer in -1'),
+                                      (dict(clock_offset=None), 'clock_offset must be a number in'),
+                                      (dict(reference_quality=None), 'reference_quality must be an integer in 1..100')])
+def test_none_is_refused_where_it_means_nothing(kw, hint):
+    with pytest.raises(nanolink.UsageError, match=re.escape(hint)):
+        nanolink.Sender('tcp://127.0.0.1:9', model='jpeg', **kw)
+
+
+@pytest.mark.parametrize('kw, hint', [(dict(workers=None), 'workers must be an integer in 0..64, got None'),
+                                      (dict(max_streams=None), 'max_streams must be an integer of at least 1'),
+                                      (dict(stream_idle_s=None), 'stream_idle_s must be a number > 0 seconds'),
+                                      (dict(max_pixel_rate=None), 'max_pixel_rate must be a number > 0')])
+def test_receiver_refuses_none_for_its_bounds(kw, hint):
+    with pytest.raises(nanolink.UsageError, match=re.escape(hint)):
+        nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg'], **kw)
+
+
+def test_none_where_it_means_the_default():
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg'], max_size=None, threads=None, device=None) as rx:
+        assert rx.max_size == (4096, 4096)
+        with nanolink.Sender(rx.endpoint, model='jpeg', threads=None, linger_ms=None, jpeg_quality=None) as tx:
+            tx.send(cv2.imread(SAMPLE[5])[:32, :48])
+            assert rx.recv(timeout=60).image.shape == (32, 48, 3)
