@@ -17,8 +17,8 @@ from nanolink.common.imageproc import check_size
 
 class Codec(object):
     """Encoder and decoder of one model at one rate point. model: a bundled model or jpeg / raw; quality: cae's rate
-    point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) to resize to first;
-    decoder, device, threads, decoder_variant: as for nanolink.Receiver."""
+    point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) or 'WxH' to resize to
+    first; decoder, device, threads, decoder_variant: as for nanolink.Receiver. A bad argument is a UsageError."""
 
     def __init__(self, model=None, quality=None, channels=None, jpeg_quality=None, size=None, decoder='onnxruntime',
                  device='cpu', threads=0, decoder_variant='fast'):
