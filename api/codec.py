@@ -11,33 +11,48 @@ import time
 from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder
 from nanolink.common.codec import EdgeEncoder, load_decoders
+from nanolink.common.errors import NanolinkError, check_decoder, check_rate
+from nanolink.common.imageproc import check_size
 
 
 class Codec(object):
     """Encoder and decoder of one model at one rate point. model: a bundled model or jpeg / raw; quality: cae's rate
-    point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) to resize to first;
-    decoder, device, threads, decoder_variant: as for nanolink.Receiver."""
+    point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's; size: (width, height) or 'WxH' to resize to
+    first; decoder, device, threads, decoder_variant: as for nanolink.Receiver. A bad argument is a UsageError."""
 
     def __init__(self, model=None, quality=None, channels=None, jpeg_quality=None, size=None, decoder='onnxruntime',
                  device='cpu', threads=0, decoder_variant='fast'):
         model = model or zoo.DEFAULT_MODEL
+        check_rate(model, None, quality, channels, jpeg_quality)          # UsageErrors naming the argument, as
+        size = check_size(size)                                            # Sender's, before anything is loaded
+        check_decoder(decoder, device, threads)
         if model in CLASSICAL:
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)
         else:
             self.encoder = EdgeEncoder.open(model, None, channels, 'cpu', size, threads, jpeg_quality, quality)
         self.info = self.encoder.info
-        self.decoders = load_decoders([model], decoder, device, threads, variant=decoder_variant)
+        try:
+            self.decoders = load_decoders([model], decoder, device, threads, variant=decoder_variant)
+        except BaseException:
+            self.encoder.close()
+            raise
         self.seq = 0
 
     def encode(self, frame):
-        """BGR (or grey / BGRA) uint8 frame -> wire message bytes."""
+        """BGR (or grey / BGRA) uint8 frame -> wire message bytes; UsageError for what is not such a frame,
+        NanolinkError for one over the wire's limits."""
         enc = self.encoder
         blob, size = enc.preprocess(frame)
         payload, shape = enc.fetch(enc.backend.forward(blob))
         payload, dtype = enc.entropy_code(payload)
-        data = wire.pack(wire.Frame(stream='codec', seq=self.seq, t_cap=time.time(), model=self.info.name,
-                                    fp=self.info.fingerprint, dtype=dtype, shape=shape, size=size, payload=payload,
-                                    stages={}))
+        try:
+            data = wire.pack(wire.Frame(stream='codec', seq=self.seq, t_cap=time.time(), model=self.info.name,
+                                        fp=self.info.fingerprint, dtype=dtype, shape=shape, size=size,
+                                        payload=payload, stages={}))
+        except wire.WireError as e:
+            raise NanolinkError('cannot encode a {}x{} frame: {}{}'.format(size[1], size[0], e.reason, (
+                '; shrink frames with size=(W, H){}'.format(' or use a learned model' if self.info.name in CLASSICAL
+                                                            else '')) if e.too_big else ''))
         self.seq += 1
         return data
 

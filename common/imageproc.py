@@ -18,7 +18,7 @@ import struct
 import cv2
 import numpy as np
 
-from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common.errors import NanolinkError, UsageError, is_int
 
 log = logging.getLogger('nanolink.common')
 
@@ -94,25 +94,63 @@ def read_image(path):
         return None
 
 
+MIN_SIDE, MAX_SIDE = 8, 4096      # the sizes --size and Sender(size=...) resize to (the wire takes up to 4096)
+
+
 def parse_size(text, option='--size'):
     """'1008x1008' -> (1008, 1008) as (width, height); a clear error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split('x'))
     except ValueError:
         raise UsageError('{} must look like WIDTHxHEIGHT, e.g. 1008x1008, got "{}"'.format(option, text))
-    if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise UsageError('{}{}{}: width and height must be between 8 and 4096'.format(
-            option, '' if option.endswith('//') else ' ', text))     # '--size 9000x9', '--camera synthetic://9000x9'
+    return _check_sides(w, h, '{}{}{}'.format(option, '' if option.endswith('//') else ' ', text))  # '--size 9x9'
+
+
+def _check_sides(w, h, what):
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise UsageError('{}: width and height must be between {} and {}'.format(what, MIN_SIDE, MAX_SIDE))
     return w, h
 
 
+def check_size(size, name='size'):
+    """The API's size argument: None, (width, height) in pixels or the CLI's 'WxH' text -> None or (width, height),
+    each MIN_SIDE..MAX_SIDE, as --size takes them; UsageError naming ``name`` otherwise."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        return parse_size(size, name)
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        w = h = None
+    if not (is_int(w) and is_int(h)):
+        raise UsageError('{} must be (width, height) in pixels, e.g. (640, 480), or "640x480", got {!r}'.format(
+            name, size))
+    return _check_sides(int(w), int(h), '{}=({}, {})'.format(name, w, h))
+
+
+FRAME_SHAPES = 'a numpy uint8 array (H, W, 3) BGR, (H, W) or (H, W, 1) grey, or (H, W, 4) BGRA'
+
+
 def as_bgr(frame):
-    """Camera frames may be grey or BGRA: return 3-channel uint8 BGR."""
+    """Camera frames may be grey ((H, W) or (H, W, 1)) or BGRA: return 3-channel uint8 BGR. UsageError, saying what
+    to pass instead, for anything else (not an array, not 8-bit, another shape, no pixels)."""
+    if not isinstance(frame, np.ndarray):
+        raise UsageError('a frame must be {}, got {}'.format(FRAME_SHAPES, type(frame).__name__))
     if frame.dtype != np.uint8:
-        raise NanolinkError('frames must be 8-bit, got {}'.format(frame.dtype))
-    if frame.ndim == 2:
+        raise UsageError('frames must be 8-bit (uint8), got {}: convert with {}'.format(frame.dtype, '(frame * 255)'
+                         '.clip(0, 255).astype(np.uint8) if its values are in [0, 1]' if frame.dtype.kind == 'f' else
+                         'frame.astype(np.uint8) once its values are in 0..255'))
+    shape = tuple(frame.shape)
+    if frame.ndim == 4 and shape[0] == 1:
+        raise UsageError('a frame must be {}, got a batch of one, {}: send frame[0]'.format(FRAME_SHAPES, shape))
+    if frame.ndim not in (2, 3) or frame.ndim == 3 and shape[2] not in (1, 3, 4):
+        raise UsageError('a frame must be {}, got shape {}'.format(FRAME_SHAPES, shape))
+    if not frame.size:
+        raise UsageError('an empty frame, shape {}: check that the camera or source gave an image'.format(shape))
+    if frame.ndim == 2 or shape[2] == 1:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
+    if shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame
 

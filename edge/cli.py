@@ -22,10 +22,10 @@ from typing import Optional, Tuple
 
 from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL
-from nanolink.common.errors import NanolinkError, UsageError
+from nanolink.common.errors import NanolinkError, UsageError, check_int
 from nanolink.common import cli as cliutil
 from nanolink.common.imageproc import parse_size
-from nanolink.edge.pipeline import Sender
+from nanolink.edge.pipeline import ENTROPY, MAX_BUFFER_FRAMES, MAX_CLOCK_OFFSET_S, MAX_SEND_TIMEOUT_MS, Sender
 from nanolink.common.stages import (EDGE_STAGES, StreamLogs, format_table, sample_window,
                                      summarise)
 from nanolink.edge import rate as ratefit
@@ -88,7 +88,7 @@ def build_parser():
                    help='pick the best rate point of the bundled model that fits MBPS megabits a second at the frame '
                         'size sent and --fps (else 30), from its measured bits per pixel; exits 2 when none fits, '
                         'warns when the scene needs more than planned')
-    p.add_argument('--entropy', choices=('zlib', 'none'), default='zlib',
+    p.add_argument('--entropy', choices=ENTROPY, default='zlib',
                    help='lossless coding of binary codes (cae-bin) before sending (default: %(default)s; sent only '
                         'when shorter); cae always codes its symbols with rANS')
     p.add_argument('--channels', type=int, metavar='K', help='binary channels sent (rate point: bpp = K/16); '
@@ -140,9 +140,7 @@ def build_parser():
     return p
 
 
-MAX_SEND_TIMEOUT_MS = 2 ** 31 - 1
 MIN_FPS = 0.001                 # one frame every 1000 s
-MAX_CLOCK_OFFSET_S = 86400.0
 
 
 def config_from_args(args):
@@ -158,7 +156,7 @@ def config_from_args(args):
         raise UsageError('--send-timeout must be in 0..{} ms (0: wait for the host), got {}'.format(
             MAX_SEND_TIMEOUT_MS, args.send_timeout))
     cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
-    cliutil.check_range('--buffer', args.buffer, 1, 1 << 20)
+    check_int('--buffer', args.buffer, 1, MAX_BUFFER_FRAMES)                  # as Sender(buffer_frames=) is
     cliutil.check_positive('--buffer-mb', args.buffer_mb, ' MB')
     if args.latest and (args.buffer != 256 or args.buffer_mb != 64.0):
         raise UsageError('--latest sends the newest frame only, without acknowledgements: it keeps no --buffer')

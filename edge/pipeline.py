@@ -32,13 +32,17 @@ from collections import namedtuple
 
 from nanolink.common import keys, wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
+from nanolink.common.cli import MAX_THREADS
 from nanolink.common.codec import EdgeEncoder, rate_label
-from nanolink.common.errors import NanolinkError, UsageError
-from nanolink.common.imageproc import as_bgr, resize_to
+from nanolink.common.errors import NanolinkError, UsageError, check_choice, check_int, check_number, check_rate
+from nanolink.common.imageproc import as_bgr, check_size, resize_to
+from nanolink.common.transport import check_endpoint
 from nanolink.common.stages import StageClock
 from nanolink.common.sender import Sender as Link
 
 log = logging.getLogger('nanolink.edge')
+ENTROPY = ('zlib', 'none')      # the lossless coding of binary codes (cae-bin): Sender(entropy=), --entropy
+MAX_BUFFER_FRAMES, MAX_SEND_TIMEOUT_MS, MAX_CLOCK_OFFSET_S = 1 << 20, 2 ** 31 - 1, 86400.0    # edge-sender's too
 IN_MESSAGE = ('capture', 'preprocess', 'encode', 'gpu_to_cpu', 'entropy', 'reference')   # this frame's, in its message
 
 SentFrame = namedtuple('SentFrame', 'seq bytes delivered stages size ref_bytes')
@@ -55,7 +59,8 @@ class Sender(object):
     model: a bundled model (``cae`` default-quality 3, ``cae-bin``, ``ae``, ``ae-full``) or a baseline (``jpeg``,
         ``raw``); engine: an encoder file instead (.onnx, .pt or a TensorRT .trt/.engine from nanolink-build-engine).
     quality: cae's rate point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's.
-    stream_id: names this stream at the host (1-64 of A-Z a-z 0-9 _ . : -); size: (width, height) to resize to.
+    stream_id: names this stream at the host (1-64 of A-Z a-z 0-9 _ . : -); size: (width, height) or 'WxH' to
+    resize to, 8..4096 each. A bad argument is a UsageError naming it, raised before anything is loaded.
     device: 'cpu' or 'cuda' for the encoder (TensorRT engines: the GPU); threads: encoder threads (0: default).
     latest: keep only the newest unsent frame, no acknowledgements (lowest latency; drops under load).
     curve_keys: a nanolink-keys folder (encrypts and authenticates; uses <stream_id>.key_secret and host.key).
@@ -75,6 +80,17 @@ class Sender(object):
             wire.check_stream_id(stream_id)
         except wire.WireError as e:
             raise UsageError('stream_id: ' + e.reason)
+        check_endpoint(connect if isinstance(connect, str) else repr(connect), 'connect', "'tcp://192.168.1.10:5555'")
+        check_rate(model, engine, quality, channels, jpeg_quality)
+        size = check_size(size)
+        check_int('threads', threads, 0, MAX_THREADS, optional=True)
+        check_int('buffer_frames', buffer_frames, 1, MAX_BUFFER_FRAMES)
+        check_number('buffer_mb', buffer_mb, 0, unit=' MB', above=True)
+        check_choice('entropy', entropy, ENTROPY)
+        check_int('send_timeout_ms', send_timeout_ms, -1, MAX_SEND_TIMEOUT_MS)
+        check_int('linger_ms', linger_ms, -1, optional=True)
+        check_number('clock_offset', clock_offset, -MAX_CLOCK_OFFSET_S, MAX_CLOCK_OFFSET_S, ' seconds')
+        check_int('reference_quality', reference_quality, 1, 100)
         if model in CLASSICAL and not engine:
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)
         else:
@@ -84,8 +100,8 @@ class Sender(object):
         try:
             info = self.info = self.encoder.info
             if entropy == 'none' and info.dtype == 'rans':
-                raise UsageError('{} always codes its symbols with rANS: drop --entropy none (it is for cae-bin)'
-                                 .format(info.name))
+                raise UsageError("{} always codes its symbols with rANS: drop entropy='none' (--entropy none; it is "
+                                 'for cae-bin)'.format(info.name))
             if engine and model and model != info.name:
                 raise UsageError('--engine {} holds model {}, not --model {}: drop --model or pick the {} engine'
                                  .format(engine, info.name, model, model))
@@ -148,9 +164,9 @@ class Sender(object):
                                            model=self.info.name, fp=self.info.fingerprint, dtype=dtype, shape=shape,
                                            size=size, payload=payload, stages=stages, ref=ref))
             except wire.WireError as e:
-                raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(
-                    size[1], size[0], e.reason, '; shrink frames with --size WxH or use a learned model'
-                    if e.too_big else ''))
+                raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(size[1], size[0], e.reason, (
+                    '; shrink frames with size=(W, H) (edge-sender: --size WxH){}'.format(' or use a learned model'
+                    if self.info.name in CLASSICAL else '')) if e.too_big else ''))
         with clock('send'):
             delivered = self.link.send(msg, self.seq)
         self._prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}

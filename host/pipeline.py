@@ -23,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 
 from nanolink.common import keys, wire
 from nanolink.common.codec import HostDecoder, load_decoders
+from nanolink.common.errors import UsageError, check_decoder, check_int, check_number
+from nanolink.common.imageproc import check_size
 from nanolink.common.stages import StageClock
-from nanolink.common.transport import MULTIPART, Receiver as Link
+from nanolink.common.transport import MULTIPART, Receiver as Link, check_endpoint
 from nanolink.host.streams import RejectLog, StreamTable
 
 log = logging.getLogger('nanolink.host')
+MAX_WORKERS = 64                    # decode threads: Receiver(workers=), host-receiver --decode-workers
 
 
 class ReceivedFrame(object):
@@ -71,20 +74,30 @@ class _Job(object):
             self.image = self.dec.postprocess(image, self.frame)
 
 
+def _names(name, value, example):
+    """models / model_dirs: None, one (a str) or several in a list; UsageError for anything else."""
+    value = [value] if isinstance(value, str) else value
+    if value is not None and not (isinstance(value, (list, tuple, set)) and all(isinstance(v, str) for v in value)):
+        raise UsageError("{} must be a list of str, e.g. ['{}'], got {!r}".format(name, example, value))
+    return value
+
+
 class Receiver(object):
     """Receives, validates and decodes the frames of any number of nanolink edges (``nanolink.Sender``,
     edge-sender).
 
     bind: where edges connect, e.g. tcp://*:5555 (tcp://127.0.0.1:* picks a free port: see ``endpoint``).
-    models: decode only these bundled models (default: all, and the jpeg / raw baselines); model_dirs: more
-        exported model folders. decoder: 'onnxruntime' or 'torch'; device: 'cpu' or 'cuda'; threads: decoder threads
-        (0: default); decoder_variant: 'fast' or 'quality' (the heavier decoder of the same bits, for GPU hosts).
+    models: decode only these bundled models (a list of names, or one name; default: all, and the jpeg / raw
+        baselines); model_dirs: more exported model folders (a list, or one). decoder: 'onnxruntime' or 'torch';
+        device: 'cpu' or 'cuda'; threads: decoder threads (0: default); decoder_variant: 'fast' or 'quality' (the
+        heavier decoder of the same bits, for GPU hosts).
     latest: decode only the newest waiting frame (the older ones are acknowledged and counted, not decoded).
     curve_keys: a nanolink-keys folder: only edges whose keys are in its authorized/ get in, each under its name.
     max_streams, stream_idle_s, max_size (W, H), max_pixel_rate: the bounds one sender cannot grow (host/streams.py).
     auto_ack: acknowledge each frame as ``recv`` returns it; False: call ``ack(frame)`` once it is safely kept
         (host-receiver --save acknowledges after the PNG is written). on_evict(stream): a stream went idle.
-    workers: decode threads (0: decode on the caller's thread); at most workers + 1 messages are taken ahead.
+    workers: decode threads, 0..64 (0: decode on the caller's thread); at most workers + 1 messages are taken ahead.
+    A bad argument is a UsageError naming it, raised before anything is loaded or bound.
     stop: a threading.Event that ends ``__iter__``. trust_checkpoints: load --model-dir .pt decoders (torch) on torch
     older than 1.13, which can only unpickle them (that may run code).
     """
@@ -93,6 +106,14 @@ class Receiver(object):
                  decoder_variant='fast', model_dirs=(), latest=False, curve_keys=None, max_streams=64,
                  stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
                  auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False, workers=1):
+        check_endpoint(bind if isinstance(bind, str) else repr(bind), 'bind', "'tcp://*:5555'", any_port=True)
+        models, model_dirs = _names('models', models, 'cae'), _names('model_dirs', model_dirs, 'exported/cae')
+        check_decoder(decoder, device, threads)
+        check_int('max_streams', max_streams, 1)
+        check_number('stream_idle_s', stream_idle_s, 0, unit=' seconds', above=True)
+        max_size = check_size(max_size, 'max_size') or (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # None: the wire's
+        check_number('max_pixel_rate', max_pixel_rate, 0, unit=' pixels a second', above=True)
+        check_int('workers', workers, 0, MAX_WORKERS)
         self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant,
                                       trust_checkpoints)
         curve = keys.host_options(curve_keys) if curve_keys else None

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nanolink.common import codec, imageproc, metrics
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 
 
 def test_ms_ssim_matches_pytorch_msssim(sample_frame):
@@ -50,3 +50,24 @@ def test_prepare_resizes_to_size_and_handles_grey_frames():
 def test_bad_size_is_a_clear_error(text):
     with pytest.raises(NanolinkError, match='--size'):
         imageproc.parse_size(text)
+
+
+@pytest.mark.parametrize('size, expected', [((8, 8), (8, 8)), ((4096, 4096), (4096, 4096)), ('640x480', (640, 480)),
+                                            (np.array([96, 64]), (96, 64)), ([96, 64], (96, 64)), (None, None)])
+def test_check_size_takes_a_pair_or_the_clis_text(size, expected):
+    got = imageproc.check_size(size)
+    assert got == expected and (got is None or all(type(v) is int for v in got))
+
+
+@pytest.mark.parametrize('size, words', [((7, 8), 'size=(7, 8): width and height must be between 8 and 4096'),
+                                         ((8, 4097), 'size=(8, 4097): width and height must be between 8 and 4096'),
+                                         ('4097x8', 'size 4097x8: width and height must be between 8 and 4096'),
+                                         ((True, 8), 'size must be (width, height) in pixels'),
+                                         ((96, 64, 3), 'size must be (width, height) in pixels'),
+                                         (96.0, 'size must be (width, height) in pixels')])
+def test_check_size_refuses_what_parse_size_refuses_naming_the_argument(size, words):
+    with pytest.raises(UsageError) as e:
+        imageproc.check_size(size)
+    assert str(e.value).startswith(words)
+    with pytest.raises(UsageError, match='--max-size 9x4097: width and height must be between 8 and 4096'):
+        imageproc.parse_size('9x4097', '--max-size')          # the CLIs' parser: the same bounds
