@@ -18,7 +18,8 @@ import struct
 import cv2
 import numpy as np
 
-from nanolink.common.errors import NanolinkError, UsageError, is_int
+from nanolink.common.checks import is_int
+from nanolink.common.errors import NanolinkError, UsageError
 
 log = logging.getLogger('nanolink.common')
 

@@ -22,7 +22,8 @@ from typing import Optional, Tuple
 
 from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL
-from nanolink.common.errors import NanolinkError, UsageError, check_int
+from nanolink.common.checks import check_int
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
 from nanolink.common.imageproc import parse_size
 from nanolink.edge.pipeline import ENTROPY, MAX_BUFFER_FRAMES, MAX_CLOCK_OFFSET_S, MAX_SEND_TIMEOUT_MS, Sender

@@ -34,7 +34,8 @@ from nanolink.common import keys, wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
 from nanolink.common.cli import MAX_THREADS
 from nanolink.common.codec import EdgeEncoder, rate_label
-from nanolink.common.errors import NanolinkError, UsageError, check_choice, check_int, check_number, check_rate
+from nanolink.common.checks import check_choice, check_int, check_number, check_rate
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import as_bgr, check_size, resize_to
 from nanolink.common.transport import check_endpoint
 from nanolink.common.stages import StageClock

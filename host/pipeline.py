@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 
 from nanolink.common import keys, wire
 from nanolink.common.codec import HostDecoder, load_decoders
-from nanolink.common.errors import UsageError, check_decoder, check_int, check_number
+from nanolink.common.checks import check_decoder, check_int, check_number
+from nanolink.common.errors import UsageError
 from nanolink.common.imageproc import check_size
 from nanolink.common.stages import StageClock
 from nanolink.common.transport import MULTIPART, Receiver as Link, check_endpoint
