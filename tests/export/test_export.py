@@ -324,3 +324,14 @@ def test_build_engine_refuses_a_corrupt_manifest_beside_the_onnx_in_one_line(tmp
     assert build_engine.main(['--onnx', enc, '--out', str(tmp_path / 'x.trt'), '--shape', '1x3x64x64']) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and 'manifest.json is not a manifest nanolink-export wrote' in err
+
+
+@pytest.mark.parametrize('out, words', [('F', '--out F is a file, not a folder'),
+                                        ('F/sub', 'is a file, not a folder')])
+def test_export_refuses_an_out_that_is_a_file_before_loading(tmp_path, capsys, monkeypatch, out, words):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / 'F').write_text('not a folder')
+    assert onnx_export.main(['--model', 'cae', '--out', out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-export: error: ') and words in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / 'F').read_text() == 'not a folder'
