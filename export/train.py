@@ -220,6 +220,8 @@ def train(cfg):
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
+    paths = list_images(cfg.data)                # both folders listed before OUT is made
+    val_paths = list_images(cfg.val, '--val') if cfg.val else []
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     resume = os.path.exists(ckpt_path)
@@ -230,7 +232,7 @@ def train(cfg):
     params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     step = 0
-    sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
+    sampler = CropSampler([load_rgb(p) for p in paths], cfg.crop, cfg.min_scale, rng)
     if cfg.init and not resume:
         if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
             try:
@@ -262,7 +264,7 @@ def train(cfg):
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
     if step == 0 and not cfg.init and hasattr(model, 'data_init'):
         model.data_init(sampler.batch(64))          # e.g. cae: first layer from a PCA of image patches
-    val_images = [load_rgb(p) for p in list_images(cfg.val)] if cfg.val else []
+    val_images = [load_rgb(p) for p in val_paths]
     log_rows = []
     jsonl = os.path.join(cfg.out, 'val.jsonl')
     if os.path.exists(jsonl):
@@ -352,7 +354,10 @@ def main(argv=None):
         usage_error('--crop must be a multiple of {} for {} (its latents are at 1/{} scale), got {}: try --crop '
                     '{}'.format(multiple, cfg.model, getattr(MODELS[cfg.model], 'stride', multiple), cfg.crop,
                                 max(multiple, cfg.crop // multiple * multiple)))
-    train(cfg)
+    try:
+        train(cfg)
+    except NanolinkError as e:                   # the images: a missing or empty folder, a file OpenCV cannot read
+        return cliutil.fail('nanolink-train', e)
     return 0
 
 

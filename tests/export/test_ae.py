@@ -2,6 +2,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -174,3 +175,19 @@ def test_checkpoint_older_than_dec_layers_loads_as_one_middle_layer(tmp_path):
     torch.save({'model': old.state_dict(), 'model_name': 'ae', 'model_config': cfg}, path)
     model, ident = model_io.load_checkpoint(path)
     assert model.config.dec_layers == 1 and ident['fingerprint'] == model_io.fingerprint(old.state_dict())
+
+
+def test_train_names_a_missing_or_unreadable_image_folder_as_itself(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    assert train.main(['--model', 'cae', '--data', 'nowhere', '--out', 'runs/a', '--crop', '64']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-train: error: --data nowhere: no such folder') and not (tmp_path / 'runs').exists()
+    (tmp_path / 'data').mkdir()
+    cv2.imwrite(str(tmp_path / 'data' / 'a.png'), np.full((80, 80, 3), 99, np.uint8))
+    (tmp_path / 'data' / 'b.png').write_bytes(b'not a png')
+    assert train.main(['--model', 'cae', '--data', 'data', '--val', 'none', '--out', 'runs/a', '--crop', '64']) == 1
+    assert '--val none: no such folder' in capsys.readouterr().err and not (tmp_path / 'runs').exists()
+    assert train.main(['--model', 'cae', '--data', 'data', '--out', 'runs/a', '--crop', '64', '--steps', '1']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-train: error: cannot read image ') and 'b.png' in err
+    assert len(err.strip().splitlines()) == 1
