@@ -30,7 +30,7 @@ from typing import Tuple
 
 from nanolink.common import cli as cliutil
 from nanolink.common import zoo
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.export.train_data import CropSampler, list_images, load_rgb
 try:                                    # --help works without the training extras; main() says what to install
     import torch
@@ -107,6 +107,29 @@ def usage_error(message):
     """A bad argument: one line on stderr, exit status 2 (as argparse and every nanolink CLI)."""
     print('nanolink-train: error: {}'.format(message), file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_config(cfg):
+    """Every number of TrainConfig in its range, --schedule, --train-only and --out: a UsageError naming the option,
+    before torch is needed and before any image is loaded or any folder made."""
+    for name in ('steps', 'batch', 'crop', 'val_every', 'ckpt_every'):
+        cliutil.check_at_least_one('--' + name.replace('_', '-'), getattr(cfg, name))
+    cliutil.check_range('--threads', cfg.threads, 1, cliutil.MAX_THREADS)
+    cliutil.check_at_least('--decay-from', cfg.decay_from, 0)
+    cliutil.check_range('--seed', cfg.seed, -2 ** 63, 2 ** 64 - 1)          # what torch.manual_seed takes
+    cliutil.check_range('--alpha', cfg.alpha, 0, 1)
+    cliutil.check_range('--stochastic-frac', cfg.stochastic_frac, 0, 1)
+    if not 0 < cfg.lr < float('inf'):
+        raise UsageError('--lr must be a number > 0, got {}'.format(cfg.lr))
+    if not 0 < cfg.min_scale <= 1:
+        raise UsageError('--min-scale must be in (0, 1] (1: no downscaling), got {}'.format(cfg.min_scale))
+    if not 0 <= cfg.clip < float('inf'):
+        raise UsageError('--clip must be >= 0 (0: no clipping), got {}'.format(cfg.clip))
+    if cfg.schedule not in ('cosine', 'constant'):
+        raise UsageError('--schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
+    if cfg.train_only not in ('', 'decoder', 'post'):
+        raise UsageError('--train-only must be "decoder", "post" or empty, got "{}"'.format(cfg.train_only))
+    cliutil.check_output_folder('--out', cfg.out)
 
 
 BOOLS = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}
@@ -342,11 +365,13 @@ def parse_args(argv):
 
 def main(argv=None):
     cfg = parse_args(argv)
+    try:
+        check_config(cfg)
+    except UsageError as e:
+        return cliutil.fail('nanolink-train', e)
     if MISSING is not None:
         return cliutil.torch_missing('nanolink-train', MISSING)
     arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
-    if cfg.schedule not in ('cosine', 'constant'):
-        usage_error('--schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
     if cfg.crop <= 160 and cfg.alpha > 0 and not hasattr(MODELS[cfg.model], 'train_loss'):
         usage_error('--crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(cfg.crop))
     multiple = MODELS[cfg.model].multiple
