@@ -8,21 +8,24 @@ and every rate point of each model, the frame goes through the real edge encoder
 wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels (cae's symbols rANS-coded,
 cae-bin's binary codes zlib-coded, as edge-sender sends them, unless --entropy none). Baselines are
 OpenCV JPEG (4:2:0) and WebP swept over their quality settings, bpp from the file bytes. PSNR is on 8-bit
-RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px).
+RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px). A PSNR is null where it is
+infinite: the decoded image equals the original (flat images, say); a mean over the images is then null too, and so
+is JPEG's PSNR at the same bpp when the sweep is exact there. results.json is strict JSON (no Infinity / NaN).
 
 results.json::
 
     {"images": "DIR", "count": N,
-     "results": [{"model": "cae", "decoder": "fast", "rate_point": 3, "rate": "quality", "bpp": f, "psnr": f,
+     "results": [{"model": "cae", "decoder": "fast", "rate_point": 3, "rate": "quality", "bpp": f, "psnr": f|null,
                   "ms_ssim": f|null,                            # "model" is the --model spec: "cae:quality"
                                                                 # has "decoder": "quality"
-                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...],
-                  "jpeg_same_bpp": {"psnr": f, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
+                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f|null, "ms_ssim": f|null}, ...],
+                  "jpeg_same_bpp": {"psnr": f|null, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
                                                 # this bpp, linear in log-rate; null outside the sweep
                  {"model": "ae", "rate_point": 75, "rate": "jpeg_quality", ...},
                  {"model": "cae-bin", "rate_point": 8, "rate": "channels", ...},
                  {"model": "jpeg", "quality": 50, ...}, ...],
-     "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better
+     "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better (null:
+                                                  # no PSNR range both curves cover, exact points left out)
 """
 import argparse
 import json
@@ -120,10 +123,12 @@ def bd_rate(anchor, test):
     log-rate is fitted as a polynomial of PSNR (cubic, or lower with fewer points) and integrated over the
     PSNR range both curves cover.
     """
-    a = sorted(anchor, key=lambda p: p[1])
-    t = sorted(test, key=lambda p: p[1])
+    finite = lambda pts: sorted((p for p in pts if p[1] is not None and math.isfinite(p[1])), key=lambda p: p[1])
+    a, t = finite(anchor), finite(test)          # exact points (infinite PSNR; null in results.json) left out
+    if not a or len(t) < 2:
+        return None
     lo, hi = max(a[0][1], t[0][1]), min(a[-1][1], t[-1][1])
-    if hi <= lo or len(t) < 2:
+    if hi <= lo:
         return None
     fits = []
     for pts in (a, t):
@@ -143,9 +148,11 @@ def at_bpp(curve, bpp):
     for lo, hi in zip(pts, pts[1:]):
         if lo['bpp'] <= bpp <= hi['bpp'] and hi['bpp'] > lo['bpp']:
             t = (math.log(bpp) - math.log(lo['bpp'])) / (math.log(hi['bpp']) - math.log(lo['bpp']))
+            pl, ph = lo['psnr'], hi['psnr']           # an exact (infinite) end makes it infinite, not NaN
+            p = pl + t * (ph - pl) if math.isfinite(pl) and math.isfinite(ph) else math.inf
             ms = (None if lo['ms_ssim'] is None or hi['ms_ssim'] is None
                   else lo['ms_ssim'] + t * (hi['ms_ssim'] - lo['ms_ssim']))
-            return lo['psnr'] + t * (hi['psnr'] - lo['psnr']), ms
+            return p, ms
     return None
 
 
@@ -169,6 +176,18 @@ def plot(results, path):
         axes[1].text(0.5, 0.5, 'no MS-SSIM: it needs images over 160 px on the short side',
                      ha='center', va='center', transform=axes[1].transAxes)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def strict_json(value):
+    """value with every infinite or NaN float as None: results.json is strict JSON (json.dump writes Infinity,
+    which JSON parsers other than Python's refuse); an infinite PSNR is an exact match."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def _unique(items):
@@ -261,7 +280,8 @@ def main(argv=None):
                 same = at_bpp(jpeg, r['bpp'])
                 r['jpeg_same_bpp'] = None if same is None else {'psnr': same[0], 'ms_ssim': same[1]}
     with open(args.out, 'w') as f:
-        json.dump({'images': args.images, 'count': len(images), 'results': results, 'bd_rate_vs_jpeg': bd}, f, indent=1)
+        json.dump(strict_json({'images': args.images, 'count': len(images), 'results': results,
+                               'bd_rate_vs_jpeg': bd}), f, indent=1, allow_nan=False)
     if args.plot:
         plot(results, args.plot)
     for line in table(results, bd, 'jpeg' in baselines):
