@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 
 pytest.importorskip('torch')
 
+from nanolink.common.zoo import SAMPLE_DIR  # noqa: E402
 from nanolink.export import evaluate      # noqa: E402
 
 
@@ -155,3 +158,35 @@ def test_flat_images_give_strict_json_with_null_for_an_exact_match(tmp_path, cap
         assert {'model', 'bpp', 'psnr', 'ms_ssim', 'per_image'} <= set(r) and r['bpp'] > 0
     assert set(res['bd_rate_vs_jpeg']) == {'ae'}
     assert 'BD-rate of ae vs JPEG' in capsys.readouterr().out and cv2.imread(str(rd)) is not None
+
+
+@pytest.mark.parametrize('spec, words', [('jpeg', 'jpeg is a baseline, not a model'),
+                                         ('raw', 'no bundled model "raw"')])
+def test_a_model_that_is_not_one_gets_a_true_list(tmp_path, capsys, spec, words):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(['--images', str(tmp_path), '--model', spec, '--out', str(tmp_path / 'r.json')])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and 'the baselines go in --baselines: jpeg, webp' in err
+    assert 'jpeg, raw' not in err                                   # edge-sender's baselines, not codec-eval's
+
+
+def test_images_folder_is_checked_before_torch_is_needed(tmp_path):
+    """Without torch (here: torch blocked from importing), a missing --images is named, not 'install torch'."""
+    run = lambda images: subprocess.run(
+        [sys.executable, '-c', "import sys; sys.modules['torch'] = None; from nanolink.export.evaluate import main; "
+         "sys.exit(main())", '--images', images, '--out', 'r.json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, timeout=120, cwd=str(tmp_path))
+    r = run('nowhere')
+    assert r.returncode == 1 and r.stderr == 'codec-eval: error: --images nowhere: no such folder; give a folder of ' \
+                                             'images\n', r.stderr
+    r = run(SAMPLE_DIR)                                             # good arguments: then it says what to install
+    assert r.returncode == 1 and 'pip install "nanolink[train]"' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / 'r.json').exists()
+
+
+def test_an_unreadable_image_stops_it_in_one_line(tmp_path, capsys):
+    (tmp_path / 'imgs').mkdir()
+    (tmp_path / 'imgs' / 'a.png').write_bytes(b'not a png')
+    assert evaluate.main(['--images', str(tmp_path / 'imgs'), '--out', str(tmp_path / 'r.json')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('codec-eval: error: cannot read ') and 'a.png' in err and len(err.splitlines()) == 1
