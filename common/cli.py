@@ -1,5 +1,6 @@
 """What every nanolink CLI does the same way: logging to stderr and Ctrl-C / SIGTERM as a clean stop."""
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,6 +37,37 @@ def check_range(option, value, low, high):
     if value is not None and not low <= value <= high:
         raise UsageError('{} must be in {}..{}, got {}'.format(option, low, high, value))
     return value
+
+
+def check_output_file(option, path, exts=None):
+    """A file a tool will write (its folder must exist, it must not be a folder, its name end in one of ``exts``);
+    a UsageError naming the option otherwise. Checked before the work that leads to it; creates nothing."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError('{} {} is a folder: give a file name in it'.format(option, path))
+    if not os.path.isdir(folder):
+        raise UsageError('{} {}: the folder {} does not exist; create it first'.format(option, path, folder))
+    if not os.access(folder, os.W_OK):
+        raise UsageError('{} {}: cannot write in {}'.format(option, path, folder))
+    if exts and not path.lower().endswith(exts):
+        raise UsageError('{} {}: the file name must end in {}'.format(option, path, ' or '.join(exts)))
+    return path
+
+
+def check_output_folder(option, path):
+    """A folder a tool will write into, made (with its parents) when missing: a UsageError naming the option when
+    it is a file, or the nearest existing folder above it is a file or not writable. Creates nothing itself."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError('{} {} is a file, not a folder: give a folder (it is created when missing)'.format(
+            option, path))
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError('{} {}: {} is a file, not a folder'.format(option, path, parent))
+    if not os.access(parent, os.W_OK):
+        raise UsageError('{} {}: cannot write in {}'.format(option, path, parent))
+    return path
 
 
 def torch_missing(prog, error):

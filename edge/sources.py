@@ -228,20 +228,21 @@ def _gstreamer_available():
     return False
 
 
-def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
-    """Open the ``--camera`` value; a NanolinkError says what is missing and what to do."""
+def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30, option='--camera'):
+    """Open the ``--camera`` value; a NanolinkError says what is missing and what to do, naming ``option`` (the
+    calling tool's own option for it: latency-bench and nanolink-demo take it as --source)."""
     spec = str(spec)
     if spec == 'synthetic' or spec.startswith('synthetic://'):
-        w, h = parse_size(spec[len('synthetic://'):], '--camera synthetic://') if spec.startswith('synthetic://') else (768, 512)
+        w, h = parse_size(spec[len('synthetic://'):], option + ' synthetic://') if spec.startswith('synthetic://') else (768, 512)
         return SyntheticSource(w, h)
     if spec.startswith('csi://'):
         sensor = spec[len('csi://'):]
         if not sensor.isdigit():
-            raise UsageError('--camera {}: a CSI camera is csi://N with N a sensor number, e.g. csi://0'.format(spec))
+            raise UsageError('{} {}: a CSI camera is csi://N with N a sensor number, e.g. csi://0'.format(option, spec))
         if not _gstreamer_available():
-            raise NanolinkError('--camera {}: this OpenCV was built without GStreamer (pip wheels are): on a Jetson '
+            raise NanolinkError('{} {}: this OpenCV was built without GStreamer (pip wheels are): on a Jetson '
                                 'use JetPack\'s OpenCV (apt python3-opencv) and do not pip-install opencv; see '
-                                'deploy/jetson/README.md'.format(spec))
+                                'deploy/jetson/README.md'.format(option, spec))
         pipeline = CSI_PIPELINE.format(sensor=int(sensor), width=csi_size[0], height=csi_size[1], fps=csi_fps)
         cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
         if not cap.isOpened():
@@ -253,8 +254,8 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
     if spec.isdigit() or spec.startswith('/dev/video'):
         device = '/dev/video' + spec if spec.isdigit() else spec
         if os.name == 'posix' and not os.path.exists(device):
-            raise NanolinkError('--camera {}: no camera at {} (plug one in, check ls /dev/video*), or stream a '
-                                'file, a folder of images or "synthetic" instead'.format(spec, device))
+            raise NanolinkError('{} {}: no camera at {} (plug one in, check ls /dev/video*), or stream a '
+                                'file, a folder of images or "synthetic" instead'.format(option, spec, device))
         cap = cv2.VideoCapture(int(spec) if spec.isdigit() else device, cv2.CAP_V4L2 if os.name == 'posix' else 0)
         if not cap.isOpened():
             raise NanolinkError('cannot open camera {}: it exists but OpenCV could not open it (in use by another '
@@ -266,13 +267,13 @@ def open_source(spec, loop=False, csi_size=(1280, 720), csi_fps=30):
     if os.path.isdir(spec):
         paths = image_paths(spec)
         if not paths:
-            raise NanolinkError('--camera {}: the folder has no images ({})'.format(spec, ', '.join(IMAGE_EXTS)))
+            raise NanolinkError('{} {}: the folder has no images ({})'.format(option, spec, ', '.join(IMAGE_EXTS)))
         return ImageFolderSource(paths, loop, 'image folder {} ({} images)'.format(spec, len(paths)))
     if os.path.isfile(spec):
         if spec.lower().endswith(IMAGE_EXTS):
             return ImageFolderSource([spec], loop, 'image {}'.format(spec), single=True)
         return VideoFileSource(spec, loop)
-    raise NanolinkError('--camera {}: no such camera, file or folder{}. --camera takes a camera index (0), csi://0, '
+    raise NanolinkError('{0} {1}: no such camera, file or folder{2}. {0} takes a camera index (0), csi://0, '
                         '/dev/video0, v4l2:///dev/video0, a video file, a folder of images or synthetic'.format(
-                            spec, ' (network streams such as rtsp:// or http:// are not supported)' if '://' in spec
-                            else ''))
+                            option, spec, ' (network streams such as rtsp:// or http:// are not supported)'
+                            if '://' in spec else ''))

@@ -66,17 +66,35 @@ def onnx_metadata(path):
         raise NanolinkError('no such ONNX file: {}'.format(path))
     try:
         import onnx
-        meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        from google.protobuf.message import DecodeError       # onnx parses with protobuf
     except ImportError:
+        onnx = None
+    if onnx is not None:
+        try:
+            meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        except DecodeError as e:
+            raise _not_onnx(path, e)
+    else:
         try:
             import onnxruntime
-            sess = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-            meta = dict(sess.get_modelmeta().custom_metadata_map)
+            from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
         except ImportError:
             return _metadata_from_manifest(path)
+        try:
+            sess = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+        except (ort_state.InvalidProtobuf, ort_state.InvalidArgument, ort_state.InvalidGraph, ort_state.Fail) as e:
+            raise _not_onnx(path, e)
+        meta = dict(sess.get_modelmeta().custom_metadata_map)
     if METADATA_KEY not in meta:
         raise NanolinkError('{} carries no nanolink metadata: export it with nanolink-export'.format(path))
     return meta[METADATA_KEY]
+
+
+def _not_onnx(path, error):
+    """The one line for a --onnx file that onnx / onnxruntime cannot parse (junk, truncated, another format)."""
+    return NanolinkError('{} is not an ONNX model ({}): give --onnx an encoder that nanolink-export wrote '
+                         '(cae-enc-q3-float16.onnx, ...), or --model NAME for a bundled one'.format(
+                             path, (str(error).splitlines() or [type(error).__name__])[0][:200]))
 
 
 def sidecar_metadata(path):
@@ -96,7 +114,11 @@ def _manifest_beside(path):
     if not os.path.isfile(manifest):
         return None
     with open(manifest) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except ValueError as e:                 # JSONDecodeError, UnicodeDecodeError
+            raise NanolinkError('{} is not a manifest nanolink-export wrote (not JSON: {}): export the model again, '
+                                'or move the file away'.format(manifest, e))
 
 
 def refuse_decoder(path):

@@ -148,7 +148,10 @@ def main(argv=None):
         p.error('--alpha must be > 0')
     if not 0 <= args.mix <= CTX_MAX_MIX:
         p.error('--mix must be in 0..{}'.format(CTX_MAX_MIX))
+    if args.limit < 0:
+        p.error('--limit must be >= 0 (0: every image), got {}'.format(args.limit))
     try:
+        cliutil.check_output_file('--out', args.out)        # before the fit, not after it
         return _run(args)
     except NanolinkError as e:
         return cliutil.fail('nanolink-fit-context', e)

@@ -8,21 +8,25 @@ and every rate point of each model, the frame goes through the real edge encoder
 wire message and the real host decoder; bpp = wire-message bytes x 8 / original pixels (cae's symbols rANS-coded,
 cae-bin's binary codes zlib-coded, as edge-sender sends them, unless --entropy none). Baselines are
 OpenCV JPEG (4:2:0) and WebP swept over their quality settings, bpp from the file bytes. PSNR is on 8-bit
-RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px).
+RGB after rounding; MS-SSIM is pytorch-msssim's (null for images with a side <= 160 px). A PSNR is null where it is
+infinite: the decoded image equals the original (flat images, say); a mean over the images is then null too, and so
+is JPEG's PSNR at the same bpp when the sweep is exact there. results.json is strict JSON (no Infinity / NaN).
+Needs the training extras (torch, pytorch-msssim): pip install ".[train]".
 
 results.json::
 
     {"images": "DIR", "count": N,
-     "results": [{"model": "cae", "decoder": "fast", "rate_point": 3, "rate": "quality", "bpp": f, "psnr": f,
+     "results": [{"model": "cae", "decoder": "fast", "rate_point": 3, "rate": "quality", "bpp": f, "psnr": f|null,
                   "ms_ssim": f|null,                            # "model" is the --model spec: "cae:quality"
                                                                 # has "decoder": "quality"
-                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f, "ms_ssim": f|null}, ...],
-                  "jpeg_same_bpp": {"psnr": f, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
+                  "per_image": [{"image": "kodim01.png", "bpp": f, "psnr": f|null, "ms_ssim": f|null}, ...],
+                  "jpeg_same_bpp": {"psnr": f|null, "ms_ssim": f|null}|null},  # with the jpeg baseline: its curve at
                                                 # this bpp, linear in log-rate; null outside the sweep
                  {"model": "ae", "rate_point": 75, "rate": "jpeg_quality", ...},
                  {"model": "cae-bin", "rate_point": 8, "rate": "channels", ...},
                  {"model": "jpeg", "quality": 50, ...}, ...],
-     "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better
+     "bd_rate_vs_jpeg": {"cae": f|null, ...}}     # percent bitrate change at equal PSNR, < 0 is better (null:
+                                                  # no PSNR range both curves cover, exact points left out)
 """
 import argparse
 import json
@@ -36,10 +40,10 @@ import numpy as np
 from nanolink.common import cli as cliutil
 from nanolink.common import wire, zoo
 from nanolink.common.codec import EdgeEncoder, HostDecoder
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import read_image
 from nanolink.common.metrics import psnr
-from nanolink.edge.sources import image_paths
+from nanolink.edge.sources import IMAGE_EXTS, image_paths
 
 QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 RATES = {'rans': ('quality', 'rate'), 'jpeg': ('jpeg_quality', 'quality'), 'bits': ('channels', 'channels')}
@@ -56,11 +60,17 @@ def msssim_or_none(a, b):
 
 
 def parse_model(spec):
-    """'cae' -> (cae's ModelInfo, 'fast'); 'cae:quality' -> (.., 'quality'); NanolinkError for an unknown one."""
+    """'cae' -> (cae's ModelInfo, 'fast'); 'cae:quality' -> (.., 'quality'); NanolinkError for an unknown one, with
+    the list codec-eval takes (edge-sender's raw is no baseline here)."""
     name, colon, variant = spec.partition(':')
     if colon and not variant:
         raise NanolinkError('no decoder variant after ":"')
-    info = zoo.bundled_model(name)
+    models = zoo.bundled_models()
+    if name not in models:
+        raise NanolinkError('{}; --model takes a bundled model: {}; the baselines go in --baselines: {}'.format(
+            '{} is a baseline, not a model'.format(name) if name in BASELINES else 'no bundled model "{}"'.format(name),
+            ', '.join(sorted(models)) or 'none', ', '.join(BASELINES)))
+    info = models[name]
     info.decoder_file(variant or zoo.FAST)
     return info, variant or zoo.FAST
 
@@ -98,7 +108,7 @@ def eval_baseline(name, images, progress):
         for fn, img in images:
             ok, buf = cv2.imencode(ext, img, [flag, q])
             if not ok:
-                raise SystemExit('codec-eval: this OpenCV cannot encode {}'.format(name))
+                raise NanolinkError('this OpenCV cannot encode {}: drop it from --baselines'.format(name))
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
             per.append({'image': fn, 'bpp': len(buf) * 8.0 / (img.shape[0] * img.shape[1]), 'psnr': psnr(img, out),
                         'ms_ssim': msssim_or_none(img, out)})
@@ -120,10 +130,12 @@ def bd_rate(anchor, test):
     log-rate is fitted as a polynomial of PSNR (cubic, or lower with fewer points) and integrated over the
     PSNR range both curves cover.
     """
-    a = sorted(anchor, key=lambda p: p[1])
-    t = sorted(test, key=lambda p: p[1])
+    finite = lambda pts: sorted((p for p in pts if p[1] is not None and math.isfinite(p[1])), key=lambda p: p[1])
+    a, t = finite(anchor), finite(test)          # exact points (infinite PSNR; null in results.json) left out
+    if not a or len(t) < 2:
+        return None
     lo, hi = max(a[0][1], t[0][1]), min(a[-1][1], t[-1][1])
-    if hi <= lo or len(t) < 2:
+    if hi <= lo:
         return None
     fits = []
     for pts in (a, t):
@@ -143,9 +155,11 @@ def at_bpp(curve, bpp):
     for lo, hi in zip(pts, pts[1:]):
         if lo['bpp'] <= bpp <= hi['bpp'] and hi['bpp'] > lo['bpp']:
             t = (math.log(bpp) - math.log(lo['bpp'])) / (math.log(hi['bpp']) - math.log(lo['bpp']))
+            pl, ph = lo['psnr'], hi['psnr']           # an exact (infinite) end makes it infinite, not NaN
+            p = pl + t * (ph - pl) if math.isfinite(pl) and math.isfinite(ph) else math.inf
             ms = (None if lo['ms_ssim'] is None or hi['ms_ssim'] is None
                   else lo['ms_ssim'] + t * (hi['ms_ssim'] - lo['ms_ssim']))
-            return lo['psnr'] + t * (hi['psnr'] - lo['psnr']), ms
+            return p, ms
     return None
 
 
@@ -171,6 +185,18 @@ def plot(results, path):
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
+def strict_json(value):
+    """value with every infinite or NaN float as None: results.json is strict JSON (json.dump writes Infinity,
+    which JSON parsers other than Python's refuse); an infinite PSNR is an exact match."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def _unique(items):
     """Items in order, each once (--model ae --model ae evaluates ae once)."""
     out = []
@@ -182,31 +208,30 @@ def _unique(items):
 
 def _check_output(parser, option, path, exts=None):
     """Refuse an output path that cannot be written before the (long) evaluation starts."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        parser.error('{} {} is a folder: give a file name in it'.format(option, path))
-    if not os.path.isdir(folder):
-        parser.error('{} {}: the folder {} does not exist; create it first'.format(option, path, folder))
-    if not os.access(folder, os.W_OK):
-        parser.error('{} {}: cannot write in {}'.format(option, path, folder))
-    if exts and not path.lower().endswith(exts):
-        parser.error('{} {}: the file name must end in {}'.format(option, path, ' or '.join(exts)))
+    try:
+        cliutil.check_output_file(option, path, exts)
+    except UsageError as e:
+        parser.error(str(e))
 
 
-def load_images(folder):
+def image_list(folder):
+    """The images directly in --images, sorted; a NanolinkError when it is not a folder or holds none."""
     if not os.path.isdir(folder):
-        raise SystemExit('codec-eval: --images {} is not a folder'.format(folder))
+        raise NanolinkError('--images {}: no such folder; give a folder of images'.format(folder))
     paths = image_paths(folder)
     if not paths:
-        raise SystemExit('codec-eval: no images in {}'.format(folder))
+        raise NanolinkError('--images {}: no images in it ({})'.format(folder, ', '.join(IMAGE_EXTS)))
+    return paths
+
+
+def load_images(paths):
     out = []
     for path in paths:
-        n = os.path.basename(path)
         img = read_image(path)
         if img is None:
-            raise SystemExit('codec-eval: cannot read {}: not an image OpenCV can decode; move it out of --images '
-                             '(the means must cover every image, so none is skipped)'.format(path))
-        out.append((n, img))
+            raise NanolinkError('cannot read {}: not an image OpenCV can decode; move it out of --images (the means '
+                                'must cover every image, so none is skipped)'.format(path))
+        out.append((os.path.basename(path), img))
     return out
 
 
@@ -223,11 +248,6 @@ def main(argv=None):
     p.add_argument('--out', required=True, help='results.json path')
     p.add_argument('--plot', help='RD plot PNG path')
     args = p.parse_args(argv)
-    try:
-        import torch  # noqa: F401  (MS-SSIM is pytorch-msssim's)
-        import pytorch_msssim  # noqa: F401
-    except ImportError as e:
-        return cliutil.torch_missing('codec-eval', e)
     baselines = _unique(b.strip() for b in args.baselines.split(',') if b.strip() and b.strip() != 'none')
     args.model = _unique(args.model)
     _check_output(p, '--out', args.out)
@@ -243,7 +263,19 @@ def main(argv=None):
             parse_model(spec)
         except NanolinkError as e:
             p.error('--model {}: {}; write NAME or NAME:DECODER'.format(spec, e))
-    images = load_images(args.images)
+    try:
+        paths = image_list(args.images)                 # the arguments first, then what the run needs
+        try:
+            import torch  # noqa: F401  (MS-SSIM is pytorch-msssim's)
+            import pytorch_msssim  # noqa: F401
+        except ImportError as e:
+            return cliutil.torch_missing('codec-eval', e)
+        return _run(args, baselines, load_images(paths))
+    except NanolinkError as e:
+        return cliutil.fail('codec-eval', e)
+
+
+def _run(args, baselines, images):
     progress = lambda s: print('codec-eval: ' + s, file=sys.stderr, flush=True)
     results = []
     for name in args.model:
@@ -261,13 +293,13 @@ def main(argv=None):
                 same = at_bpp(jpeg, r['bpp'])
                 r['jpeg_same_bpp'] = None if same is None else {'psnr': same[0], 'ms_ssim': same[1]}
     with open(args.out, 'w') as f:
-        json.dump({'images': args.images, 'count': len(images), 'results': results, 'bd_rate_vs_jpeg': bd}, f, indent=1)
+        json.dump(strict_json({'images': args.images, 'count': len(images), 'results': results,
+                               'bd_rate_vs_jpeg': bd}), f, indent=1, allow_nan=False)
     if args.plot:
         plot(results, args.plot)
     for line in table(results, bd, 'jpeg' in baselines):
         print(line)
     return 0
-
 
 
 def table(results, bd, vs_jpeg):

@@ -231,6 +231,10 @@ def main(argv=None):
                    help='add only the checkpoint\'s decoder to the model already exported in --out, as decoder '
                         'variant NAME (e.g. quality): same encoder weights required, same fingerprint on the wire')
     args = p.parse_args(argv)
+    try:
+        cliutil.check_output_folder('--out', args.out)      # before the checkpoint is loaded
+    except NanolinkError as e:
+        return cliutil.fail('nanolink-export', e)
     if MISSING is not None:
         return cliutil.torch_missing('nanolink-export', MISSING)
     try:

@@ -30,7 +30,7 @@ from typing import Tuple
 
 from nanolink.common import cli as cliutil
 from nanolink.common import zoo
-from nanolink.common.errors import NanolinkError
+from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.export.train_data import CropSampler, list_images, load_rgb
 try:                                    # --help works without the training extras; main() says what to install
     import torch
@@ -107,6 +107,29 @@ def usage_error(message):
     """A bad argument: one line on stderr, exit status 2 (as argparse and every nanolink CLI)."""
     print('nanolink-train: error: {}'.format(message), file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_config(cfg):
+    """Every number of TrainConfig in its range, --schedule, --train-only and --out: a UsageError naming the option,
+    before torch is needed and before any image is loaded or any folder made."""
+    for name in ('steps', 'batch', 'crop', 'val_every', 'ckpt_every'):
+        cliutil.check_at_least_one('--' + name.replace('_', '-'), getattr(cfg, name))
+    cliutil.check_range('--threads', cfg.threads, 1, cliutil.MAX_THREADS)
+    cliutil.check_at_least('--decay-from', cfg.decay_from, 0)
+    cliutil.check_range('--seed', cfg.seed, -2 ** 63, 2 ** 64 - 1)          # what torch.manual_seed takes
+    cliutil.check_range('--alpha', cfg.alpha, 0, 1)
+    cliutil.check_range('--stochastic-frac', cfg.stochastic_frac, 0, 1)
+    if not 0 < cfg.lr < float('inf'):
+        raise UsageError('--lr must be a number > 0, got {}'.format(cfg.lr))
+    if not 0 < cfg.min_scale <= 1:
+        raise UsageError('--min-scale must be in (0, 1] (1: no downscaling), got {}'.format(cfg.min_scale))
+    if not 0 <= cfg.clip < float('inf'):
+        raise UsageError('--clip must be >= 0 (0: no clipping), got {}'.format(cfg.clip))
+    if cfg.schedule not in ('cosine', 'constant'):
+        raise UsageError('--schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
+    if cfg.train_only not in ('', 'decoder', 'post'):
+        raise UsageError('--train-only must be "decoder", "post" or empty, got "{}"'.format(cfg.train_only))
+    cliutil.check_output_folder('--out', cfg.out)
 
 
 BOOLS = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}
@@ -220,6 +243,8 @@ def train(cfg):
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
+    paths = list_images(cfg.data)                # both folders listed before OUT is made
+    val_paths = list_images(cfg.val, '--val') if cfg.val else []
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     resume = os.path.exists(ckpt_path)
@@ -230,7 +255,7 @@ def train(cfg):
     params = trainable(model, cfg.train_only)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     step = 0
-    sampler = CropSampler([load_rgb(p) for p in list_images(cfg.data)], cfg.crop, cfg.min_scale, rng)
+    sampler = CropSampler([load_rgb(p) for p in paths], cfg.crop, cfg.min_scale, rng)
     if cfg.init and not resume:
         if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
             try:
@@ -262,7 +287,7 @@ def train(cfg):
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
     if step == 0 and not cfg.init and hasattr(model, 'data_init'):
         model.data_init(sampler.batch(64))          # e.g. cae: first layer from a PCA of image patches
-    val_images = [load_rgb(p) for p in list_images(cfg.val)] if cfg.val else []
+    val_images = [load_rgb(p) for p in val_paths]
     log_rows = []
     jsonl = os.path.join(cfg.out, 'val.jsonl')
     if os.path.exists(jsonl):
@@ -340,11 +365,13 @@ def parse_args(argv):
 
 def main(argv=None):
     cfg = parse_args(argv)
+    try:
+        check_config(cfg)
+    except UsageError as e:
+        return cliutil.fail('nanolink-train', e)
     if MISSING is not None:
         return cliutil.torch_missing('nanolink-train', MISSING)
     arch_overrides(cfg.model, cfg.arch)          # fail on a bad --arch before loading any image
-    if cfg.schedule not in ('cosine', 'constant'):
-        usage_error('--schedule must be cosine or constant, got "{}"'.format(cfg.schedule))
     if cfg.crop <= 160 and cfg.alpha > 0 and not hasattr(MODELS[cfg.model], 'train_loss'):
         usage_error('--crop must be > 160 for 5-scale MS-SSIM (or --alpha 0), got {}'.format(cfg.crop))
     multiple = MODELS[cfg.model].multiple
@@ -352,7 +379,10 @@ def main(argv=None):
         usage_error('--crop must be a multiple of {} for {} (its latents are at 1/{} scale), got {}: try --crop '
                     '{}'.format(multiple, cfg.model, getattr(MODELS[cfg.model], 'stride', multiple), cfg.crop,
                                 max(multiple, cfg.crop // multiple * multiple)))
-    train(cfg)
+    try:
+        train(cfg)
+    except NanolinkError as e:                   # the images: a missing or empty folder, a file OpenCV cannot read
+        return cliutil.fail('nanolink-train', e)
     return 0
 
 

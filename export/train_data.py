@@ -5,25 +5,30 @@ import os
 import cv2
 import numpy as np
 
+from nanolink.common.errors import NanolinkError
+
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.ppm', '.webp')
 
 
-def list_images(folder):
+def list_images(folder, option='--data'):
+    """The image files under folder (searched recursively), sorted; a NanolinkError naming ``option`` (the calling
+    tool's option that gave the folder) when it is missing or holds none. Each tool prints it with its own name."""
     if not os.path.isdir(folder):
-        raise SystemExit('nanolink-train: image folder "{}" does not exist; pass --data/--val with a folder '
-                         'of images (PNG/JPEG/TIFF)'.format(folder))
+        raise NanolinkError('{} {}: no such folder; give a folder of images (PNG, JPEG, TIFF, ...; searched '
+                            'recursively)'.format(option, folder))
     paths = []
     for root, _, files in os.walk(folder):
         paths += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTS)]
     if not paths:
-        raise SystemExit('nanolink-train: no images in "{}"'.format(folder))
+        raise NanolinkError('{} {}: no images in it ({})'.format(option, folder, ', '.join(IMAGE_EXTS)))
     return sorted(paths)
 
 
 def load_rgb(path):
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise SystemExit('nanolink-train: cannot read image "{}"'.format(path))
+        raise NanolinkError('cannot read image {}: not an image OpenCV can decode; move it out of the folder'.format(
+            path))
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -33,7 +38,8 @@ class CropSampler:
     def __init__(self, images, crop, min_scale, rng):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
-            raise SystemExit('nanolink-train: no training image is at least {0}x{0}'.format(crop))
+            raise NanolinkError('no training image is at least {0}x{0} pixels: add larger images or lower --crop'
+                                .format(crop))
         self.crop, self.min_scale, self.rng = crop, min_scale, rng
 
     def sample(self):

@@ -77,7 +77,7 @@ class Row(object):
 def source_frames(source, size, n=6):
     """Up to n distinct frames of the source, resized to size x size as edge-sender --size does."""
     frames = []
-    with open_source(source, loop=False) as src:
+    with open_source(source, loop=False, option='--source') as src:
         while len(frames) < n:
             item = src.read()
             if item is None:
@@ -297,11 +297,7 @@ def main(argv=None):
                 import matplotlib  # noqa: F401
             except ImportError:
                 raise NanolinkError('--out draws latency.png with matplotlib: pip install matplotlib')
-            try:
-                os.makedirs(args.out, exist_ok=True)
-            except OSError as e:
-                raise NanolinkError('--out {}: cannot create the folder ({}); pick another'.format(
-                    args.out, e.strerror or e))
+            cliutil.check_output_folder('--out', args.out)     # made by run(), once the plan stands
         args.edge_backend = ['--device', args.engine_device] if args.engine_device else []
         return run(args)
     except NanolinkError as e:
@@ -309,9 +305,13 @@ def main(argv=None):
 
 
 def run(args):
+    rows = plan(args)                        # opens --source and the models: a bad one leaves no folder behind
     out = args.out or os.path.join(os.getcwd(), 'latency-bench-logs')
-    os.makedirs(out, exist_ok=True)
-    rows = plan(args)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise NanolinkError('{}: cannot create the folder ({}); pick another with --out DIR'.format(
+            out, e.strerror or e))
     print('latency-bench: {} rows x {} frames (+{} warm-up): {}'.format(
         len(rows), args.frames, args.warmup, ', '.join(r.stream for r in rows)), flush=True)
     if args.role == 'edge':

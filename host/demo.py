@@ -62,7 +62,7 @@ def quality(args, out, host_rows):
     """Mean PSNR / MS-SSIM of saved decoded frames against the same source frames read again."""
     by_seq = {r['seq']: r for r in host_rows}
     psnrs, ssims, side = [], [], None
-    with open_source(args.source, loop=True) as src:
+    with open_source(args.source, loop=True, option='--source') as src:
         for seq in range(args.frames):
             item = src.read()
             if item is None or seq not in by_seq:

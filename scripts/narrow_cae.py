@@ -205,7 +205,10 @@ def main(argv=None):
         p.error('{} is a {} checkpoint; narrow_cae.py is for cae'.format(args.checkpoint, model.model_name))
     model.eval()
     torch.manual_seed(args.seed)
-    crops = sample_crops(args.data, args.crops, args.crop, args.seed)
+    try:
+        crops = sample_crops(args.data, args.crops, args.crop, args.seed)
+    except NanolinkError as e:                  # the --data folder or its images
+        sys.exit('{}: error: {}'.format(p.prog, e))
     new = model
     try:
         if args.enc_e8 is not None:

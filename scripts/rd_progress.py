@@ -32,7 +32,8 @@ def main(argv=None):
     p.add_argument('--prefix', default='q')
     args = p.parse_args(argv)
     res = json.load(open(args.baselines))['results']
-    base = {n: [(r['bpp'], r['psnr']) for r in res if r['model'] == n] for n in ('jpeg', 'webp')}
+    base = {n: [(r['bpp'], r['psnr']) for r in res if r['model'] == n and r['psnr'] is not None]   # null: exact
+            for n in ('jpeg', 'webp')}
     print('{:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}   rate points (bpp, dB)'.format(
         'step', 'dB@0.5', 'vs JPEG', 'vs WebP', 'bpp', 'BD JPEG', 'BD WebP'))
     for line in open(args.val):

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from nanolink.common.zoo import SAMPLE_DIR
+
 try:
     import torch  # noqa: F401
     HAVE_TORCH = True
@@ -12,7 +14,7 @@ except ImportError:
     HAVE_TORCH = False
 
 TOOLS = [('nanolink.export.train', ['--data', 'nowhere']), ('nanolink.export.onnx_export', ['--model', 'cae', '--out', 'x']),
-         ('nanolink.export.evaluate', ['--images', 'nowhere', '--out', 'x.json'])]
+         ('nanolink.export.evaluate', ['--images', SAMPLE_DIR, '--out', 'x.json'])]   # arguments checked first
 
 
 @pytest.mark.skipif(HAVE_TORCH, reason='torch is installed here; the Python 3.6 leg (no torch) runs this')

@@ -61,7 +61,10 @@ def test_synthetic_moves_and_looks_natural():
 def test_missing_sources_say_what_to_do(spec, words):
     with pytest.raises(NanolinkError) as e:
         open_source(spec)
-    assert words in str(e.value)
+    assert words in str(e.value) and str(e.value).startswith('--camera ')
+    with pytest.raises(NanolinkError) as e:                     # latency-bench and nanolink-demo call it --source
+        open_source(spec, option='--source')
+    assert words in str(e.value) and '--camera' not in str(e.value)
 
 
 def test_csi_without_gstreamer_points_to_jetpack_opencv():

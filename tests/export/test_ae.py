@@ -2,6 +2,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -174,3 +175,42 @@ def test_checkpoint_older_than_dec_layers_loads_as_one_middle_layer(tmp_path):
     torch.save({'model': old.state_dict(), 'model_name': 'ae', 'model_config': cfg}, path)
     model, ident = model_io.load_checkpoint(path)
     assert model.config.dec_layers == 1 and ident['fingerprint'] == model_io.fingerprint(old.state_dict())
+
+
+@pytest.mark.parametrize('extra, words', [
+    (['--batch', '0'], '--batch must be at least 1, got 0'), (['--steps', '0'], '--steps must be at least 1'),
+    (['--steps', '-1'], '--steps must be at least 1'), (['--lr', '-1'], '--lr must be a number > 0'),
+    (['--lr', 'nan'], '--lr must be a number > 0'), (['--threads', '0'], '--threads must be in 1..'),
+    (['--val-every', '0'], '--val-every must be at least 1'), (['--ckpt-every', '0'], '--ckpt-every must be'),
+    (['--clip', '-1'], '--clip must be >= 0'), (['--min-scale', '0'], '--min-scale must be in (0, 1]'),
+    (['--min-scale', '1.5'], '--min-scale must be in (0, 1]'), (['--alpha', '1.2'], '--alpha must be in 0..1'),
+    (['--stochastic-frac', '-0.1'], '--stochastic-frac must be in 0..1'),
+    (['--decay-from', '-1'], '--decay-from must be at least 0'), (['--crop', '0'], '--crop must be at least 1'),
+    (['--schedule', 'linear'], '--schedule must be cosine or constant'),
+    (['--train-only', 'encoder'], '--train-only must be'),
+    (['--out', 'F'], '--out F is a file, not a folder'), (['--out', 'F/run'], 'is a file, not a folder'),
+])
+def test_train_refuses_each_bad_number_and_out_before_any_image(extra, words, tmp_path, capsys, monkeypatch):
+    """Exit 2 and one line, with the images never listed (--data names no folder) and no run folder made."""
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / 'F').write_text('a file')
+    assert train.main(['--model', 'cae', '--data', 'nowhere', '--out', 'runs/a', '--crop', '64'] + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-train: error: --') and words in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'runs').exists()
+
+
+def test_train_names_a_missing_or_unreadable_image_folder_as_itself(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    assert train.main(['--model', 'cae', '--data', 'nowhere', '--out', 'runs/a', '--crop', '64']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-train: error: --data nowhere: no such folder') and not (tmp_path / 'runs').exists()
+    (tmp_path / 'data').mkdir()
+    cv2.imwrite(str(tmp_path / 'data' / 'a.png'), np.full((80, 80, 3), 99, np.uint8))
+    (tmp_path / 'data' / 'b.png').write_bytes(b'not a png')
+    assert train.main(['--model', 'cae', '--data', 'data', '--val', 'none', '--out', 'runs/a', '--crop', '64']) == 1
+    assert '--val none: no such folder' in capsys.readouterr().err and not (tmp_path / 'runs').exists()
+    assert train.main(['--model', 'cae', '--data', 'data', '--out', 'runs/a', '--crop', '64', '--steps', '1']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-train: error: cannot read image ') and 'b.png' in err
+    assert len(err.strip().splitlines()) == 1

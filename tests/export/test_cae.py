@@ -196,6 +196,35 @@ def test_fit_context_on_a_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert 'no such checkpoint' in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err
 
 
+@pytest.mark.parametrize('extra, words', [(['--out', 'D'], '--out D is a folder'),
+                                           (['--out', 'no/x.pt'], 'does not exist; create it first'),
+                                           (['--out', 'x.pt', '--limit', '-1'], '--limit must be >= 0')])
+def test_fit_context_checks_its_arguments_before_the_fit(tmp_path, capsys, monkeypatch, extra, words):
+    """Exit 2 at once (argparse's own refusal or cliutil.fail), before the checkpoint, the images and the fit."""
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / 'D').mkdir()
+    try:
+        status = context_model.main([zoo.bundled_model('cae').torch, '--data', 'nowhere'] + extra)
+    except SystemExit as e:
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and 'nanolink-fit-context: error: ' in err and words in err and 'Traceback' not in err
+
+
+def test_fit_context_names_its_own_option_and_itself_for_bad_images(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    cae = zoo.bundled_model('cae').torch
+    assert context_model.main([cae, '--data', 'nowhere', '--out', 'x.pt']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-fit-context: error: --data nowhere: no such folder') and 'nanolink-train' not in err
+    (tmp_path / 'imgs').mkdir()
+    (tmp_path / 'imgs' / 'a.jpg').write_bytes(b'not a jpeg')
+    assert context_model.main([cae, '--data', 'imgs', '--out', 'x.pt']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-fit-context: error: cannot read image ') and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'x.pt').exists()
+
+
 def test_quantize_pmf_keeps_every_symbol_and_sums_exactly():
     for p in ([1.0], [1e-12, 1 - 1e-12], [0.5, 0.5], list(np.random.RandomState(0).dirichlet(np.ones(256) * 0.05))):
         f = entropy_model.quantize_pmf(p)

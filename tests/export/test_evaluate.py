@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 
 pytest.importorskip('torch')
 
+from nanolink.common.zoo import SAMPLE_DIR  # noqa: E402
 from nanolink.export import evaluate      # noqa: E402
 
 
@@ -122,3 +125,68 @@ def test_repeated_models_and_baselines_are_evaluated_once(tmp_path, sample_frame
     assert sorted(set(r['model'] for r in res['results'])) == ['ae', 'jpeg']
     assert len([r for r in res['results'] if r['model'] == 'ae']) == 4
     assert cv2.imread(str(tmp_path / 'rd.png')) is not None
+
+
+def test_exact_points_are_left_out_of_bd_rate_and_make_jpeg_at_the_same_bpp_infinite():
+    anchor = [(0.25, 25.0), (0.5, 29.0), (1.0, 33.0), (1.5, 35.0)]
+    better = [(b * 0.9, p) for b, p in anchor]
+    for exact in (float('inf'), None):                  # in memory, and as results.json has it (null)
+        assert evaluate.bd_rate(anchor + [(2.0, exact)], better) == pytest.approx(-10.0, abs=0.01)
+        assert evaluate.bd_rate([(1.0, exact), (2.0, exact)], better) is None
+    curve = [{'bpp': 1.0, 'psnr': 40.0, 'ms_ssim': None}, {'bpp': 2.0, 'psnr': float('inf'), 'ms_ssim': None}]
+    assert evaluate.at_bpp(curve, 1.5)[0] == float('inf') and evaluate.at_bpp(curve, 1.0)[0] == 40.0
+
+
+def test_flat_images_give_strict_json_with_null_for_an_exact_match(tmp_path, capsys):
+    """A flat image comes back exactly from JPEG, WebP (and near it from ae): an infinite PSNR is written as null,
+    never as Infinity, which strict JSON parsers refuse; the table and the plot still come out."""
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / 'a.png'), np.full((64, 96, 3), 128, np.uint8))
+    cv2.imwrite(str(imgs / 'b.png'), np.full((48, 64, 3), 30, np.uint8))
+    out, rd = tmp_path / 'results.json', tmp_path / 'rd.png'
+    assert evaluate.main(['--images', str(imgs), '--model', 'ae', '--baselines', 'jpeg,webp', '--out', str(out),
+                          '--plot', str(rd)]) == 0
+    text = out.read_text()
+
+    def refuse(constant):
+        raise ValueError('not strict JSON: ' + constant)
+    res = json.loads(text, parse_constant=refuse)
+    jpeg = [r for r in res['results'] if r['model'] == 'jpeg']
+    assert jpeg and all(r['psnr'] is None and r['per_image'][0]['psnr'] is None for r in jpeg)   # a.png: exact
+    for r in res['results']:                                        # the schema is the same, with null in it
+        assert {'model', 'bpp', 'psnr', 'ms_ssim', 'per_image'} <= set(r) and r['bpp'] > 0
+    assert set(res['bd_rate_vs_jpeg']) == {'ae'}
+    assert 'BD-rate of ae vs JPEG' in capsys.readouterr().out and cv2.imread(str(rd)) is not None
+
+
+@pytest.mark.parametrize('spec, words', [('jpeg', 'jpeg is a baseline, not a model'),
+                                         ('raw', 'no bundled model "raw"')])
+def test_a_model_that_is_not_one_gets_a_true_list(tmp_path, capsys, spec, words):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(['--images', str(tmp_path), '--model', spec, '--out', str(tmp_path / 'r.json')])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and 'the baselines go in --baselines: jpeg, webp' in err
+    assert 'jpeg, raw' not in err                                   # edge-sender's baselines, not codec-eval's
+
+
+def test_images_folder_is_checked_before_torch_is_needed(tmp_path):
+    """Without torch (here: torch blocked from importing), a missing --images is named, not 'install torch'."""
+    run = lambda images: subprocess.run(
+        [sys.executable, '-c', "import sys; sys.modules['torch'] = None; from nanolink.export.evaluate import main; "
+         "sys.exit(main())", '--images', images, '--out', 'r.json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, timeout=120, cwd=str(tmp_path))
+    r = run('nowhere')
+    assert r.returncode == 1 and r.stderr == 'codec-eval: error: --images nowhere: no such folder; give a folder of ' \
+                                             'images\n', r.stderr
+    r = run(SAMPLE_DIR)                                             # good arguments: then it says what to install
+    assert r.returncode == 1 and 'pip install "nanolink[train]"' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / 'r.json').exists()
+
+
+def test_an_unreadable_image_stops_it_in_one_line(tmp_path, capsys):
+    (tmp_path / 'imgs').mkdir()
+    (tmp_path / 'imgs' / 'a.png').write_bytes(b'not a png')
+    assert evaluate.main(['--images', str(tmp_path / 'imgs'), '--out', str(tmp_path / 'r.json')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('codec-eval: error: cannot read ') and 'a.png' in err and len(err.splitlines()) == 1

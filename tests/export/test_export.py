@@ -2,6 +2,9 @@
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -295,3 +298,40 @@ def test_a_pt_file_that_would_run_code_is_refused_in_one_line(tmp_path):
     r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', tmp_path / 'evil.pt', '--frames', 1)
     assert r.returncode == 1 and 'not a nanolink checkpoint' in r.stderr and 'Traceback' not in r.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize('reader', ['onnx', 'onnxruntime'])
+def test_build_engine_refuses_a_file_that_is_not_onnx_in_one_line(tmp_path, reader):
+    """Junk given as --onnx is parsed (by onnx, or by onnxruntime where onnx is missing) before TensorRT is needed:
+    one line naming the file and what to give instead, exit 1, no protobuf traceback, no engine file."""
+    (tmp_path / 'bad.onnx').write_text('this is not a model\n')
+    block = "sys.modules['onnx'] = None; " if reader == 'onnxruntime' else ''
+    r = subprocess.run([sys.executable, '-c', 'import sys; {}from nanolink.export.build_engine import main; '
+                        'sys.exit(main())'.format(block), '--onnx', 'bad.onnx', '--out', 'x.trt', '--shape',
+                        '1x3x64x64'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith('nanolink-build-engine: error: bad.onnx is not an ONNX model')
+    assert 'nanolink-export' in r.stderr and '--model NAME' in r.stderr
+    assert not os.path.exists(str(tmp_path / 'x.trt'))
+
+
+def test_build_engine_refuses_a_corrupt_manifest_beside_the_onnx_in_one_line(tmp_path, capsys):
+    from nanolink.export import build_engine
+    enc = str(tmp_path / 'cae-bin-enc-k8.onnx')
+    shutil.copy(zoo.bundled_model('cae-bin').encoders[8], enc)
+    (tmp_path / 'manifest.json').write_text('{"name": "cae-bin", trunc')
+    assert build_engine.main(['--onnx', enc, '--out', str(tmp_path / 'x.trt'), '--shape', '1x3x64x64']) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and 'manifest.json is not a manifest nanolink-export wrote' in err
+
+
+@pytest.mark.parametrize('out, words', [('F', '--out F is a file, not a folder'),
+                                        ('F/sub', 'is a file, not a folder')])
+def test_export_refuses_an_out_that_is_a_file_before_loading(tmp_path, capsys, monkeypatch, out, words):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / 'F').write_text('not a folder')
+    assert onnx_export.main(['--model', 'cae', '--out', out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('nanolink-export: error: ') and words in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / 'F').read_text() == 'not a folder'

@@ -122,7 +122,18 @@ def test_bench_bad_arguments_exit_with_a_message(args, words):
 def test_bench_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / 'f').write_text('x')
     r = cli('nanolink.host.bench', '--out', tmp_path / 'f', '--sizes', '64', '--frames', '1')
-    assert r.returncode == 1 and 'cannot create the folder' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 2 and 'is a file, not a folder' in r.stderr and 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('out', [[], ['--out', 'new']])
+def test_bench_bad_source_names_its_own_option_and_leaves_no_folder(tmp_path, out):
+    """--source is latency-bench's name for what edge-sender calls --camera: the message says --source, and the run
+    it stops makes no latency-bench-logs/ (nor --out) in the current folder."""
+    r = cli('nanolink.host.bench', '--source', tmp_path / 'nowhere', '--sizes', '64', '--frames', '1', *out,
+            cwd=str(tmp_path))
+    assert r.returncode == 1 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith('latency-bench: error: --source ') and '--source takes a camera index' in r.stderr
+    assert '--camera' not in r.stderr and sorted(os.listdir(str(tmp_path))) == []
 
 
 def test_bench_streams_reports_one_hosts_decoded_fps_for_n_edges(tmp_path):
