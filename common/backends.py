@@ -38,6 +38,15 @@ class Backend(object):
         pass
 
 
+def _ort_errors():
+    """The exceptions onnxruntime raises when a session cannot be made: its own types (Fail, InvalidProtobuf,
+    NoSuchFile, ...: which exist depends on its version, so they are read from its module), and RuntimeError,
+    ValueError and OSError, which some versions raise instead."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+    own = tuple(c for c in vars(state).values() if isinstance(c, type) and issubclass(c, Exception))
+    return own + (RuntimeError, ValueError, OSError)
+
+
 class OnnxRuntimeBackend(Backend):
     kind = 'onnxruntime'
 
@@ -61,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
             opts.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
-        except Exception as e:   # onnxruntime raises its own unexported exception types
+        except _ort_errors() as e:
             raise NanolinkError('cannot load ONNX model {}: {}'.format(path, str(e).splitlines()[0][:300]))
         self.device = device
         self.input_name = self.session.get_inputs()[0].name

@@ -30,18 +30,18 @@ def rate_for(info, channels=None, quality=None, rate=None):
     check_no_rate(info, rate)
     if info.dtype == 'rans':
         if channels or quality is not None:
-            raise UsageError('{} sets its rate with --quality 1..{} (not --channels or --jpeg-quality)'.format(
-                info.name, max(info.rate_points)))
+            raise UsageError('{} sets its rate with --quality 1..{} (quality=), not --channels or --jpeg-quality'
+                             .format(info.name, max(info.rate_points)))
         rate = info.default_channels if rate is None else rate
         return cliutil.check_range('--quality', rate, min(info.rate_points), max(info.rate_points))
     if info.dtype == 'jpeg':
         return JpegCodeEncoder.checked_quality(info, quality, channels)
     if quality is not None:
-        raise UsageError('--jpeg-quality is for models whose code is an image (ae, ae-full) or --model jpeg, not '
-                         '{}'.format(info.name))
+        raise UsageError('--jpeg-quality (jpeg_quality=) is for models whose code is an image (ae, ae-full) or the '
+                         'jpeg baseline, not {}'.format(info.name))
     k = channels or info.default_channels
     if k not in info.encoders:
-        raise UsageError('--channels {}: model {} has encoders for {} channels'.format(
+        raise UsageError('--channels {} (channels=): model {} has encoders for {} channels'.format(
             k, info.name, ', '.join(str(c) for c in sorted(info.encoders))))
     return k
 
@@ -49,8 +49,8 @@ def rate_for(info, channels=None, quality=None, rate=None):
 def check_no_rate(info, rate):
     """UsageError for a --quality (rate point of entropy-coded models) given to a model that sets its rate otherwise."""
     if rate is not None and info.dtype != 'rans':
-        raise UsageError('--quality is for entropy-coded models (cae); {} takes {}'.format(
-            info.name, '--jpeg-quality' if info.dtype == 'jpeg' else '--channels'))
+        raise UsageError('--quality (quality=) is for entropy-coded models (cae); {} takes {}'.format(
+            info.name, '--jpeg-quality (jpeg_quality=)' if info.dtype == 'jpeg' else '--channels (channels=)'))
 
 
 def rate_label(info, k):
@@ -176,7 +176,8 @@ class RansEncoder(EdgeEncoder):
         exported ONNX encoder) by digest, read from the manifest.json beside it."""
         meta = info.manifest
         if channels or quality is not None:
-            raise UsageError('{} sets its rate with --quality (not --channels or --jpeg-quality)'.format(info.name))
+            raise UsageError('{} sets its rate with --quality (quality=), not --channels or --jpeg-quality'.format(
+                info.name))
         if rate is not None and rate != meta.get('quality'):
             raise NanolinkError('{} encodes quality {}, not {}: build an engine from the {} encoder of that quality'
                                 .format(engine, meta.get('quality'), rate, info.name))
@@ -233,7 +234,8 @@ class JpegCodeEncoder(EdgeEncoder):
     def checked_quality(info, quality, channels):
         """The JPEG quality to send (the model's default when None); NanolinkError for --channels or a bad one."""
         if channels:
-            raise UsageError('--channels is for binary-code models; {} sets its rate with --jpeg-quality Q'.format(
+            raise UsageError('--channels (channels=) is for binary-code models; {} sets its rate with --jpeg-quality Q '
+                             '(jpeg_quality=Q)'.format(
                 info.name))
         quality = info.default_channels if quality is None else quality
         return cliutil.check_range('--jpeg-quality', quality, 1, 100)

@@ -18,10 +18,12 @@ import argparse
 import sys
 
 from nanolink.common import wire, zoo
+from nanolink.common.checks import DECODER_RUNTIMES
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import parse_size
 from nanolink.common import cli as cliutil
 from nanolink.common.stages import END_TO_END, HOST_STAGES, format_table, summarise
+from nanolink.host.pipeline import MAX_WORKERS
 from nanolink.host.receiver import HostConfig, run
 from nanolink.host.web import check_token, parse_listen
 
@@ -42,7 +44,7 @@ def build_parser():
                                                           'drops frames when decoding is slower than the stream)')
     p.add_argument('--log', metavar='PATH', help='write one JSON line of stage timings per frame; a PATH with {stream} '
                                                  '(e.g. logs/{stream}.jsonl) writes one file per stream')
-    p.add_argument('--decoder', default='onnxruntime', choices=('onnxruntime', 'torch'), help='decoder runtime')
+    p.add_argument('--decoder', default='onnxruntime', choices=DECODER_RUNTIMES, help='decoder runtime')
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the decoder runs')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='fast: the decoder within the 2-core CPU budget; quality: the heavier decoder of models that '
@@ -94,7 +96,7 @@ def config_from_args(args):
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
     cliutil.check_positive('--record-fps', args.record_fps)
     cliutil.check_range('--threads', args.threads, 0, cliutil.MAX_THREADS)
-    cliutil.check_range('--decode-workers', args.decode_workers, 0, 64)
+    cliutil.check_range('--decode-workers', args.decode_workers, 0, MAX_WORKERS)
     cliutil.check_at_least_one('--max-streams', args.max_streams)
     cliutil.check_positive('--stream-idle', args.stream_idle, ' seconds')
     cliutil.check_positive('--max-pixel-rate', args.max_pixel_rate, ' million pixels a second')

@@ -72,6 +72,15 @@ def test_missing_things_exit_1_with_one_line(args, words):
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_an_onnx_engine_that_is_not_onnx_is_refused_in_one_line(tmp_path):
+    """onnxruntime's own exception types (InvalidProtobuf, InvalidArgument, ...) become one line, exit 1."""
+    for name, data in (('junk.onnx', b'not a model'), ('empty.onnx', b'')):
+        (tmp_path / name).write_bytes(data)
+        r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--frames', 1, '--engine', tmp_path / name)
+        assert r.returncode == 1 and 'cannot load ONNX model' in r.stderr and name in r.stderr, r.stderr
+        assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_an_engine_of_another_model_than_model_is_refused():
     r = cli('nanolink.edge.cli', '--camera', 'synthetic', '--engine', os.path.join(zoo.WEIGHTS_DIR, 'cae-bin',
                                                                                   'cae-bin-enc-k8.onnx'), '--model', 'ae')
