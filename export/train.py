@@ -245,7 +245,6 @@ def train(cfg):
     rng = random.Random(cfg.seed)
     paths = list_images(cfg.data)                # both folders listed before OUT is made
     val_paths = list_images(cfg.val, '--val') if cfg.val else []
-    os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, 'last.pt')
     resume = os.path.exists(ckpt_path)
     start = ckpt_path if resume else cfg.init
@@ -256,6 +255,7 @@ def train(cfg):
     opt = torch.optim.Adam(params, lr=cfg.lr)
     step = 0
     sampler = CropSampler([load_rgb(p) for p in paths], cfg.crop, cfg.min_scale, rng)
+    os.makedirs(cfg.out, exist_ok=True)             # once the arguments, the start checkpoint and the images stand
     if cfg.init and not resume:
         if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
             try:
@@ -285,6 +285,9 @@ def train(cfg):
         opt.load_state_dict(ck['opt'])
         step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
         print('resumed from {} at step {}'.format(ckpt_path, step), flush=True)
+        if step >= cfg.steps:
+            print('nanolink-train: {} is at step {}, --steps {}: nothing to train (a larger --steps trains on)'
+                  .format(ckpt_path, step, cfg.steps), file=sys.stderr)
     if step == 0 and not cfg.init and hasattr(model, 'data_init'):
         model.data_init(sampler.batch(64))          # e.g. cae: first layer from a PCA of image patches
     val_images = [load_rgb(p) for p in val_paths]

@@ -127,6 +127,16 @@ def check_args(args):
     cliutil.check_positive('--timeout', args.timeout, ' seconds')
 
 
+def _check_source(spec):
+    """A file, folder or synthetic --source is opened here first, so that a bad one is one line before any process
+    starts or folder is made; cameras are left to edge-sender (one may not open twice)."""
+    spec = str(spec)
+    if spec.startswith(('csi://', 'v4l2://', '/dev/video')) or spec.isdigit():
+        return
+    with open_source(spec, option='--source'):
+        pass
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog='nanolink-demo', description=__doc__.split('\n')[0])
     p.add_argument('--source', default=zoo.SAMPLE_DIR, help='what edge-sender streams (default: the bundled sample)')
@@ -145,6 +155,7 @@ def main(argv=None):
     except UsageError as e:
         p.error(str(e))
     try:
+        _check_source(args.source)
         try:
             os.makedirs(args.out, exist_ok=True)
         except OSError as e:

@@ -214,3 +214,8 @@ def test_train_names_a_missing_or_unreadable_image_folder_as_itself(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith('nanolink-train: error: cannot read image ') and 'b.png' in err
     assert len(err.strip().splitlines()) == 1
+    (tmp_path / 'data' / 'b.png').unlink()
+    with pytest.raises(SystemExit) as e:                     # a post-filter asked of a model that has none
+        train.main(['--model', 'cae', '--data', 'data', '--out', 'runs/a', '--crop', '64', '--train-only', 'post'])
+    assert e.value.code == 2 and '--train-only post needs a model with a post-filter' in capsys.readouterr().err
+    assert not (tmp_path / 'runs').exists()

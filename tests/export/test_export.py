@@ -91,7 +91,7 @@ def test_encoder_budget():
     assert b['encoder_mac_per_px'] <= 2500
 
 
-def test_training_runs_checkpoints_and_resumes(tmp_path):
+def test_training_runs_checkpoints_and_resumes(tmp_path, capsys):
     data = tmp_path / 'data'
     data.mkdir()
     rng = np.random.RandomState(0)
@@ -103,6 +103,9 @@ def test_training_runs_checkpoints_and_resumes(tmp_path):
     assert train.main(args + ['--steps', '2']) == 0
     assert torch.load(os.path.join(out, 'last.pt'), weights_only=False)['step'] == 2
     assert train.main(args + ['--steps', '4']) == 0                  # resumes at step 2
+    capsys.readouterr()
+    assert train.main(args + ['--steps', '3']) == 0                  # already past: says so, trains nothing
+    assert 'is at step 4, --steps 3: nothing to train' in capsys.readouterr().err
     rows = [json.loads(l) for l in open(os.path.join(out, 'val.jsonl'))]
     assert [r['step'] for r in rows] == [2, 4]
     assert {'psnr_k8', 'msssim_k8', 'flip_share', 'balance_min'} <= set(rows[-1])

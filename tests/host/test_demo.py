@@ -50,3 +50,10 @@ def test_demo_refuses_values_the_edge_would_refuse(tmp_path):
     (tmp_path / 'file').write_text('x')
     r = cli('nanolink.host.demo', '--out', tmp_path / 'file' / 'sub', '--frames', 1)
     assert r.returncode == 1 and 'cannot create the folder' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_demo_with_a_source_that_does_not_exist_says_so_in_one_line_and_makes_nothing(tmp_path):
+    r = cli('nanolink.host.demo', '--source', tmp_path / 'nowhere', '--out', tmp_path / 'd', cwd=str(tmp_path))
+    assert r.returncode == 1 and r.stderr.startswith('nanolink-demo: error: --source ') and 'no such camera, file or ' \
+        'folder' in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and sorted(p.name for p in tmp_path.iterdir()) == []
