@@ -62,8 +62,8 @@ class ClassicalEncoder(object):
         self.channels, self.size, self.quality = 3, size, quality
 
     def preprocess(self, frame):
-        from nanolink.common.imageproc import as_bgr, resize_to
-        frame = resize_to(as_bgr(frame), self.size)
+        from nanolink.common.imageproc import to_send
+        frame = to_send(frame, self.size)
         return np.ascontiguousarray(frame), frame.shape[:2]
 
     def fetch(self, out):

@@ -62,7 +62,7 @@ def rate_label(info, k):
 def pad(frame, multiple, size=None):
     """BGR uint8 (H, W, 3) -> (BGR uint8 (Hp, Wp, 3), (H, W) the host outputs): resized to ``size`` (width,
     height) first if given, then padded with edge pixels to ``multiple``."""
-    frame = imageproc.resize_to(imageproc.as_bgr(frame), size)
+    frame = imageproc.to_send(frame, size)
     h, w = frame.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:

@@ -130,6 +130,17 @@ def check_size(size, name='size'):
     return _check_sides(int(w), int(h), '{}=({}, {})'.format(name, w, h))
 
 
+def to_send(frame, size):
+    """The frame an edge encodes: as_bgr, then resized to ``size`` (width, height) if given. A NanolinkError before
+    any encoding when a side is over MAX_SIDE, which no wire message carries (it used to be encoded first)."""
+    frame = resize_to(as_bgr(frame), size)
+    h, w = frame.shape[:2]
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise NanolinkError('cannot send a {}x{} frame: size [{}, {}] out of range 1..{} (the wire\'s limit); shrink '
+                            'frames with size=(W, H) (edge-sender: --size WxH)'.format(w, h, h, w, MAX_SIDE))
+    return frame
+
+
 FRAME_SHAPES = 'a numpy uint8 array (H, W, 3) BGR, (H, W) or (H, W, 1) grey, or (H, W, 4) BGRA'
 
 

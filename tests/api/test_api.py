@@ -302,8 +302,8 @@ def test_codec_size_and_odd_frames_and_the_wire_limit():
             for name, frame, _ in _odd_frames(bgr[:64, :96]):
                 assert codec.decode(codec.encode(frame)).shape == (64, 96, 3), name
     with nanolink.open_codec('cae') as codec:
-        with pytest.raises(nanolink.NanolinkError, match=r'cannot encode a 4100x64 frame: .*; shrink frames with '
-                           r'size=\(W, H\)$'):
+        with pytest.raises(nanolink.NanolinkError, match=r'cannot send a 4100x64 frame: .*; shrink frames with '
+                           r'size=\(W, H\) \(edge-sender: --size WxH\)$'):     # refused before the encoder runs
             codec.encode(np.zeros((64, 4100, 3), np.uint8))
 
 
