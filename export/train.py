@@ -183,10 +183,11 @@ def read_start(path, model_name, resume):
     try:
         ck = torch_load(path)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, NanolinkError) as e:
-        raise SystemExit('nanolink-train: cannot {} {}: {}'.format(what, path, (str(e).splitlines() or [''])[0][:200]))
+        raise SystemExit('nanolink-train: error: cannot {} {}: {}'.format(
+            what, path, (str(e).splitlines() or [''])[0][:200]))
     held = ck.get('model_name') if isinstance(ck, dict) else None
     if held != model_name:
-        raise SystemExit('nanolink-train: cannot {} {}: it holds {}, not a {} model: {}'.format(
+        raise SystemExit('nanolink-train: error: cannot {} {}: it holds {}, not a {} model: {}'.format(
             what, path, 'a {} model'.format(held) if held else 'no nanolink model', model_name,
             'pass --model {}'.format(held) if held else 'give a checkpoint of nanolink-train or nanolink-export')
             + (' or another --out' if resume else ' or another --init'))
@@ -261,7 +262,7 @@ def train(cfg):
             try:
                 joined, _ = load_checkpoint(cfg.init)
             except NanolinkError as e:
-                raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
+                raise SystemExit('nanolink-train: error: --init {}: {}'.format(cfg.init, e))
             ck = {'model': joined.state_dict(), 'model_config': dataclasses.asdict(joined.config)}
         try:
             if hasattr(model, 'load_init'):         # e.g. cae: fork new rate points, widen the latents
@@ -269,18 +270,18 @@ def train(cfg):
             else:
                 model.load_state_dict(ck['model'])
         except ValueError as e:
-            raise SystemExit('nanolink-train: --init {}: {}'.format(cfg.init, e))
+            raise SystemExit('nanolink-train: error: --init {}: {}'.format(cfg.init, e))
         except RuntimeError as e:                   # load_state_dict: shapes or parts the --arch changed
-            raise SystemExit('nanolink-train: --init {} does not fit the model --arch asks for ({}): a run takes '
-                             'the checkpoint\'s architecture; --arch can grow it (channels, rate points, a '
+            raise SystemExit('nanolink-train: error: --init {} does not fit the model --arch asks for ({}): a run '
+                             'takes the checkpoint\'s architecture; --arch can grow it (channels, rate points, a '
                              'post-filter), not change its widths'.format(cfg.init, _first_error(e)))
         print('initialised from {}'.format(cfg.init), flush=True)
     if resume:
         try:
             model.load_state_dict(ck['model'])
         except RuntimeError as e:
-            raise SystemExit('nanolink-train: {} does not fit the model --arch asks for ({}): resume without --arch '
-                             '(a run keeps its architecture) or train into another --out'.format(
+            raise SystemExit('nanolink-train: error: {} does not fit the model --arch asks for ({}): resume without '
+                             '--arch (a run keeps its architecture) or train into another --out'.format(
                                  ckpt_path, _first_error(e)))
         opt.load_state_dict(ck['opt'])
         step = ck['step']; rng.setstate(ck['py_rng']); torch.set_rng_state(ck['torch_rng'])
