@@ -24,8 +24,8 @@ class Codec(object):
     def __init__(self, model=None, quality=None, channels=None, jpeg_quality=None, size=None, decoder='onnxruntime',
                  device='cpu', threads=0, decoder_variant='fast'):
         model = model or zoo.DEFAULT_MODEL
-        check_rate(model, None, quality, channels, jpeg_quality)          # UsageErrors naming the argument, as
-        size = check_size(size)                                            # Sender's, before anything is loaded
+        quality, channels, jpeg_quality = check_rate(model, None, quality, channels, jpeg_quality)   # as Sender's,
+        size = check_size(size)                                            # before anything is loaded
         check_decoder(decoder, device, threads)
         if model in CLASSICAL:
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)

@@ -18,19 +18,20 @@ def check_int(name, value, low, high=None, optional=False):
     UsageError otherwise."""
     if (value is not None or not optional) and (not is_int(value) or value < low or high is not None and value > high):
         raise UsageError('{} must be an integer {}, got {!r}'.format(name, _bounds(low, high), value))
-    return value
+    return None if value is None else int(value)         # numpy's integers as Python's, which msgpack packs
 
 
-def check_number(name, value, low, high=None, unit='', above=False):
-    """A finite number (not a bool) in low..high, over ``low`` where ``above``; UsageError otherwise. unit: words
-    after the bounds (' seconds')."""
+def check_number(name, value, low, high=None, unit='', above=False, inf_ok=False):
+    """A finite number (not a bool) in low..high, over ``low`` where ``above`` (+inf too where ``inf_ok``: no limit),
+    as a Python float; UsageError otherwise. unit: words after the bounds (' seconds')."""
     import math
     import numbers
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value)
+            or math.isinf(value) and not (inf_ok and value > 0) or value < low
             or above and value == low or high is not None and value > high):
-        raise UsageError('{} must be a number {}{}, got {!r}'.format(
-            name, '> {}'.format(low) if above else _bounds(low, high), unit, value))
-    return value
+        raise UsageError('{} must be a number {}{}{}, got {!r}'.format(
+            name, '> {}'.format(low) if above else _bounds(low, high), unit, ' or inf' if inf_ok else '', value))
+    return float(value)
 
 
 def check_choice(name, value, choices):
@@ -43,10 +44,11 @@ def check_choice(name, value, choices):
 def check_rate(model, engine, quality, channels, jpeg_quality):
     """The rate arguments of Sender and open_codec: integers, ``quality`` one of the rate points of a bundled
     entropy-coded model (from its manifest, as --quality is checked; an engine file holds its own), none that the
-    model would ignore (a classical baseline's quality or channels, raw's jpeg_quality)."""
+    model would ignore (a classical baseline's quality or channels, raw's jpeg_quality). Returns (quality, channels,
+    jpeg_quality), numpy integers as Python's."""
     from nanolink.common import zoo
-    check_int('channels', channels, 1, optional=True)
-    check_int('jpeg_quality', jpeg_quality, 1, 100, optional=True)
+    channels = check_int('channels', channels, 1, optional=True)
+    jpeg_quality = check_int('jpeg_quality', jpeg_quality, 1, 100, optional=True)
     if model in zoo.CLASSICAL and not engine:
         if quality is not None or channels is not None or model == 'raw' and jpeg_quality is not None:
             raise UsageError('model {} is a classical baseline: it takes {}'.format(
@@ -54,9 +56,10 @@ def check_rate(model, engine, quality, channels, jpeg_quality):
     elif quality is not None and not engine:
         info = zoo.bundled_model(model or zoo.DEFAULT_MODEL)
         if info.dtype == 'rans':
-            check_int('quality', quality, min(info.rate_points), max(info.rate_points), optional=True)
+            quality = check_int('quality', quality, min(info.rate_points), max(info.rate_points), optional=True)
     elif quality is not None:
-        check_int('quality', quality, 1, optional=True)      # an engine checks its own rate point when it opens
+        quality = check_int('quality', quality, 1, optional=True)   # an engine checks its own rate point when it opens
+    return quality, channels, jpeg_quality
 
 
 DECODER_RUNTIMES = ('onnxruntime', 'torch')     # Receiver(decoder=), open_codec(decoder=), host-receiver --decoder

@@ -42,6 +42,8 @@ def check_range(option, value, low, high):
 def check_output_file(option, path, exts=None):
     """A file a tool will write (its folder must exist, it must not be a folder, its name end in one of ``exts``);
     a UsageError naming the option otherwise. Checked before the work that leads to it; creates nothing."""
+    if not path:
+        raise UsageError('{} is empty: give a file name'.format(option))
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError('{} {} is a folder: give a file name in it'.format(option, path))
@@ -57,6 +59,8 @@ def check_output_file(option, path, exts=None):
 def check_output_folder(option, path):
     """A folder a tool will write into, made (with its parents) when missing: a UsageError naming the option when
     it is a file, or the nearest existing folder above it is a file or not writable. Creates nothing itself."""
+    if not path:
+        raise UsageError('{} is empty: give a folder (it is created when missing)'.format(option))
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError('{} {} is a file, not a folder: give a folder (it is created when missing)'.format(
             option, path))

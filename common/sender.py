@@ -8,6 +8,7 @@ nanolink.common.transport; the acknowledgement message is in nanolink.common.wir
 """
 import collections
 import itertools
+import logging
 import os
 import threading
 import time
@@ -19,10 +20,13 @@ from nanolink.common.answers import unpack_answer
 from nanolink.common.errors import UsageError
 from nanolink.common.transport import CREDIT, _ipv6, _Socket, check_endpoint
 
+log = logging.getLogger('nanolink')
+
 
 class Sender(_Socket):
     WAIT_STEP_MS = 200     # how often a wait looks at its stop event
     MAX_REASONS = 16       # distinct refusal reasons counted one by one
+    REMEMBER = 4096        # frames answered, remembered so that a refusal after its acknowledgement still counts
     STOP_LINGER_MS = 2000  # once ``stop`` is set, how long a wait goes on without an acknowledgement coming in
     RESEND_AFTER_S = 10.0  # connected, frames in flight and no acknowledgement for this long: send them again
 
@@ -77,6 +81,7 @@ class Sender(_Socket):
         self.refused_seqs = []        # their seqs (the first 10000)
         self.refusals = collections.Counter()    # reason -> frames (MAX_REASONS reasons, the rest as 'other')
         self.on_refused = None        # called as on_refused(seq, reason) on the I/O thread, e.g. to log it
+        self._answered = collections.OrderedDict()   # (session, seq) -> refusal counted, of the latest answered
         if not latest:                # from here on the I/O thread alone uses the socket
             self._thread = threading.Thread(target=self._io, name='nanolink-sender', daemon=True)
             self._thread.start()
@@ -233,24 +238,44 @@ class Sender(_Socket):
         self._in_flight -= int(entry[3])
         self.acked += 1
         self._last_progress = time.time()
+        self._stalled = False                        # a host is there again: close waits for it as usual
+        self._remember((session, seq), entry[7])     # its refusal, if any, comes next (or came first)
         for older in itertools.islice(self._pending, i):
             older[6] = older[3]
 
+    def _remember(self, key, counted):
+        self._answered[key] = counted
+        if len(self._answered) > self.REMEMBER:
+            self._answered.popitem(last=False)
+
     def _refusal(self, session, seq, reason):
         """The host took frame seq but did not decode it: counted once (a frame sent again and refused again is the
-        same frame) and reported; its acknowledgement follows."""
-        if not self.latest:
-            entry = next((e for e in self._pending if e[1] == seq and e[0] == session and e[4]), None)
-            if entry is None or entry[7]:
+        same frame) and reported. The host sends it just after the frame's acknowledgement (a conflating socket,
+        latest mode, keeps the newest answer), an older host before it: it counts either way. A refusal of a frame
+        this sender has not sent is passed over."""
+        key = (session, seq)
+        entry = None if self.latest else next((e for e in self._pending if e[1] == seq and e[0] == session and e[4]),
+                                              None)
+        if entry is not None:
+            if entry[7]:
                 return
             entry[7] = True
+        elif self._answered.get(key, True) if not self.latest else (
+                key in self._answered or seq >= self.sent + self.dropped):
+            return                                  # counted already, or never sent (as far as this sender knows)
+        else:
+            self._remember(key, True)
+        reason = ''.join(c if c.isprintable() else '?' for c in reason)   # a host's words, shown in a terminal
         self.refused += 1
         if len(self.refused_seqs) < 10000:
             self.refused_seqs.append(seq)
         key = reason if reason in self.refusals or len(self.refusals) < self.MAX_REASONS else 'other'
         self.refusals[key] += 1
         if self.on_refused is not None:
-            self.on_refused(seq, reason)
+            try:
+                self.on_refused(seq, reason)
+            except Exception:                       # the caller's callback: its failure must not stop the link
+                log.exception('on_refused(%d, ...) raised; the link goes on', seq)
 
     def _transmit(self):
         now = time.time()

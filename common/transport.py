@@ -196,10 +196,11 @@ class Receiver(_Socket):
 
     def ack(self, session, seq, peer=None, refused=None):
         """Acknowledge ``session``'s frame ``seq`` to the socket that sent the last message (or ``peer``), granting
-        it CREDIT more in flight; ``refused``: why the frame was not decoded, sent to the edge first (a refusal).
-        Never blocks: an edge that reads no answers loses them."""
-        answers = [pack_refusal(session, seq, refused)] if refused else []
-        for answer in answers + [pack_ack(session, seq, CREDIT)]:
+        it CREDIT more in flight; ``refused``: why the frame was not decoded, sent to the edge just after (a
+        refusal: last, so that an edge in latest mode, whose socket keeps only the newest answer, gets it). Never
+        blocks: an edge that reads no answers loses them."""
+        refusal = [pack_refusal(session, seq, refused)] if refused else []
+        for answer in [pack_ack(session, seq, CREDIT)] + refusal:
             try:
                 self.socket.send_multipart([peer or self.peer, answer], zmq.NOBLOCK)
             except zmq.ZMQError:               # the edge is gone (or not reading): it sends again after reconnecting

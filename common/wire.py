@@ -114,8 +114,10 @@ frame before an older one sent again. An edge keeps every unacknowledged frame a
 reconnection; the host drops repeats by (session, seq).
 
 A frame the host took but did not decode (its model unknown there, over --max-size or the stream's pixel rate, a
-payload that does not decode, ...) is also answered, just before its acknowledgement, with a refusal, so that its
-edge knows (since 2026-12-07; an edge of before counts it among the answers it cannot read, and goes on)::
+payload that does not decode, ...) is also answered, just after its acknowledgement, with a refusal, so that its
+edge knows (since 2026-12-07; an edge of before counts it among the answers it cannot read, and goes on). A
+repeat of a refused frame is refused again. Frames a host in latest mode passes over for a newer one are
+acknowledged, not refused::
 
     0x84                                   fixmap, 4 entries
     0xa1 'v'        0x02                   format version 2

@@ -71,7 +71,7 @@ def load_manifest(path):
             m = json.loads(f.read().decode('utf-8'))
     except OSError as e:
         raise NanolinkError('cannot read the model manifest {}: {}'.format(path, e.strerror or e))
-    except ValueError as e:                      # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise NanolinkError('{} is not a model manifest (not JSON: {}): {}'.format(path, str(e)[:120], fix))
     if not isinstance(m, dict):
         raise NanolinkError('{} is not a model manifest (a JSON {}, not an object): {}'.format(
@@ -80,16 +80,32 @@ def load_manifest(path):
         return _model_info(m, os.path.dirname(os.path.abspath(path)))
     except KeyError as e:
         raise NanolinkError('{} is not a complete model manifest (no "{}"): {}'.format(path, e.args[0], fix))
-    except (TypeError, ValueError, AttributeError) as e:
-        raise NanolinkError('{} is not a valid model manifest ({}): {}'.format(path, str(e)[:120], fix))
+    except (TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise NanolinkError('{} is not a valid model manifest ({}): {}'.format(path, str(e)[:160], fix))
+
+
+def _field(m, key, kind):
+    """m[key], checked: 'name' a non-empty str, 'int' an integer >= 1, 'ints' a non-empty list of them, 'dict' a
+    map; TypeError (or KeyError) naming it otherwise, never a value coerced into another."""
+    v = m[key]
+    ok = {'name': lambda: isinstance(v, str) and v != '',
+          'int': lambda: type(v) is int and v >= 1,
+          'ints': lambda: isinstance(v, list) and v != [] and all(type(x) is int and x >= 1 for x in v),
+          'dict': lambda: isinstance(v, dict)}[kind]()
+    if not ok:
+        raise TypeError('"{}" must be {}, got {!r}'.format(key, {
+            'name': 'a non-empty string', 'int': 'an integer >= 1', 'ints': 'a non-empty list of integers >= 1',
+            'dict': 'an object'}[kind], v)[:160])
+    return v
 
 
 def _model_info(m, d):
-    files = m.get('files', {})
+    files = _field(m, 'files', 'dict') if 'files' in m else {}
     return ModelInfo(
-        name=str(m['name']), fingerprint=str(m['fingerprint']), stride=int(m['stride']), multiple=int(m['multiple']),
-        channels=int(m['channels']), rate_points=tuple(int(r) for r in m['rate_points']),
-        default_channels=int(m['default_channels']), dtype=m.get('dtype', 'bits'),
+        name=_field(m, 'name', 'name'), fingerprint=_field(m, 'fingerprint', 'name'), stride=_field(m, 'stride', 'int'),
+        multiple=_field(m, 'multiple', 'int'), channels=_field(m, 'channels', 'int'),
+        rate_points=tuple(_field(m, 'rate_points', 'ints')), default_channels=_field(m, 'default_channels', 'int'),
+        dtype=m.get('dtype', 'bits'),
         encoders={int(k): os.path.join(d, v) for k, v in files.get('encoders', {}).items()},
         encoder=os.path.join(d, files['encoder']) if files.get('encoder') else '',
         decoder=os.path.join(d, files['decoder']) if files.get('decoder') else '',

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 
 from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL
-from nanolink.common.checks import check_int
+from nanolink.common.checks import check_int, check_number
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common import cli as cliutil
 from nanolink.common.imageproc import parse_size
@@ -158,7 +158,7 @@ def config_from_args(args):
             MAX_SEND_TIMEOUT_MS, args.send_timeout))
     cliutil.check_range('--jpeg-quality', args.jpeg_quality, 1, 100)
     check_int('--buffer', args.buffer, 1, MAX_BUFFER_FRAMES)                  # as Sender(buffer_frames=) is
-    cliutil.check_positive('--buffer-mb', args.buffer_mb, ' MB')
+    check_number('--buffer-mb', args.buffer_mb, 0, unit=' MB', above=True)      # as Sender(buffer_mb=) is
     if args.latest and (args.buffer != 256 or args.buffer_mb != 64.0):
         raise UsageError('--latest sends the newest frame only, without acknowledgements: it keeps no --buffer')
     if args.reference_every < 0:
@@ -338,13 +338,11 @@ def main(argv=None):
             args.connect, refused, n, _ranges(result['refused_seqs']), '; '.join(
                 '{} ({})'.format(r, k) for r, k in sorted(result['refusals'].items(), key=lambda i: -i[1]))),
             file=sys.stderr)
-        return 1
     if lost:
         print('edge-sender: error: the host at {} went away and did not come back: {} frame{} never acknowledged '
               '(they may not have arrived)'.format(args.connect, lost, ' was' if lost == 1 else 's were'),
               file=sys.stderr)
-        return 1
-    return 0
+    return 1 if refused or lost else 0
 
 
 if __name__ == '__main__':

@@ -101,7 +101,14 @@ def sidecar_metadata(path):
     """What nanolink-build-engine writes to <engine>.json for the exported encoder ``path``: its identity, with an
     entropy-coded encoder's rANS tables whole (an exported ONNX encoder names them by digest, in the manifest.json
     beside it), so the engine and its sidecar need nothing else on the device."""
-    ident = json.loads(onnx_metadata(path))
+    try:
+        ident = json.loads(onnx_metadata(path))
+    except (ValueError, RecursionError) as e:
+        ident = e
+    if not isinstance(ident, dict):
+        raise NanolinkError('{}: its nanolink metadata is not a JSON object ({}): export it again with '
+                            'nanolink-export'.format(path, str(ident)[:120] if isinstance(ident, Exception) else
+                                                     type(ident).__name__))
     if ident.get('dtype') == 'rans' and 'tables' not in ident:
         ident['tables'] = encoder_tables(ident, path)
         del ident['tables_digest']

@@ -108,13 +108,14 @@ class Receiver(object):
                  stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
                  auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False, workers=1):
         check_endpoint(bind if isinstance(bind, str) else repr(bind), 'bind', "'tcp://*:5555'", any_port=True)
-        models, model_dirs = _names('models', models, 'cae'), _names('model_dirs', model_dirs, 'exported/cae')
+        models, model_dirs = _names('models', models, 'cae'), _names('model_dirs', model_dirs, 'exported/cae') or ()
         check_decoder(decoder, device, threads)
-        check_int('max_streams', max_streams, 1)
-        check_number('stream_idle_s', stream_idle_s, 0, unit=' seconds', above=True)
+        max_streams = check_int('max_streams', max_streams, 1)
+        stream_idle_s = check_number('stream_idle_s', stream_idle_s, 0, unit=' seconds', above=True, inf_ok=True)
         max_size = check_size(max_size, 'max_size') or (wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE)   # None: the wire's
-        check_number('max_pixel_rate', max_pixel_rate, 0, unit=' pixels a second', above=True)
-        check_int('workers', workers, 0, MAX_WORKERS)
+        max_pixel_rate = check_number('max_pixel_rate', max_pixel_rate, 0, unit=' pixels a second', above=True,
+                                      inf_ok=True)
+        workers = check_int('workers', workers, 0, MAX_WORKERS)
         self.decoders = load_decoders(models, decoder, device, threads, model_dirs, decoder_variant,
                                       trust_checkpoints)
         curve = keys.host_options(curve_keys) if curve_keys else None
@@ -231,8 +232,8 @@ class Receiver(object):
                 st.repeats += 1
             return None
         if st is not None and st.is_repeat(frame.seq):
-            st.repeats += 1                  # sent again after a reconnection: already taken
-            rx.ack(frame.session, frame.seq)
+            st.repeats += 1                  # sent again after a reconnection: already taken (refused again if it was)
+            rx.ack(frame.session, frame.seq, refused=st.refusals.get(frame.seq))
             return None
         h, w = frame.size
         why = None
@@ -253,7 +254,7 @@ class Receiver(object):
         frame, st, rx = job.frame, job.st, self.link
         if job.error is not None:                # a payload the codec cannot decode (e.g. a broken JPEG)
             self._reject(job.error.reason, job.error.stream or frame.stream)
-            st.update(frame.seq)
+            st.refuse(frame.seq, job.error.reason)
             rx.ack(frame.session, frame.seq, job.peer, refused=job.error.reason)
             return None
         st.received += 1

@@ -21,6 +21,7 @@ MAX_REASON_KEYS = 32
 MAX_GAP = 100000          # a seq gap larger than this is a jump, not lost frames (an hour at 30 fps)
 MAX_SESSIONS = 1000       # (stream id, session) labels remembered
 TAKEN_WINDOW = 4096       # seqs remembered per stream to tell a repeat from a late frame
+REFUSALS_KEPT = 64        # refused seqs remembered per stream, with why, to refuse a repeat again
 _VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]|\{[^}]*\}|\b[0-9a-f]{16}\b|-?\d+(\.\d+)?(e-?\d+)?")
 
 
@@ -48,6 +49,7 @@ class StreamStats(object):
         self._times = collections.deque()
         self._taken = collections.deque(maxlen=TAKEN_WINDOW)     # the latest seqs taken, for repeats
         self._taken_set = set()
+        self.refusals = collections.OrderedDict()   # seq -> why, of the latest REFUSALS_KEPT taken but not decoded
 
     def is_repeat(self, seq):
         """True for a seq this stream has taken already (an edge sending it again after a reconnection); a seq
@@ -61,6 +63,14 @@ class StreamStats(object):
             self._taken_set.discard(self._taken[0])
         self._taken.append(seq)
         self._taken_set.add(seq)
+
+    def refuse(self, seq, reason):
+        """A frame taken but not decoded: counted as taken (update), and its reason kept, so that a repeat of it (the
+        edge sent it again after a reconnection, the refusal lost) is refused again."""
+        self.update(seq)
+        self.refusals[seq] = reason
+        if len(self.refusals) > REFUSALS_KEPT:
+            self.refusals.popitem(last=False)
 
     def update(self, seq):
         """A gap counts its frames as lost (one larger than MAX_GAP is a jump: no real stream loses that many

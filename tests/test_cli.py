@@ -122,9 +122,11 @@ def test_bad_host_arguments():
 
 @pytest.mark.parametrize('text, words', [
     (b'{', 'not JSON'), (b'[]', 'a JSON list, not an object'), (b'{"model": "cae"}', 'no "name"'),
-    (b'\xff\xfe', 'not JSON'), (b'{"name": "cae", "fingerprint": "0", "stride": "x", "multiple": 16, "channels": 1, '
-                                b'"rate_points": [1], "default_channels": 1}', 'not a valid model manifest'),
-])
+    (b'\xff\xfe', 'not JSON'), (b'[' * 100000, 'not JSON'),
+] + [(b'{"name": "cae", "fingerprint": "0", "stride": 16, "multiple": 16, "channels": 1, "rate_points": [1], '
+      b'"default_channels": 1, ' + bad + b'}', 'not a valid model manifest') for bad in (
+          b'"stride": "x"', b'"stride": Infinity', b'"stride": 1e400', b'"stride": 4.9', b'"rate_points": "48"',
+          b'"rate_points": []', b'"name": null', b'"channels": 0', b'"files": []')])
 def test_a_model_dir_that_is_not_an_export_is_refused_in_one_line(tmp_path, text, words):
     (tmp_path / 'manifest.json').write_bytes(text)
     for where in (tmp_path, tmp_path / 'manifest.json'):
@@ -151,6 +153,33 @@ def test_an_edge_whose_frames_the_host_refuses_says_why_and_exits_1(host_process
            "['cae'] (4)" in r.stderr and 'Traceback' not in r.stderr
     rc, err = h.wait()
     assert rc == 1 and "mostly: unknown model 'ae'; this receiver decodes ['cae'] (4)" in err
+
+
+def test_an_edge_reports_refused_and_unacknowledged_frames_both():
+    """A host that refuses frame 0, takes 1-4 without a word and goes away: the edge names both, exit 1."""
+    import threading
+    from nanolink.common.transport import Receiver as HostLink
+    host = HostLink('tcp://127.0.0.1:*')
+    got = []
+
+    def serve():
+        deadline = time.time() + 60
+        while len(got) < 5 and time.time() < deadline:
+            m = host.recv(0.1)
+            ids = wire.peek_ids(m) if m is not None else None
+            if ids:
+                got.append(ids[1])
+                if ids[1] == 0:
+                    host.ack(ids[0], 0, refused='not this one')
+        host.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = cli('nanolink.edge.cli', '--camera', 'synthetic://32x32', '--frames', 5, '--model', 'raw', '--connect',
+            host.endpoint)
+    t.join(60)
+    assert sorted(got) == [0, 1, 2, 3, 4] and r.returncode == 1, r.stderr
+    assert 'took 1 of the 5 frames but did not decode them (0): not this one (1)' in r.stderr
+    assert 'went away and did not come back: 4 frames were never acknowledged' in r.stderr
 
 
 def test_video_file_streams_in_order_with_every_stage_logged(tmp_path, video_file, host_process):

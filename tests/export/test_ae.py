@@ -189,6 +189,7 @@ def test_checkpoint_older_than_dec_layers_loads_as_one_middle_layer(tmp_path):
     (['--schedule', 'linear'], '--schedule must be cosine or constant'),
     (['--train-only', 'encoder'], '--train-only must be'),
     (['--out', 'F'], '--out F is a file, not a folder'), (['--out', 'F/run'], 'is a file, not a folder'),
+    (['--out', ''], '--out is empty'),
 ])
 def test_train_refuses_each_bad_number_and_out_before_any_image(extra, words, tmp_path, capsys, monkeypatch):
     """Exit 2 and one line, with the images never listed (--data names no folder) and no run folder made."""

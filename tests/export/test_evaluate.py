@@ -102,7 +102,7 @@ def test_codec_eval_runs_a_decoder_variant_on_the_same_bits(tmp_path, sample_fra
 
 @pytest.mark.parametrize('extra, words', [
     (['--out', 'no/such/dir/r.json'], 'does not exist; create it first'),
-    (['--out', '.'], 'is a folder'),
+    (['--out', '.'], 'is a folder'), (['--out', ''], '--out is empty'),
     (['--out', 'r.json', '--plot', 'rd.bogus'], 'must end in .png or .pdf or .svg'),
     (['--out', 'r.json', '--model', 'ae:'], 'no decoder variant after ":"'),
 ])

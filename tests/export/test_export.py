@@ -338,3 +338,19 @@ def test_export_refuses_an_out_that_is_a_file_before_loading(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.startswith('nanolink-export: error: ') and words in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / 'F').read_text() == 'not a folder'
+
+
+@pytest.mark.parametrize('value, words', [('not json {', 'is not a JSON object (Expecting value'),
+                                          ('[1, 2]', 'is not a JSON object (list)')])
+def test_an_onnx_encoder_whose_nanolink_metadata_is_not_an_object_is_refused_in_one_line(tmp_path, capsys, value,
+                                                                                        words):
+    onnx = pytest.importorskip('onnx')
+    from nanolink.export import build_engine
+    m = onnx.load(zoo.bundled_model('cae-bin').encoders[8])
+    [prop] = [p for p in m.metadata_props if p.key == zoo.METADATA_KEY]
+    prop.value = value
+    enc = str(tmp_path / 'enc.onnx')
+    onnx.save(m, enc)
+    assert build_engine.main(['--onnx', enc, '--out', str(tmp_path / 'x.trt'), '--shape', '1x3x64x64']) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and words in err and 'export it again' in err, err
