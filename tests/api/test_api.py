@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nanolink
-from conftest import CAE_QUALITIES
+from conftest import CAE_QUALITIES, cli
 from nanolink.common import metrics, zoo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -320,10 +320,11 @@ BAD_RECEIVER_ARGS = [
     (dict(device='gpu'), r"device must be one of 'cpu', 'cuda', got 'gpu'"),
     (dict(threads=-1), r'threads must be an integer in 0\.\.256, got -1'),
     (dict(max_streams=0), r'max_streams must be an integer of at least 1, got 0'),
-    (dict(stream_idle_s=0), r'stream_idle_s must be a number > 0 seconds, got 0'),
-    (dict(stream_idle_s='300'), r"stream_idle_s must be a number > 0 seconds, got '300'"),
+    (dict(stream_idle_s=0), r'stream_idle_s must be a number > 0 seconds or inf, got 0'),
+    (dict(stream_idle_s='300'), r"stream_idle_s must be a number > 0 seconds or inf, got '300'"),
     (dict(max_size=(0, 0)), r'max_size=\(0, 0\): width and height must be between 8 and 4096'),
-    (dict(max_pixel_rate=float('inf')), r'max_pixel_rate must be a number > 0 pixels a second, got inf'),
+    (dict(max_pixel_rate=float('-inf')), r'max_pixel_rate must be a number > 0 pixels a second or inf, got -inf'),
+    (dict(max_pixel_rate=float('nan')), r'max_pixel_rate must be a number > 0 pixels a second or inf, got nan'),
 ]
 
 
@@ -378,3 +379,16 @@ def test_none_where_it_means_the_default():
         with nanolink.Sender(rx.endpoint, model='jpeg', threads=None, linger_ms=None, jpeg_quality=None) as tx:
             tx.send(cv2.imread(SAMPLE[5])[:32, :48])
             assert rx.recv(timeout=60).image.shape == (32, 48, 3)
+
+
+def test_receiver_takes_inf_for_no_idle_limit_and_no_pixel_rate_limit():
+    """host-receiver --stream-idle inf / --max-pixel-rate inf ran before the API's checks and still do."""
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg'], stream_idle_s=float('inf'),
+                           max_pixel_rate=float('inf'), model_dirs=None) as rx:
+        with nanolink.Sender(rx.endpoint, model='jpeg', stream_id='inf') as tx:
+            tx.send(np.zeros((32, 48, 3), np.uint8))
+            got = rx.recv(timeout=60)
+    assert got is not None and got.image.shape == (32, 48, 3)
+    r = cli('nanolink.host.cli', '--bind', 'tcp://127.0.0.1:*', '--stream-idle', 'inf', '--max-pixel-rate', 'inf',
+            '--timeout', '0.5')
+    assert r.returncode == 1 and 'no frame for 0.5 s' in r.stderr, r.stderr       # it ran, and timed out

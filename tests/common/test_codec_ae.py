@@ -83,7 +83,7 @@ def test_bad_quality_and_channels_are_clear_errors():
         EdgeEncoder.open('ae', quality=0)
     with pytest.raises(NanolinkError, match='--jpeg-quality'):
         EdgeEncoder.open('ae', channels=8)
-    with pytest.raises(NanolinkError, match='--jpeg-quality is for'):
+    with pytest.raises(NanolinkError, match=r'--jpeg-quality \(jpeg_quality=\) is for'):
         EdgeEncoder.open('cae-bin', quality=50)
 
 
