@@ -10,7 +10,7 @@
 
 Acknowledged mode (the default): an I/O thread owns the socket, so frames move and answers are read whatever the
 caller does between sends; it keeps every frame until the host acknowledges it (the session and seq of each frame
-taken; one taken but not decoded is refused first, with the reason: the sender counts those in ``refused``), in a
+taken; one taken but not decoded is also refused, with the reason: the sender counts those in ``refused``), in a
 buffer of at most ``buffer_frames`` frames and ``buffer_bytes`` bytes, and has at most ``credit`` frames in
 flight, as the host grants. After a reconnection (the host restarted, the network came back) it replaces the
 socket, so nothing queued for the dead connection jumps the queue, and sends every unacknowledged frame again,
