@@ -92,6 +92,11 @@ class Sender(object):
         linger_ms = check_int('linger_ms', linger_ms, -1, optional=True)
         clock_offset = check_number('clock_offset', clock_offset, -MAX_CLOCK_OFFSET_S, MAX_CLOCK_OFFSET_S, ' seconds')
         reference_quality = check_int('reference_quality', reference_quality, 1, 100)
+        if latest and (buffer_frames != 256 or buffer_mb != 64.0):          # as edge-sender --latest --buffer
+            raise UsageError('latest=True sends the newest frame only, without acknowledgements: it keeps no buffer '
+                             '(drop buffer_frames and buffer_mb)')
+        if model in CLASSICAL and not engine and device == 'cuda':
+            raise UsageError('model {} is a classical baseline coded on the CPU: drop device=\'cuda\''.format(model))
         if model in CLASSICAL and not engine:
             self.encoder = ClassicalEncoder(model, 75 if jpeg_quality is None else jpeg_quality, size)
         else:

@@ -256,6 +256,7 @@ def train(cfg):
     opt = torch.optim.Adam(params, lr=cfg.lr)
     step = 0
     sampler = CropSampler([load_rgb(p) for p in paths], cfg.crop, cfg.min_scale, rng)
+    val_images = [load_rgb(p) for p in val_paths]
     os.makedirs(cfg.out, exist_ok=True)             # once the arguments, the start checkpoint and the images stand
     if cfg.init and not resume:
         if ck.get('base'):                          # a decoder variant's filter on NAME.pt: join them first
@@ -291,7 +292,6 @@ def train(cfg):
                   .format(ckpt_path, step, cfg.steps), file=sys.stderr)
     if step == 0 and not cfg.init and hasattr(model, 'data_init'):
         model.data_init(sampler.batch(64))          # e.g. cae: first layer from a PCA of image patches
-    val_images = [load_rgb(p) for p in val_paths]
     log_rows = []
     jsonl = os.path.join(cfg.out, 'val.jsonl')
     if os.path.exists(jsonl):

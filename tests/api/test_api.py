@@ -237,6 +237,8 @@ BAD_SENDER_ARGS = [
     (dict(linger_ms='x'), r"linger_ms must be an integer of at least -1, got 'x'"),
     (dict(clock_offset=float('nan')), r'clock_offset must be a number in -86400\.0\.\.86400\.0 seconds, got nan'),
     (dict(reference_quality=0), r'reference_quality must be an integer in 1\.\.100, got 0'),
+    (dict(latest=True, buffer_frames=16), r'latest=True sends the newest frame only.*drop buffer_frames and buffer_mb'),
+    (dict(model='jpeg', device='cuda'), r"model jpeg is a classical baseline coded on the CPU: drop device='cuda'"),
 ]
 
 

@@ -216,6 +216,11 @@ def test_train_names_a_missing_or_unreadable_image_folder_as_itself(tmp_path, ca
     assert err.startswith('nanolink-train: error: cannot read image ') and 'b.png' in err
     assert len(err.strip().splitlines()) == 1
     (tmp_path / 'data' / 'b.png').unlink()
+    (tmp_path / 'val').mkdir()
+    (tmp_path / 'val' / 'v.png').write_bytes(b'not a png either')
+    assert train.main(['--model', 'cae', '--data', 'data', '--val', 'val', '--out', 'runs/a', '--crop', '64',
+                       '--steps', '1']) == 1
+    assert 'v.png' in capsys.readouterr().err and not (tmp_path / 'runs').exists()   # read before OUT is made
     with pytest.raises(SystemExit) as e:                     # a post-filter asked of a model that has none
         train.main(['--model', 'cae', '--data', 'data', '--out', 'runs/a', '--crop', '64', '--train-only', 'post'])
     assert e.value.code == 2 and '--train-only post needs a model with a post-filter' in capsys.readouterr().err
