@@ -250,9 +250,9 @@ class Sender(_Socket):
 
     def _refusal(self, session, seq, reason):
         """The host took frame seq but did not decode it: counted once (a frame sent again and refused again is the
-        same frame) and reported. The host sends it just after the frame's acknowledgement (a conflating socket,
-        latest mode, keeps the newest answer), an older host before it: it counts either way. A refusal of a frame
-        this sender has not sent is passed over."""
+        same frame) and reported. The host sends it before and after the frame's acknowledgement (a conflating
+        socket, latest mode, keeps the newest answer): it counts either way. A refusal of a frame this sender has
+        not sent is passed over."""
         key = (session, seq)
         entry = None if self.latest else next((e for e in self._pending if e[1] == seq and e[0] == session and e[4]),
                                               None)

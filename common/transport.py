@@ -196,11 +196,12 @@ class Receiver(_Socket):
 
     def ack(self, session, seq, peer=None, refused=None):
         """Acknowledge ``session``'s frame ``seq`` to the socket that sent the last message (or ``peer``), granting
-        it CREDIT more in flight; ``refused``: why the frame was not decoded, sent to the edge just after (a
-        refusal: last, so that an edge in latest mode, whose socket keeps only the newest answer, gets it). Never
-        blocks: an edge that reads no answers loses them."""
+        it CREDIT more in flight; ``refused``: why the frame was not decoded, sent to the edge before and after the
+        acknowledgement (a refusal: an edge in acknowledged mode has it before the acknowledgement can end its
+        close, one in latest mode, whose socket keeps only the newest answer, has the second; an edge counts a
+        frame's refusals once). Never blocks: an edge that reads no answers loses them."""
         refusal = [pack_refusal(session, seq, refused)] if refused else []
-        for answer in [pack_ack(session, seq, CREDIT)] + refusal:
+        for answer in refusal + [pack_ack(session, seq, CREDIT)] + refusal:
             try:
                 self.socket.send_multipart([peer or self.peer, answer], zmq.NOBLOCK)
             except zmq.ZMQError:               # the edge is gone (or not reading): it sends again after reconnecting

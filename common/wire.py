@@ -114,9 +114,11 @@ frame before an older one sent again. An edge keeps every unacknowledged frame a
 reconnection; the host drops repeats by (session, seq).
 
 A frame the host took but did not decode (its model unknown there, over --max-size or the stream's pixel rate, a
-payload that does not decode, ...) is also answered, just after its acknowledgement, with a refusal, so that its
-edge knows (since 2026-12-07; an edge of before counts it among the answers it cannot read, and goes on). A
-repeat of a refused frame is refused again. Frames a host in latest mode passes over for a newer one are
+payload that does not decode, ...) is also answered with a refusal, just before and again just after its
+acknowledgement, so that its edge knows (since 2026-12-07): an edge in acknowledged mode has the first before the
+acknowledgement can end its close, one in latest mode (its socket keeps only the newest answer) the second; an
+edge counts a frame's refusals once, and one of before counts them among the answers it cannot read, and goes
+on. A repeat of a refused frame is refused again. Frames a host in latest mode passes over for a newer one are
 acknowledged, not refused::
 
     0x84                                   fixmap, 4 entries

@@ -27,8 +27,8 @@ def _answers(sock, quiet_ms=2000):
 
 
 def test_a_repeat_of_a_refused_frame_is_refused_again():
-    """The payload does not decode: refused after its acknowledgement. Sent again on a new connection (the edge
-    reconnected, the answers lost), it is a repeat: acknowledged and refused again, not decoded twice."""
+    """The payload does not decode: refused before and after its acknowledgement. Sent again on a new connection
+    (the edge reconnected, the answers lost), it is a repeat: acknowledged and refused again, not decoded twice."""
     stop = threading.Event()
     with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg']) as rx:
         server = threading.Thread(target=_serve, args=(rx, stop), daemon=True)
@@ -43,7 +43,8 @@ def test_a_repeat_of_a_refused_frame_is_refused_again():
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.connect(rx.endpoint)
                 sock.send(bad)
-                assert _answers(sock) == [('ack', d['session'], d['seq']), ('refused', d['session'], d['seq'])]
+                refusal = ('refused', d['session'], d['seq'])
+                assert _answers(sock) == [refusal, ('ack', d['session'], d['seq']), refusal]
                 sock.close()
         finally:
             stop.set()
