@@ -10,7 +10,7 @@ import time
 
 from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder
-from nanolink.common.codec import EdgeEncoder, load_decoders
+from nanolink.common.codec import EdgeEncoder, load_decoders, unsendable
 from nanolink.common.checks import check_decoder, check_rate
 from nanolink.common.errors import NanolinkError
 from nanolink.common.imageproc import check_size
@@ -51,9 +51,7 @@ class Codec(object):
                                         fp=self.info.fingerprint, dtype=dtype, shape=shape, size=size,
                                         payload=payload, stages={}))
         except wire.WireError as e:
-            raise NanolinkError('cannot encode a {}x{} frame: {}{}'.format(size[1], size[0], e.reason, (
-                '; shrink frames with size=(W, H){}'.format(' or use a learned model' if self.info.name in CLASSICAL
-                                                            else '')) if e.too_big else ''))
+            raise unsendable(e, size, self.info.name)
         self.seq += 1
         return data
 

@@ -38,7 +38,7 @@ class Backend(object):
         pass
 
 
-def _ort_errors():
+def ort_errors():
     """The exceptions onnxruntime raises when a session cannot be made: its own types (Fail, InvalidProtobuf,
     NoSuchFile, ...: which exist depends on its version, so they are read from its module), and RuntimeError,
     ValueError and OSError, which some versions raise instead."""
@@ -70,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
             opts.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
-        except _ort_errors() as e:
+        except ort_errors() as e:
             raise NanolinkError('cannot load ONNX model {}: {}'.format(path, str(e).splitlines()[0][:300]))
         self.device = device
         self.input_name = self.session.get_inputs()[0].name

@@ -59,6 +59,15 @@ def rate_label(info, k):
 
 
 
+def unsendable(error, size, model):
+    """The NanolinkError for a frame whose message wire.pack refused (``error``), at size (H, W): for a frame or
+    message over the wire's limits it says to shrink frames (a classical baseline: or use a learned model)."""
+    from nanolink.common.classical import CLASSICAL
+    return NanolinkError('cannot send a {}x{} frame: {}{}'.format(size[1], size[0], error.reason, (
+        '; shrink frames with size=(W, H) (edge-sender: --size WxH){}'.format(
+            ' or use a learned model' if model in CLASSICAL else '')) if error.too_big else ''))
+
+
 def pad(frame, multiple, size=None):
     """BGR uint8 (H, W, 3) -> (BGR uint8 (Hp, Wp, 3), (H, W) the host outputs): resized to ``size`` (width,
     height) first if given, then padded with edge pixels to ``multiple``."""

@@ -260,10 +260,10 @@ class Sender(_Socket):
             if entry[7]:
                 return
             entry[7] = True
-        elif self._answered.get(key, True) if not self.latest else (
-                key in self._answered or seq >= self.sent + self.dropped):
-            return                                  # counted already, or never sent (as far as this sender knows)
-        else:
+        else:                                       # acknowledged already (or, latest, never buffered)
+            never_sent = seq >= self.sent + self.dropped if self.latest else key not in self._answered
+            if never_sent or self._answered.get(key):
+                return                              # not this sender's frame, or its refusal counted already
             self._remember(key, True)
         reason = ''.join(c if c.isprintable() else '?' for c in reason)   # a host's words, shown in a terminal
         self.refused += 1

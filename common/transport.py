@@ -44,9 +44,8 @@ def check_endpoint(endpoint, option, example, any_port=False):
     """A ZeroMQ endpoint: tcp://HOST:PORT with PORT in 1..65535 ('*' too where ``any_port``), ipc:// or inproc://;
     a UsageError naming the option otherwise."""
     if not isinstance(endpoint, str) or not endpoint.startswith(('tcp://', 'ipc://', 'inproc://')):
-        raise UsageError('{} {!r}: expected an endpoint like {}'.format(option, endpoint, example)
-                         if not isinstance(endpoint, str) else
-                         '{} {}: expected an endpoint like {}'.format(option, endpoint, example))
+        raise UsageError('{} {}: expected an endpoint like {}'.format(
+            option, endpoint if isinstance(endpoint, str) else repr(endpoint), example))
     if endpoint.startswith('tcp://'):
         host, _, port = endpoint[len('tcp://'):].rpartition(':')
         if not host or not (port.isdigit() and 1 <= int(port) <= 65535 or any_port and port == '*'):

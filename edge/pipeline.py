@@ -33,7 +33,7 @@ from collections import namedtuple
 from nanolink.common import keys, wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder, encode_jpeg
 from nanolink.common.cli import MAX_THREADS
-from nanolink.common.codec import EdgeEncoder, rate_label
+from nanolink.common.codec import EdgeEncoder, rate_label, unsendable
 from nanolink.common.checks import check_choice, check_int, check_number, check_rate
 from nanolink.common.errors import NanolinkError, UsageError
 from nanolink.common.imageproc import as_bgr, check_size, resize_to
@@ -81,7 +81,7 @@ class Sender(object):
             wire.check_stream_id(stream_id)
         except wire.WireError as e:
             raise UsageError('stream_id: ' + e.reason)
-        check_endpoint(connect if isinstance(connect, str) else repr(connect), 'connect', "'tcp://192.168.1.10:5555'")
+        check_endpoint(connect, 'connect', "'tcp://192.168.1.10:5555'")
         quality, channels, jpeg_quality = check_rate(model, engine, quality, channels, jpeg_quality)
         size = check_size(size)
         threads = check_int('threads', threads, 0, MAX_THREADS, optional=True)
@@ -170,9 +170,7 @@ class Sender(object):
                                            model=self.info.name, fp=self.info.fingerprint, dtype=dtype, shape=shape,
                                            size=size, payload=payload, stages=stages, ref=ref))
             except wire.WireError as e:
-                raise NanolinkError('cannot send a {}x{} frame: {}{}'.format(size[1], size[0], e.reason, (
-                    '; shrink frames with size=(W, H) (edge-sender: --size WxH){}'.format(' or use a learned model'
-                    if self.info.name in CLASSICAL else '')) if e.too_big else ''))
+                raise unsendable(e, size, self.info.name)
         with clock('send'):
             delivered = self.link.send(msg, self.seq)
         self._prev = {'serialise': clock.ms['serialise'], 'send': clock.ms['send']}

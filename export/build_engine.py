@@ -77,12 +77,12 @@ def onnx_metadata(path):
     else:
         try:
             import onnxruntime
-            from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
         except ImportError:
             return _metadata_from_manifest(path)
+        from nanolink.common.backends import ort_errors
         try:
             sess = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-        except (ort_state.InvalidProtobuf, ort_state.InvalidArgument, ort_state.InvalidGraph, ort_state.Fail) as e:
+        except ort_errors() as e:
             raise _not_onnx(path, e)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
     if METADATA_KEY not in meta:

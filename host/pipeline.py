@@ -12,8 +12,9 @@ decoder network and postprocess run on ``workers`` decode threads (default 1), s
 and unpacked while one is decoded, and with several streams several frames decode at once. Frames come out of
 ``recv`` in the order they arrived either way. workers=0 decodes on the caller's thread (and ``latest`` does,
 so the newest frame is the one decoded). A message that fails a check is counted (``rejects``), logged at most 5 lines a
-second, refused with the reason and acknowledged when its ids can be read (so its edge knows), and never raises. Streams are (stream id, session): a restarted edge or
-a twin with the same id is ``<id>~2``, ``~3``... Repeats of frames already taken are acknowledged, not decoded twice.
+second, refused with the reason and acknowledged when its ids can be read (so its edge knows), and never raises.
+Streams are (stream id, session): a restarted edge or a twin with the same id is ``<id>~2``, ``~3``... Repeats of
+frames already taken are acknowledged (refused again if they were), not decoded twice.
 """
 import collections
 import logging
@@ -107,7 +108,7 @@ class Receiver(object):
                  decoder_variant='fast', model_dirs=(), latest=False, curve_keys=None, max_streams=64,
                  stream_idle_s=300.0, max_size=(wire.MAX_FRAME_SIDE, wire.MAX_FRAME_SIDE), max_pixel_rate=250e6,
                  auto_ack=True, on_evict=None, stop=None, trust_checkpoints=False, workers=1):
-        check_endpoint(bind if isinstance(bind, str) else repr(bind), 'bind', "'tcp://*:5555'", any_port=True)
+        check_endpoint(bind, 'bind', "'tcp://*:5555'", any_port=True)
         models, model_dirs = _names('models', models, 'cae'), _names('model_dirs', model_dirs, 'exported/cae') or ()
         check_decoder(decoder, device, threads)
         max_streams = check_int('max_streams', max_streams, 1)
