@@ -12,7 +12,6 @@ from nanolink.common import wire, zoo
 from nanolink.common.classical import CLASSICAL, ClassicalEncoder
 from nanolink.common.codec import EdgeEncoder, load_decoders, unsendable
 from nanolink.common.checks import check_decoder, check_rate
-from nanolink.common.errors import NanolinkError
 from nanolink.common.imageproc import check_size
 
 
