@@ -71,4 +71,4 @@ def check_decoder(decoder, device, threads):
     check_choice('decoder', decoder, DECODER_RUNTIMES)
     if device is not None:                      # None: the runtime's default, the CPU
         check_choice('device', device, ('cpu', 'cuda'))
-    check_int('threads', threads, 0, MAX_THREADS, optional=True)     # None: the runtime's default, as 0
+    check_int('threads', threads, 0, MAX_THREADS, optional=True)     # None: as 0, one per usable physical core

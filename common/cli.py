@@ -8,7 +8,7 @@ import threading
 from nanolink.common.errors import UsageError
 
 
-MAX_THREADS = 256     # --threads of the encoder / decoder runtimes: 0 (the runtime's default) .. this
+MAX_THREADS = 256     # --threads of the encoder / decoder runtimes: 0 (one per usable physical core) .. this
 
 
 def check_at_least_one(option, value):

@@ -51,7 +51,7 @@ class EdgeConfig:
     log: Optional[str] = None                # JSON-lines per-frame log
     stream_id: str = 'edge'                  # names this stream at the host
     device: Optional[str] = None             # cpu or cuda; None: GPU for TensorRT engines, else CPU
-    threads: int = 0                         # encoder threads (0: the runtime's default)
+    threads: int = 0                         # encoder threads (0: one per usable physical core)
     hwm: int = 64                            # latest mode: the socket's queue
     buffer_frames: int = 256                 # acknowledged mode: frames kept until the host acknowledges them
     buffer_mb: float = 64.0                  # ... and at most this many MB of them
@@ -109,8 +109,8 @@ def build_parser():
     p.add_argument('--stream-id', default='edge', metavar='NAME', help='stream name (default: %(default)s)')
     p.add_argument('--device', choices=('cpu', 'cuda'),
                    help='where the encoder runs (default: the GPU for .trt/.engine, else the CPU)')
-    p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: the runtime\'s '
-                                                          'default)'.format(cliutil.MAX_THREADS))
+    p.add_argument('--threads', type=int, default=0, help='encoder CPU threads, 0..{} (default 0: one per physical '
+                                                          'core this process may use)'.format(cliutil.MAX_THREADS))
     p.add_argument('--no-pipeline', action='store_true',
                    help='run the stages one after the other on one thread (default: capture, encode and entropy / '
                         'send overlap on three threads, so the frame rate is set by the slowest stage, not their sum)')

@@ -24,7 +24,7 @@ import sys
 import cv2
 import numpy as np
 
-from nanolink.common.backends import OnnxRuntimeBackend
+from nanolink.common.backends import OnnxRuntimeBackend, cpu_threads
 from nanolink.common.codec import HostDecoder
 from nanolink.common.codec import prepare
 from nanolink.common.stages import time_calls
@@ -165,7 +165,7 @@ def measure(info, size, runs, threads, rounds=3):
     if info.dtype == 'jpeg':
         timings.run(runs, rounds=rounds)
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-                'threads': threads or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
+                'threads': threads or cpu_threads(), 'frame': name, 'cores': os.cpu_count(),
                 'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
                 'steal_pct': timings.load.steal_percent,
                 'networks': rows, 'entropy': [], 'baselines': []}
@@ -186,7 +186,7 @@ def measure(info, size, runs, threads, rounds=3):
     ]
     timings.run(runs, rounds=rounds)
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-            'threads': threads or 'onnxruntime default', 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
+            'threads': threads or cpu_threads(), 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
             'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
             'steal_pct': timings.load.steal_percent,
             'networks': rows, 'entropy': coding, 'baselines': baselines}
@@ -291,7 +291,8 @@ def main(argv=None):
     src.add_argument('--model-dir', help='a folder written by nanolink-export')
     p.add_argument('--size', type=int, default=1008, help='square frame side (default: %(default)s)')
     p.add_argument('--runs', type=int, default=30, help='timed runs per network (default: %(default)s)')
-    p.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (default: all cores)')
+    p.add_argument('--threads', type=int, default=0,
+                   help='ONNX Runtime intra-op threads (default 0: one per physical core this process may use)')
     p.add_argument('--rounds', type=int, default=3,
                    help='split each row\'s runs into this many turns, taken in rotation (1: each row\'s runs in one '
                         'block, as before 2026-12-07; default: %(default)s)')

@@ -238,7 +238,8 @@ def build_parser():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='host decoder device')
     p.add_argument('--decoder-variant', default='fast', choices=('fast', 'quality'),
                    help='host decoder of models that ship a quality one, as host-receiver (default: %(default)s)')
-    p.add_argument('--threads', type=int, default=0, help='encoder/decoder threads (default: runtime default)')
+    p.add_argument('--threads', type=int, default=0,
+                   help='encoder/decoder threads (default 0: one per physical core this process may use)')
     p.add_argument('--role', default='both', choices=('both', 'edge', 'host'),
                    help='both on this machine, or one half for a two-machine run')
     p.add_argument('--bind', default='tcp://127.0.0.1:*', help='--role both/host: host endpoint (default: %(default)s)')

@@ -54,7 +54,8 @@ def build_parser():
                    help='decode only this model (repeatable; default: all of them): ' + zoo.model_list())
     p.add_argument('--model-dir', action='append', default=[], metavar='DIR',
                    help='also load an exported model folder (from nanolink-export; repeatable)')
-    p.add_argument('--threads', type=int, default=0, help='decoder CPU threads (default: runtime default)')
+    p.add_argument('--threads', type=int, default=0,
+                   help='decoder CPU threads (default 0: one per physical core this process may use)')
     p.add_argument('--decode-workers', type=int, default=1, metavar='N',
                    help='frames decoded at once, each on its own thread, while this thread receives and unpacks the '
                         'next (default: %(default)s; more for several streams on a many-core PC, with --threads '
