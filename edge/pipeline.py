@@ -62,7 +62,8 @@ class Sender(object):
     quality: cae's rate point 1..6; channels: cae-bin's; jpeg_quality: ae / ae-full / jpeg's.
     stream_id: names this stream at the host (1-64 of A-Z a-z 0-9 _ . : -); size: (width, height) or 'WxH' to
     resize to, 8..4096 each. A bad argument is a UsageError naming it, raised before anything is loaded.
-    device: 'cpu' or 'cuda' for the encoder (TensorRT engines: the GPU); threads: encoder threads (0: default).
+    device: 'cpu' or 'cuda' for the encoder (TensorRT engines: the GPU); threads: encoder CPU threads (0: one per
+    usable core).
     latest: keep only the newest unsent frame, no acknowledgements (lowest latency; drops under load).
     curve_keys: a nanolink-keys folder (encrypts and authenticates; uses <stream_id>.key_secret and host.key).
     send_timeout_ms: with the buffer full, how long send waits before dropping the frame (-1: until it fits).

@@ -91,8 +91,8 @@ class Receiver(object):
     bind: where edges connect, e.g. tcp://*:5555 (tcp://127.0.0.1:* picks a free port: see ``endpoint``).
     models: decode only these bundled models (a list of names, or one name; default: all, and the jpeg / raw
         baselines); model_dirs: more exported model folders (a list, or one). decoder: 'onnxruntime' or 'torch';
-        device: 'cpu' or 'cuda'; threads: decoder threads (0: default); decoder_variant: 'fast' or 'quality' (the
-        heavier decoder of the same bits, for GPU hosts).
+        device: 'cpu' or 'cuda'; threads: decoder CPU threads (0: one per usable core); decoder_variant: 'fast' or
+        'quality' (the heavier decoder of the same bits, for GPU hosts).
     latest: decode only the newest waiting frame (the older ones are acknowledged and counted, not decoded).
     curve_keys: a nanolink-keys folder: only edges whose keys are in its authorized/ get in, each under its name.
     max_streams, stream_idle_s, max_size (W, H), max_pixel_rate: the bounds one sender cannot grow (host/streams.py).
