@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 
+from nanolink.common.cpus import cpu_threads
 from nanolink.common.errors import NanolinkError
 from nanolink.common.zoo import METADATA_KEY, WEIGHTS_DIR
 
@@ -47,51 +48,16 @@ def ort_errors():
     return own + (RuntimeError, ValueError, OSError)
 
 
-def cpu_threads():
-    """ONNX Runtime's CPU threads when none are asked for: one per physical core this process may use. That is the
-    cores of its affinity mask (taskset, a container's cpuset), each counted once however many hyperthreads it has
-    (they share its vector units), and no more than a cgroup CPU quota allows (docker --cpus)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:                      # not Linux: all the logical CPUs
-        return os.cpu_count() or 1
-    cores = set()
-    for cpu in allowed:
-        topology = '/sys/devices/system/cpu/cpu{}/topology/'.format(cpu)
-        try:
-            cores.add((_read(topology + 'physical_package_id'), _read(topology + 'core_id')))
-        except OSError:                         # no topology in /sys: count the CPU as a core
-            cores.add(('cpu', str(cpu)))
-    quota = _cgroup_cpus()
-    return max(1, min(len(cores), quota) if quota else len(cores))
-
-
-def _read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _cgroup_cpus(root='/sys/fs/cgroup'):
-    """The CPUs a cgroup quota allows, rounded up (v2's cpu.max, else v1's cfs files); None without a quota."""
-    for quota_file, period_file in (('cpu.max', None), ('cpu/cpu.cfs_quota_us', 'cpu/cpu.cfs_period_us')):
-        try:
-            fields = _read(os.path.join(root, quota_file)).split()
-            quota, period = fields[0], fields[1] if period_file is None else _read(os.path.join(root, period_file))
-            if quota in ('max', '-1'):
-                return None
-            return -(-int(quota) // int(period))
-        except (OSError, IndexError, ValueError, ZeroDivisionError):
-            continue
-    return None
-
-
 class OnnxRuntimeBackend(Backend):
-    """An ONNX model on ONNX Runtime. On the CPU it runs on ``threads`` threads (0: ``cpu_threads()``), which are
-    not pinned to cores and do not spin while idle. ONNX Runtime's own default pins its workers to cores but not the
-    calling thread, and keeps them spinning after each run: on this 2-core machine a process then ran the decoder
-    at about 31 ms or about 42 ms (3 of 8 processes; the encoders 20 or 25 ms), by where the scheduler put the
-    calling thread, and a second session in the process, or a second process, lost its cores to the spinning. Set
-    this way, 8 of 8 processes ran it at 29-31 ms (2026-12-07, the same bundle)."""
+    """An ONNX model on ONNX Runtime. On the CPU it runs on ``threads`` threads (0: one per physical core this
+    process may use, ``nanolink.common.cpus.cpu_threads``; ONNX Runtime's own default outside Linux), not pinned
+    to cores, and they do not spin while idle. ONNX Runtime 1.32's own default pins its workers to cores but not the
+    calling thread, and keeps them spinning after each run: on this 2-core machine a process then ran the fast
+    decoder at about 30 ms or about 42 ms (3 of 8 processes slow; the encoders 20 or 25 ms), by where the scheduler
+    put the calling thread, and a second session in the process, or a second process, lost its cores to the
+    spinning. Set this way, 8 of 8 processes ran it at 29-31 ms (2026-12-07, the same bundle). (ONNX Runtime 1.10,
+    the newest for Python 3.6, defaults to half the machine's logical CPUs, ignoring the affinity mask: one thread
+    here, where this sets two; not timed on a Jetson, whose encoder is normally a TensorRT engine.)"""
     kind = 'onnxruntime'
 
     def __init__(self, path, device='cpu', threads=0):
@@ -110,7 +76,9 @@ class OnnxRuntimeBackend(Backend):
         elif device != 'cpu':
             raise NanolinkError('unknown device "{}", should be cpu or cuda'.format(device))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or cpu_threads()
+        threads = threads or cpu_threads()
+        if threads:
+            opts.intra_op_num_threads = threads
         opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)

@@ -24,9 +24,10 @@ import sys
 import cv2
 import numpy as np
 
-from nanolink.common.backends import OnnxRuntimeBackend, cpu_threads
+from nanolink.common.backends import OnnxRuntimeBackend
 from nanolink.common.codec import HostDecoder
 from nanolink.common.codec import prepare
+from nanolink.common.cpus import cpu_threads
 from nanolink.common.stages import time_calls
 from nanolink.common.zoo import FAST, SAMPLE_DIR, bundled_model, load_manifest
 from nanolink.export.machine import OtherLoad, cpu_name
@@ -89,9 +90,10 @@ class Timings:
     """Calls registered with ``add`` (which returns the dict their figures will fill), timed by ``run`` in
     ``rounds``: each round gives every call a turn of ``warmup`` untimed calls, then its share of the runs (one
     round: each call's runs in one block, as before 2026-12-07). The untimed calls absorb what the call before
-    leaves running: an ONNX Runtime session's worker threads spin for a while after each run, and the next
-    session's first calls share the cores with them (turns of one timed call each measured the encoders at twice
-    their time; one untimed call per turn still left the p95 at 1.5x)."""
+    leaves behind: its data in the caches and, with ONNX Runtime's own thread settings (before 0e283d5), its
+    session's worker threads spinning for a while after each run, sharing the cores with the next session's first
+    calls (turns of one timed call each then measured the encoders at twice their time; one untimed call per turn
+    still left the p95 at 1.5x)."""
 
     def __init__(self):
         self.calls = []
@@ -165,7 +167,7 @@ def measure(info, size, runs, threads, rounds=3):
     if info.dtype == 'jpeg':
         timings.run(runs, rounds=rounds)
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-                'threads': threads or cpu_threads(), 'frame': name, 'cores': os.cpu_count(),
+                'threads': threads or cpu_threads() or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
                 'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
                 'steal_pct': timings.load.steal_percent,
                 'networks': rows, 'entropy': [], 'baselines': []}
@@ -186,7 +188,8 @@ def measure(info, size, runs, threads, rounds=3):
     ]
     timings.run(runs, rounds=rounds)
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-            'threads': threads or cpu_threads(), 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
+            'threads': threads or cpu_threads() or 'onnxruntime default', 'frame': name, 'cpu': cpu_name(),
+            'cores': os.cpu_count(),
             'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
             'steal_pct': timings.load.steal_percent,
             'networks': rows, 'entropy': coding, 'baselines': baselines}

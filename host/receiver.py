@@ -44,7 +44,7 @@ class HostConfig:
     device: str = 'cpu'                 # cpu | cuda
     models: List[str] = field(default_factory=list)      # restrict to these bundled models
     model_dirs: List[str] = field(default_factory=list)  # extra exported model folders
-    threads: int = 0                    # decoder CPU threads (0: runtime default)
+    threads: int = 0                    # decoder CPU threads (0: one per usable physical core)
     latest: bool = False                # keep only the newest waiting frame (ZMQ_CONFLATE)
     curve_keys: Optional[str] = None    # CurveZMQ folder from nanolink-keys: host.key_secret + authorized/
     http: Optional[str] = None          # HOST:PORT of the browser viewer
