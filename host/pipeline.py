@@ -244,6 +244,8 @@ class Receiver(object):
             st, why = self.streams.admit(frame.stream, time.time(), w * h)
         if why:
             self._reject(why, frame.stream)
+            if st is not None:               # taken, not lost: a repeat of it is refused again, not decoded
+                st.refuse(frame.seq, why)
             rx.ack(frame.session, frame.seq, refused=why)
             return None
         return _Job(frame, self.decoders[frame.model][frame.fp], st, clock, len(data), stream_id, rx.peer)

@@ -99,3 +99,45 @@ def test_a_callback_that_raises_does_not_stop_the_link():
             rx.ack(7, seq, refused='not today' if seq == 0 else None)
         assert tx.wait_acknowledged(30000) and tx.acked == 3 and tx.refused == 1 and calls == [0]
     ctx.term()
+
+
+def test_a_frame_refused_over_the_pixel_rate_is_taken_not_lost():
+    """Refused at admission (over --max-pixel-rate): its seq counts as taken, not lost, and a repeat of it, once the
+    stream's budget has filled again, is refused again rather than decoded, so the edge's count of refused frames
+    stays true."""
+    stop = threading.Event()
+    codec = nanolink.open_codec('jpeg')
+    messages = [codec.encode(np.full((48, 64, 3), 60 * i, np.uint8)) for i in range(3)]   # 3072 pixels each
+    with nanolink.Receiver('tcp://127.0.0.1:*', models=['jpeg'], max_pixel_rate=5000) as rx:
+        server = threading.Thread(target=_serve, args=(rx, stop), daemon=True)
+        server.start()
+        ctx = zmq.Context()
+        try:
+            sock = ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(rx.endpoint)
+            first = msgpack.unpackb(messages[0], raw=False)
+            session = first['session']
+            sock.send(messages[0])
+            sock.send(messages[1])           # at once: 3072 more pixels than the 1928 left this second
+            got = _answers(sock)
+            assert ('ack', session, 0) in got and ('refused', session, 1) in got
+            time.sleep(1.5)                  # the budget fills again: a new frame would be decoded now
+            sock.close()
+            sock = ctx.socket(zmq.DEALER)    # the edge reconnected, sends 1 again, then 2
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(rx.endpoint)
+            sock.send(messages[1])
+            got = _answers(sock)
+            assert got[0] == ('refused', session, 1) and ('ack', session, 1) in got
+            time.sleep(1.5)
+            sock.send(messages[2])
+            assert ('ack', session, 2) in _answers(sock)
+            sock.close()
+        finally:
+            stop.set()
+            server.join(30)
+            ctx.destroy(linger=0)            # closes the sockets an assertion left open
+        st = rx.streams.all()[first['stream']]
+        assert rx.decoded == 2 and st.decoded == 2 and st.repeats == 1 and st.lost == 0
+        assert rx.rejects.total == 1
