@@ -134,6 +134,7 @@ def jpeg_matching(frame, target_bytes):
 
 def measure(info, size, runs, threads, rounds=3):
     timings = Timings()
+    used = threads or cpu_threads() or 'onnxruntime default'      # what the report says ran
     timed = timings.add
     frame, name = test_frame(size)
     x, _ = prepare(frame, info.multiple)
@@ -167,7 +168,7 @@ def measure(info, size, runs, threads, rounds=3):
     if info.dtype == 'jpeg':
         timings.run(runs, rounds=rounds)
         return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-                'threads': threads or cpu_threads() or 'onnxruntime default', 'frame': name, 'cores': os.cpu_count(),
+                'threads': used, 'frame': name, 'cores': os.cpu_count(),
                 'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
                 'steal_pct': timings.load.steal_percent,
                 'networks': rows, 'entropy': [], 'baselines': []}
@@ -188,8 +189,7 @@ def measure(info, size, runs, threads, rounds=3):
     ]
     timings.run(runs, rounds=rounds)
     return {'model': info.name, 'fingerprint': info.fingerprint, 'size': size, 'runs': runs,
-            'threads': threads or cpu_threads() or 'onnxruntime default', 'frame': name, 'cpu': cpu_name(),
-            'cores': os.cpu_count(),
+            'threads': used, 'frame': name, 'cpu': cpu_name(), 'cores': os.cpu_count(),
             'rounds': min(rounds, runs), 'other_cpu_pct': timings.load.percent,
             'steal_pct': timings.load.steal_percent,
             'networks': rows, 'entropy': coding, 'baselines': baselines}

@@ -22,12 +22,14 @@ def test_session_threads_do_not_spin():
     assert OnnxRuntimeBackend(DECODER, threads=1).session.get_session_options().intra_op_num_threads == 1
 
 
+def _mask(status):
+    """The Cpus_allowed_list of a /proc status file"""
+    with open(status) as f:
+        return [line.split()[1] for line in f if line.startswith('Cpus_allowed_list')][0]
+
+
 def _thread_masks():
-    masks = {}
-    for task in glob.glob('/proc/self/task/*'):
-        with open(os.path.join(task, 'status')) as f:
-            masks[task] = [line.split()[1] for line in f if line.startswith('Cpus_allowed_list')][0]
-    return masks
+    return {task: _mask(os.path.join(task, 'status')) for task in glob.glob('/proc/self/task/*')}
 
 
 @LINUX
@@ -38,10 +40,8 @@ def test_worker_threads_are_not_pinned():
     before = _thread_masks()
     backend = OnnxRuntimeBackend(DECODER, threads=2)
     workers = {t: m for t, m in _thread_masks().items() if t not in before}
-    with open('/proc/self/status') as f:
-        own = [line.split()[1] for line in f if line.startswith('Cpus_allowed_list')][0]
     assert workers, 'a 2-thread session made no worker thread'
-    assert set(workers.values()) == {own}
+    assert set(workers.values()) == {_mask('/proc/self/status')}
     del backend
 
 
